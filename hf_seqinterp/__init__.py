@@ -1,0 +1,91 @@
+"""hf_seqinterp: explain what Hugging Face sequence classifiers do.
+
+    import hf_seqinterp
+    adapter = hf_seqinterp.ModelAdapter.from_pretrained()          # the bundled sentiment model
+    expl = hf_seqinterp.explain("a gripping, funny film", adapter, method="integrated_gradients")
+    expl.to_words(), expl.top_k(3), expl.to_html()
+
+Importing the package registers the `explain-text` pipeline task with transformers.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from collections.abc import Sequence
+from typing import Any
+
+from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
+from .errors import (
+    InputTooLongError,
+    InvalidInputError,
+    InvalidParameterError,
+    SeqInterpError,
+    UnknownMethodError,
+    UnknownTargetError,
+    UnsupportedModelError,
+)
+from .explainers import Explainer, describe_methods, get_explainer, list_methods, register_explainer
+from .explanation import Explanation, Word
+from .mixin import ExplainableMixin, ExplainableModel, explainable
+from .pipeline import ExplainTextPipeline, register_pipeline
+from .visualize import render_html, render_terminal, save_html
+
+register_pipeline()
+
+
+def explain(
+    texts: str | Sequence[str],
+    model: ModelAdapter | Any = None,
+    method: str = "gradient_x_input",
+    target: Any = None,
+    *,
+    tokenizer: Any = None,
+    batch_size: int | None = None,
+    truncation: bool = True,
+    progress: bool | None = None,
+    **params: Any,
+) -> Explanation | list[Explanation]:
+    """Explain `texts` with `method` on `model`.
+
+    `model` is a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None for the
+    bundled default sentiment classifier. Other arguments as in `ExplainableMixin.explain`.
+    """
+    if isinstance(model, ModelAdapter):
+        adapter = model
+    elif model is None or isinstance(model, str):
+        adapter = ModelAdapter.from_pretrained(model)
+    else:
+        adapter = explainable(model, tokenizer).explain_adapter()
+    explainer = get_explainer(method).create(adapter, **params)
+    return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
+
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "ExplainTextPipeline",
+    "ExplainableMixin",
+    "ExplainableModel",
+    "Explainer",
+    "Explanation",
+    "InputTooLongError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelAdapter",
+    "SeqInterpError",
+    "UnknownMethodError",
+    "UnknownTargetError",
+    "UnsupportedModelError",
+    "Word",
+    "__version__",
+    "default_model_path",
+    "describe_methods",
+    "explain",
+    "explainable",
+    "get_explainer",
+    "list_methods",
+    "register_explainer",
+    "render_html",
+    "render_terminal",
+    "save_html",
+]

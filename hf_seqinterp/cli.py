@@ -1,0 +1,154 @@
+"""`hf-seqinterp` command line.
+
+    hf-seqinterp explain "a gripping, funny film" "dull and overlong"      # bundled default model
+    hf-seqinterp explain "text" --model PATH_OR_HUB_ID --method integrated_gradients -p n_steps=32
+    hf-seqinterp explain "text" --json          # Explanations as JSON on stdout
+    hf-seqinterp explain "text" --html out.html  # self-contained HTML page
+    hf-seqinterp methods                         # registered methods with one-line descriptions
+
+Each subcommand is a pair of functions, `add_<name>_arguments(parser)` and `run_<name>(args)`,
+listed in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import SeqInterpError
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`key=value` with the value parsed as JSON when possible (`n_steps=32`, `baseline=mask`)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        with source:
+            texts += [line.rstrip("\n") for line in source if line.strip()]
+    if not texts:
+        raise SeqInterpError("no texts given: pass them as arguments or with --file")
+    return texts
+
+
+def load_adapter(model: str | None):
+    """The ModelAdapter for --model (the bundled default when not given), with a clear error."""
+    from .adapter import ModelAdapter
+
+    try:
+        return ModelAdapter.from_pretrained(model)
+    except OSError as err:
+        raise SeqInterpError(
+            f"could not load model {model!r}: {err}. Pass a local folder, or a Hub id with network access."
+        ) from err
+
+
+# ----------------------------------------------------------------------------- explain
+def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("texts", nargs="*", help="texts to explain")
+    parser.add_argument("--file", help="read more texts from this file, one per line ('-' for stdin)")
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
+    parser.add_argument("--method", default="gradient_x_input", help="explanation method (see `methods`)")
+    parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
+    parser.add_argument(
+        "-p", "--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
+        help="method parameter, repeatable (e.g. -p n_steps=32 -p baseline=mask -p score=log_prob)",
+    )
+    parser.add_argument("--batch-size", type=int, help="texts per batch")
+    parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    parser.add_argument("--words", action="store_true", help="also print word-level scores")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
+    parser.add_argument("--json", action="store_true", help="print the explanations as JSON instead of a heat map")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="terminal colours")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from .explainers import get_explainer
+    from .visualize import render_terminal, save_html
+
+    texts = _read_texts(args)
+    get_explainer(args.method)  # fail on an unknown method before loading the model
+    adapter = load_adapter(args.model)
+    target = adapter.check_target(args.target)
+    explainer = get_explainer(args.method).create(adapter, **dict(args.param))
+    explanations = explainer.explain(
+        texts, target, batch_size=args.batch_size, truncation=not args.no_truncation, progress=None
+    )
+    if args.html:
+        save_html(explanations, args.html)
+        print(f"wrote {Path(args.html).resolve()}", file=sys.stderr)
+    if args.json:
+        json.dump([e.to_dict() for e in explanations], sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    color = {"auto": None, "always": True, "never": False}[args.color]
+    for expl in explanations:
+        print(render_terminal(expl, color=color))
+        if args.words:
+            for word in expl.to_words():
+                print(f"  {word.text:>20s} {word.score:+.4f}")
+        print()
+    return 0
+
+
+# ----------------------------------------------------------------------------- methods
+def add_methods_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run_methods(args: argparse.Namespace) -> int:
+    from .explainers import describe_methods, get_explainer
+
+    methods = describe_methods()
+    width = max(map(len, methods))
+    for name, summary in methods.items():
+        params = ", ".join(get_explainer(name).parameter_names())
+        print(f"{name:<{width}}  {summary}")
+        print(f"{'':<{width}}  parameters: {params}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "explain": ("explain texts with a method and show a heat map", add_explain_arguments, run_explain),
+    "methods": ("list the registered explanation methods", add_methods_arguments, run_methods),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hf-seqinterp", description="Explain Hugging Face sequence classifiers.")
+    parser.add_argument("--version", action="version", version=f"hf-seqinterp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (SeqInterpError, FileNotFoundError, FileExistsError) as err:
+        print(f"hf-seqinterp: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

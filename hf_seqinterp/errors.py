@@ -1,0 +1,38 @@
+"""Exceptions raised by hf_seqinterp.
+
+Every error a user can trigger with bad input is one of these, raised before any tensor work starts,
+with a message that names the offending value and says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class SeqInterpError(Exception):
+    """Base class of all hf_seqinterp errors."""
+
+
+class InvalidInputError(SeqInterpError, ValueError):
+    """An input text is empty, not a string, or otherwise unusable."""
+
+
+class InputTooLongError(InvalidInputError):
+    """A text is longer than the model accepts and truncation was turned off."""
+
+
+class UnknownMethodError(SeqInterpError, KeyError):
+    """The requested explanation method is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownTargetError(SeqInterpError, ValueError):
+    """The requested target class id or label name does not exist for this model."""
+
+
+class InvalidParameterError(SeqInterpError, ValueError):
+    """A method parameter is unknown or has an invalid value."""
+
+
+class UnsupportedModelError(SeqInterpError, TypeError):
+    """The model lacks something the chosen method needs (inputs_embeds, attention weights, ...)."""

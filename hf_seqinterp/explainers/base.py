@@ -1,0 +1,219 @@
+"""Explainer base class and the method registry.
+
+An explainer is one class per method, registered by name with `@register_explainer`. Its
+constructor takes the adapter plus the method's parameters (each stored under the same attribute
+name, so every parameter is recorded in the Explanation); `_explain` holds only the math for a
+group of similar-length texts, and the base class does everything else: input checks, tokenising,
+length-grouped batching, progress, target validation and building the Explanations.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, overload
+
+import numpy as np
+import torch
+
+from ..adapter import Batch, Encoding, ModelAdapter, Target
+from ..errors import InvalidParameterError, UnknownMethodError
+from ..explanation import Explanation
+from ..utils import length_grouped_batches, progress_bar
+
+_REGISTRY: dict[str, type[Explainer]] = {}
+
+E = TypeVar("E", bound="type[Explainer]")
+
+
+def register_explainer(name: str, *, overwrite: bool = False) -> Callable[[E], E]:
+    """Class decorator adding an explainer to the registry under `name`."""
+
+    def decorate(cls: E) -> E:
+        if name in _REGISTRY and _REGISTRY[name] is not cls and not overwrite:
+            raise ValueError(
+                f"An explainer named {name!r} is already registered ({_REGISTRY[name].__qualname__}); "
+                "pass overwrite=True to replace it."
+            )
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_explainer(name: str) -> type[Explainer]:
+    """The explainer class registered under `name`."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UnknownMethodError(
+            f"{name!r} is not a registered explanation method. Available: {', '.join(list_methods())}."
+        )
+    return _REGISTRY[name]
+
+
+def list_methods() -> list[str]:
+    """Names of all registered explanation methods, sorted."""
+    return sorted(_REGISTRY)
+
+
+def describe_methods() -> dict[str, str]:
+    """Method name -> one-line description."""
+    return {name: _REGISTRY[name].summary() for name in list_methods()}
+
+
+@dataclass
+class RowResult:
+    """What `_explain` returns for one text."""
+
+    attributions: np.ndarray  # (n_tokens,) float
+    logits: np.ndarray  # (num_labels,) model output on the unperturbed text
+    target: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Explainer:
+    """Base class of every explanation method.
+
+    Subclasses set `name` (via `@register_explainer`), the capability flags below, a docstring whose
+    first line is the method's one-line description, an `__init__` whose keyword arguments are the
+    method's parameters, and `_explain`.
+    """
+
+    name: ClassVar[str] = ""
+    #: runs the model from `inputs_embeds` (gradients, embedding baselines)
+    needs_inputs_embeds: ClassVar[bool] = False
+    #: backpropagates to the input
+    needs_gradients: ClassVar[bool] = False
+    #: needs the model's attention weights
+    needs_attentions: ClassVar[bool] = False
+    #: attributions add up (to f(x) - f(baseline) or similar): words aggregate by sum
+    additive: ClassVar[bool] = True
+    #: how `Explanation.to_words()` reduces sub-word scores by default
+    word_aggregation: ClassVar[str] = "sum"
+    #: texts per group handed to `_explain` (the group is one length-sorted batch)
+    default_batch_size: ClassVar[int] = 32
+
+    def __init__(self, adapter: ModelAdapter, *, score: str = "logit"):
+        self.adapter = adapter
+        self.score = adapter.check_score_space(score)
+        self.check_model()
+
+    # ----------------------------------------------------------------- class helpers
+    @classmethod
+    def summary(cls) -> str:
+        return (inspect.getdoc(cls) or cls.name).strip().splitlines()[0]
+
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if klass is object or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.kind == p.KEYWORD_ONLY and p.name not in names:
+                    names.append(p.name)
+        return names
+
+    @classmethod
+    def create(cls, adapter: ModelAdapter, **params: Any) -> Explainer:
+        """Instantiate with a clear error for unknown parameters."""
+        accepted = cls.parameter_names()
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise InvalidParameterError(
+                f"{cls.name} does not take parameter(s) {', '.join(map(repr, unknown))}; "
+                f"accepted: {', '.join(accepted)}."
+            )
+        return cls(adapter, **params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter of this explainer (constructor keyword arguments) with its value."""
+        return {name: getattr(self, name) for name in self.parameter_names()}
+
+    def check_model(self) -> None:
+        """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
+        if self.needs_inputs_embeds or self.needs_gradients:
+            self.adapter.require_inputs_embeds(self.name)
+
+    # ----------------------------------------------------------------- public API
+    @overload
+    def explain(self, texts: str, target: Target = None, **kwargs: Any) -> Explanation: ...
+    @overload
+    def explain(self, texts: Sequence[str], target: Target | Sequence[Target] = None, **kwargs: Any) -> list[Explanation]: ...
+
+    def explain(
+        self,
+        texts: str | Sequence[str],
+        target: Target | Sequence[Target] = None,
+        *,
+        batch_size: int | None = None,
+        truncation: bool = True,
+        progress: bool | None = None,
+    ) -> Explanation | list[Explanation]:
+        """Explain one text (returns an Explanation) or many (returns a list, in input order).
+
+        Args:
+            texts: a string or a list of strings.
+            target: class to explain: None (the predicted class), a class id, a label name, or one
+                of these per text.
+            batch_size: texts per batch (sorted by length, so padding stays small).
+            truncation: truncate texts longer than the model's maximum (recorded in
+                `Explanation.warnings`); with False such texts raise `InputTooLongError`.
+            progress: show a progress bar; by default only when there is more than one batch.
+        """
+        single = isinstance(texts, str)
+        encodings = self.adapter.encode([texts] if single else texts, truncation=truncation)
+        targets = self.adapter.check_targets(target, len(encodings))
+        explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
+        return explanations[0] if single else explanations
+
+    def explain_encodings(
+        self,
+        encodings: Sequence[Encoding],
+        targets: Sequence[int | None],
+        *,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> list[Explanation]:
+        """Explain already-tokenised texts (targets already validated)."""
+        size = batch_size or self.default_batch_size
+        groups = length_grouped_batches([len(e) for e in encodings], size)
+        out: list[Explanation | None] = [None] * len(encodings)
+        show = progress if progress is not None else len(groups) > 1
+        with self.adapter.evaluating(), progress_bar(len(encodings), self.name, enabled=show) as bar:
+            for group in groups:
+                rows = self._explain(self.adapter.collate([encodings[i] for i in group]), [targets[i] for i in group])
+                for i, row in zip(group, rows):
+                    out[i] = self._to_explanation(encodings[i], row)
+                bar.update(len(group))
+        return out  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- for subclasses
+    def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
+        """Attributions for each row of a padded batch (targets: None = the predicted class)."""
+        raise NotImplementedError
+
+    def _to_explanation(self, enc: Encoding, row: RowResult) -> Explanation:
+        labels = self.adapter.labels
+        return Explanation(
+            text=enc.text,
+            tokens=enc.tokens,
+            input_ids=enc.input_ids,
+            offsets=enc.offsets,
+            word_ids=enc.word_ids,
+            special_tokens_mask=enc.special_tokens_mask,
+            attributions=row.attributions,
+            target=int(row.target),
+            target_label=labels[row.target] if row.target < len(labels) else None,
+            probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy(),
+            method=self.name,
+            params=self.params,
+            aggregation=self.word_aggregation,
+            labels=labels,
+            model_name=self.adapter.model_name,
+            model_revision=self.adapter.model_revision,
+            warnings=list(enc.warnings),
+            extras=row.extras,
+        )

@@ -1,0 +1,285 @@
+"""`Explanation`: the one result type every explainer produces and everything downstream consumes.
+
+An Explanation covers one input text, one target class and one method. It keeps every model token
+(special tokens flagged), the character offsets and word ids needed to map tokens back to the text,
+one float32 attribution per token, the model's prediction on the full input, and everything needed
+to reproduce it (method, parameters, score space, model name/revision, library version).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+Aggregation = Literal["sum", "mean", "max", "absmax", "l2", "sum_renorm"]
+AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max", "absmax", "l2", "sum_renorm")
+
+
+class Word(NamedTuple):
+    """One word of the input with its aggregated score.
+
+    `start`/`end` are character offsets into `Explanation.text`; `token_indices` are the positions of
+    the word's tokens in `Explanation.tokens`.
+    """
+
+    text: str
+    score: float
+    start: int
+    end: int
+    token_indices: tuple[int, ...]
+
+
+class Attribution(NamedTuple):
+    """A token or word with its score, as returned by `Explanation.top_k`."""
+
+    text: str
+    score: float
+    index: int
+
+
+def aggregate(values: np.ndarray, how: str) -> float:
+    """Reduce the scores of one word's tokens to a single number.
+
+    `sum` keeps additive attributions additive (Σ words + Σ specials = Σ tokens); `mean` is length-
+    normalised; `max`/`l2` suit non-negative saliencies; `absmax` keeps the signed value of largest
+    magnitude (display only). `sum_renorm` sums here; renormalisation over words happens in `to_words`.
+    """
+    if how in ("sum", "sum_renorm"):
+        return float(values.sum(dtype=np.float64))
+    if how == "mean":
+        return float(values.mean(dtype=np.float64))
+    if how == "max":
+        return float(values.max())
+    if how == "absmax":
+        return float(values[np.argmax(np.abs(values))])
+    if how == "l2":
+        return float(np.sqrt(np.square(values, dtype=np.float64).sum()))
+    raise ValueError(f"aggregate={how!r} is not one of {', '.join(AGGREGATIONS)}.")
+
+
+@dataclass
+class Explanation:
+    """Attribution of one model prediction to the tokens of one input text.
+
+    Sign convention: a positive attribution supports `target`. Attributions are raw (never
+    normalised), so additive methods keep their completeness/efficiency properties.
+    """
+
+    text: str
+    tokens: list[str]
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+    special_tokens_mask: list[bool]
+    attributions: np.ndarray
+    target: int
+    target_label: str | None
+    probabilities: np.ndarray
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    aggregation: str = "sum"
+    labels: list[str] | None = None
+    model_name: str | None = None
+    model_revision: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    library_version: str | None = None
+
+    def __post_init__(self) -> None:
+        self.attributions = np.asarray(self.attributions, dtype=np.float32).reshape(-1)
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(-1)
+        self.offsets = [(int(s), int(e)) for s, e in self.offsets]
+        self.special_tokens_mask = [bool(m) for m in self.special_tokens_mask]
+        n = len(self.tokens)
+        lengths = {
+            "input_ids": len(self.input_ids),
+            "offsets": len(self.offsets),
+            "word_ids": len(self.word_ids),
+            "special_tokens_mask": len(self.special_tokens_mask),
+            "attributions": len(self.attributions),
+        }
+        bad = {k: v for k, v in lengths.items() if v != n}
+        if bad:
+            raise ValueError(f"Explanation has {n} tokens but these fields have other lengths: {bad}.")
+        if self.library_version is None:
+            from . import __version__
+
+            self.library_version = __version__
+
+    # ----------------------------------------------------------------- derived views
+    @property
+    def score(self) -> str:
+        """The score space that was explained: 'logit', 'log_prob' or 'prob'."""
+        return self.params.get("score", "logit")
+
+    @property
+    def predicted(self) -> int:
+        """The class the model predicts for the full input."""
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def predicted_label(self) -> str | None:
+        return self.labels[self.predicted] if self.labels else None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to_words(self, aggregation: str | None = None) -> list[Word]:
+        """Word-level view: the scores of each word's tokens reduced with `aggregation`.
+
+        Words come from the fast tokenizer's word ids; special tokens are left out (their scores are
+        in `special_scores()`). The default aggregation is the one the method declared: `sum` for
+        additive methods, so Σ word scores + Σ special-token scores == Σ token scores.
+        """
+        how = aggregation or self.aggregation
+        if how not in AGGREGATIONS:
+            raise ValueError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
+        groups: dict[int, list[int]] = {}
+        for i, (wid, special) in enumerate(zip(self.word_ids, self.special_tokens_mask)):
+            if wid is not None and not special:
+                groups.setdefault(wid, []).append(i)
+        words = []
+        for idx in groups.values():
+            start = min(self.offsets[i][0] for i in idx)
+            end = max(self.offsets[i][1] for i in idx)
+            raw = self.text[start:end]
+            stripped = raw.strip()
+            start += len(raw) - len(raw.lstrip())
+            end = start + len(stripped)
+            score = aggregate(self.attributions[idx], how)
+            words.append(Word(stripped, score, start, end, tuple(idx)))
+        if how == "sum_renorm":
+            total = sum(w.score for w in words)
+            if total != 0:
+                words = [w._replace(score=w.score / total) for w in words]
+        return words
+
+    def special_scores(self) -> dict[int, float]:
+        """Scores of the special tokens, by token position."""
+        return {i: float(a) for i, (a, s) in enumerate(zip(self.attributions, self.special_tokens_mask)) if s}
+
+    def top_k(
+        self,
+        k: int = 5,
+        *,
+        level: Literal["token", "word"] = "token",
+        by: Literal["abs", "positive", "negative"] = "abs",
+    ) -> list[Attribution]:
+        """The `k` highest-scoring tokens (or words), special tokens excluded.
+
+        `by="abs"` ranks by magnitude, `"positive"` keeps only scores > 0 (evidence for the target),
+        `"negative"` only scores < 0 (evidence against), ranked by magnitude.
+        """
+        if level == "token":
+            items = [
+                Attribution(t, float(a), i)
+                for i, (t, a, s) in enumerate(zip(self.tokens, self.attributions, self.special_tokens_mask))
+                if not s
+            ]
+        elif level == "word":
+            items = [Attribution(w.text, w.score, i) for i, w in enumerate(self.to_words())]
+        else:
+            raise ValueError(f"level={level!r}; use 'token' or 'word'.")
+        if by == "positive":
+            items = [x for x in items if x.score > 0]
+        elif by == "negative":
+            items = [x for x in items if x.score < 0]
+        elif by != "abs":
+            raise ValueError(f"by={by!r}; use 'abs', 'positive' or 'negative'.")
+        return sorted(items, key=lambda x: -abs(x.score))[:k]
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict; `Explanation.from_dict(e.to_dict())` gives back an equal object.
+
+        float32 values survive exactly: every float32 is representable as a Python float.
+        """
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif f.name == "offsets":
+                value = [list(o) for o in value]
+            out[f.name] = _jsonable(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        """Inverse of `to_dict`. Unknown keys (from a newer version) are dropped with a warning."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"schema_version"})
+        if unknown:
+            warnings.warn(f"Explanation.from_dict ignores unknown keys: {unknown}", stacklevel=2)
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["offsets"] = [tuple(o) for o in kwargs.get("offsets", [])]
+        return cls(**kwargs)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Explanation:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the explanation as JSON; refuses to replace an existing file unless `overwrite=True`."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Explanation:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Explanation):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    # ----------------------------------------------------------------- rendering
+    def to_html(self, *, full_page: bool = False) -> str:
+        """Self-contained HTML heat map (inline CSS, no scripts or network fetches)."""
+        from .visualize import render_html
+
+        return render_html([self], full_page=full_page)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def to_terminal(self, *, color: bool | None = None) -> str:
+        """Heat map for a terminal (24-bit ANSI background colours; plain brackets when colour is off)."""
+        from .visualize import render_terminal
+
+        return render_terminal(self, color=color)
+
+    def __repr__(self) -> str:
+        label = self.target_label if self.target_label is not None else self.target
+        top = ", ".join(f"{a.text}={a.score:+.3g}" for a in self.top_k(3))
+        return (
+            f"Explanation(method={self.method!r}, target={label!r}, "
+            f"p={self.probabilities[self.target]:.3f}, tokens={len(self)}, top=[{top}])"
+            if self.target < len(self.probabilities)
+            else f"Explanation(method={self.method!r}, target={label!r}, tokens={len(self)}, top=[{top}])"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,144 @@
+"""Scoring edited copies of texts: the shared engine of erasure, perturbation explainers,
+faithfulness metrics and rationale masking.
+
+A text's features are its non-special tokens, or its words (groups of tokens sharing a word id).
+A *keep mask* `keep ∈ {0,1}^L` says which token positions stay; special tokens always stay. The
+removed positions are replaced according to `replacement`:
+
+| replacement      | what the model sees                                                          |
+|------------------|------------------------------------------------------------------------------|
+| `delete`         | the token ids are dropped; the sequence gets shorter                         |
+| `mask`/`pad`/`unk` | the id becomes the tokenizer's [MASK] / [PAD] / [UNK] id                   |
+| `attention`      | the id stays, its attention-mask entry becomes 0 (other positions unchanged) |
+| `zero_embedding` | the input embedding at the position is set to 0 (needs `inputs_embeds`)     |
+
+All variants of all texts are scored together in length-sorted forward batches of at most
+`max_batch_tokens` padded tokens, never one forward per variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from .adapter import ModelAdapter
+from .errors import InvalidParameterError
+from .utils import length_grouped_batches, progress_bar
+
+Replacement = Literal["delete", "mask", "pad", "unk", "attention", "zero_embedding"]
+REPLACEMENTS: tuple[str, ...] = ("delete", "mask", "pad", "unk", "attention", "zero_embedding")
+FeatureLevel = Literal["token", "word"]
+
+
+class TokenizedText(Protocol):
+    """What masking needs of a text: an `Encoding` or an `Explanation` both qualify."""
+
+    input_ids: list[int]
+    word_ids: list[int | None]
+    special_tokens_mask: list[bool]
+
+
+def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
+    """Validate a replacement mode for this model (e.g. 'mask' needs a mask token)."""
+    if replacement not in REPLACEMENTS:
+        raise InvalidParameterError(f"replacement={replacement!r} is not one of {', '.join(REPLACEMENTS)}.")
+    if replacement in ("mask", "pad", "unk"):
+        adapter.token_id(replacement)
+    if replacement == "zero_embedding":
+        adapter.require_inputs_embeds("zero_embedding replacement")
+    return replacement
+
+
+def feature_groups(text: TokenizedText, level: FeatureLevel = "token") -> list[np.ndarray]:
+    """Token positions of each feature: one per non-special token, or one per word."""
+    if level not in ("token", "word"):
+        raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
+    groups: dict[int, list[int]] = {}
+    for pos, (wid, special) in enumerate(zip(text.word_ids, text.special_tokens_mask)):
+        if special:
+            continue
+        key = pos if level == "token" or wid is None else wid
+        groups.setdefault(key, []).append(pos)
+    return [np.asarray(g, dtype=np.int64) for g in groups.values()]
+
+
+def keep_masks(text: TokenizedText, coalitions: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Token-level keep masks (n, L) from feature coalitions (n, M): a feature's tokens stay where its
+    coalition entry is 1; special tokens always stay."""
+    coalitions = np.asarray(coalitions, dtype=bool).reshape(-1, len(groups))
+    keep = np.ones((coalitions.shape[0], len(text.input_ids)), dtype=bool)
+    for j, positions in enumerate(groups):
+        keep[:, positions] = coalitions[:, j : j + 1]
+    keep[:, np.asarray(text.special_tokens_mask, dtype=bool)] = True
+    return keep
+
+
+def score_variants(
+    adapter: ModelAdapter,
+    texts: Sequence[TokenizedText],
+    keeps: Sequence[np.ndarray],
+    targets: Sequence[int],
+    *,
+    replacement: Replacement = "mask",
+    score: str = "logit",
+    max_batch_tokens: int = 8192,
+    max_batch_rows: int = 512,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Score every edited copy of every text.
+
+    Args:
+        texts: the texts (Encodings or Explanations).
+        keeps: per text, a bool array (n_variants, L) of token positions to keep.
+        targets: per text, the class whose score is computed.
+        replacement: how removed tokens are replaced (see the module docstring).
+        score: 'logit', 'log_prob' or 'prob' of the target.
+
+    Returns per text an array (n_variants,) of float64 scores.
+    """
+    check_replacement(adapter, replacement)
+    adapter.check_score_space(score)
+    rows: list[tuple[int, int]] = [(t, v) for t, keep in enumerate(keeps) for v in range(len(keep))]
+    lengths = [
+        int(keeps[t][v].sum()) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
+    ]
+    out = [np.empty(len(k), dtype=np.float64) for k in keeps]
+    batches = length_grouped_batches(lengths, max_batch_rows, max_batch_tokens)
+    with torch.no_grad(), adapter.evaluating(), progress_bar(len(rows), "variants", enabled=progress, unit="row") as bar:
+        for batch_rows in batches:
+            picked = [rows[i] for i in batch_rows]
+            scores = _score_rows(adapter, texts, keeps, targets, picked, replacement, score)
+            for (t, v), s in zip(picked, scores):
+                out[t][v] = s
+            bar.update(len(picked))
+    return out
+
+
+def _score_rows(adapter, texts, keeps, targets, picked, replacement, score) -> np.ndarray:
+    ids_rows = []
+    for t, v in picked:
+        ids = np.asarray(texts[t].input_ids)
+        keep = keeps[t][v]
+        if replacement == "delete":
+            ids = ids[keep]
+        elif replacement in ("mask", "pad", "unk"):
+            ids = np.where(keep, ids, adapter.token_id(replacement))
+        ids_rows.append(ids.tolist())
+    batch = adapter.collate([texts[t] for t, _ in picked], input_ids=ids_rows)
+    removed = None
+    if replacement in ("attention", "zero_embedding"):
+        removed = torch.zeros_like(batch.attention_mask, dtype=torch.bool)
+        for row, (t, v) in enumerate(picked):
+            removed[row, batch.token_slice(row)] = torch.from_numpy(~keeps[t][v])
+    if replacement == "attention":
+        logits = adapter.logits(batch, attention_mask=batch.attention_mask.masked_fill(removed, 0))
+    elif replacement == "zero_embedding":
+        embeds = adapter.embed(batch.input_ids).masked_fill(removed.unsqueeze(-1), 0.0)
+        logits = adapter.logits(batch, embeds)
+    else:
+        logits = adapter.logits(batch)
+    chosen = torch.tensor([targets[t] for t, _ in picked], device=logits.device)
+    return adapter.score(logits, chosen, score).double().cpu().numpy()

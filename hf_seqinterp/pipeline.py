@@ -1,0 +1,131 @@
+"""The `explain-text` pipeline, registered with transformers when `hf_seqinterp` is imported.
+
+    import hf_seqinterp
+    from transformers import pipeline
+    explain = pipeline("explain-text", model="path/or/hub-id", method="integrated_gradients")
+    explain(["a gripping film", "dull"], batch_size=8)
+
+Each result is plain data: the prediction, the target, and token and word attributions; pass
+`return_explanation=True` to also get the `Explanation` object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoModelForSequenceClassification, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
+from .explainers import get_explainer
+from .explanation import Explanation
+
+TASK = "explain-text"
+DEFAULT_METHOD = "gradient_x_input"
+
+
+class ExplainTextPipeline(Pipeline):
+    """Explain a sequence classifier's predictions on texts with any registered method.
+
+    Call arguments (also accepted by the constructor): `method`, `target` (None = predicted class,
+    a class id or a label name), `truncation`, `return_explanation`, and the method's own
+    parameters (e.g. `n_steps=32`, `score="log_prob"`). `batch_size` and `device` work as in every
+    pipeline: texts of one batch are explained together.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.adapter = ModelAdapter(self.model, self.tokenizer)
+        self._explainers: dict[tuple, Any] = {}
+
+    def _sanitize_parameters(
+        self,
+        method: str | None = None,
+        target: Any = None,
+        truncation: bool | None = None,
+        return_explanation: bool | None = None,
+        **method_params: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess: dict[str, Any] = {}
+        forward: dict[str, Any] = {}
+        postprocess: dict[str, Any] = {}
+        if truncation is not None:
+            preprocess["truncation"] = truncation
+        if method is not None:
+            get_explainer(method)  # unknown names fail here, listing the available ones
+            forward["method"] = method
+        if target is not None:
+            forward["target"] = target
+        if method_params:
+            forward["method_params"] = method_params
+        if return_explanation is not None:
+            postprocess["return_explanation"] = return_explanation
+        return preprocess, forward, postprocess
+
+    def preprocess(self, text: str, truncation: bool = True) -> dict[str, Any]:
+        return {"encoding": self.adapter.encode([text], truncation=truncation)[0]}
+
+    def _explainer(self, method: str, params: dict[str, Any]):
+        key = (method, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        if key not in self._explainers:
+            self._explainers[key] = get_explainer(method).create(self.adapter, **params)
+        return self._explainers[key]
+
+    def _forward(
+        self,
+        model_inputs: dict[str, Any],
+        method: str = DEFAULT_METHOD,
+        target: Any = None,
+        method_params: dict[str, Any] | None = None,
+    ) -> dict[str, list[Explanation]]:
+        encodings = model_inputs["encoding"]
+        encodings = encodings if isinstance(encodings, list) else [encodings]
+        explainer = self._explainer(method, method_params or {})
+        targets = self.adapter.check_targets(target, len(encodings))
+        explanations = explainer.explain_encodings(encodings, targets, batch_size=len(encodings), progress=False)
+        return {"explanations": explanations}
+
+    def postprocess(self, model_outputs: dict[str, Any], return_explanation: bool = False) -> dict[str, Any]:
+        expl = model_outputs["explanations"]
+        expl = expl[0] if isinstance(expl, list) else expl
+        result = explanation_summary(expl)
+        if return_explanation:
+            result["explanation"] = expl
+        return result
+
+
+def explanation_summary(expl: Explanation) -> dict[str, Any]:
+    """Plain-data view of an Explanation: prediction, target, token and word attributions."""
+    return {
+        "text": expl.text,
+        "label": expl.predicted_label if expl.labels else expl.predicted,
+        "score": float(expl.probabilities[expl.predicted]),
+        "target": expl.target_label if expl.target_label is not None else expl.target,
+        "method": expl.method,
+        "tokens": [
+            {"token": tok, "attribution": float(a), "start": s, "end": e, "special": sp}
+            for tok, a, (s, e), sp in zip(expl.tokens, expl.attributions, expl.offsets, expl.special_tokens_mask)
+        ],
+        "words": [
+            {"word": w.text, "attribution": w.score, "start": w.start, "end": w.end} for w in expl.to_words()
+        ],
+        "warnings": list(expl.warnings),
+    }
+
+
+def register_pipeline() -> None:
+    """Register the `explain-text` task (idempotent; done on `import hf_seqinterp`)."""
+    if TASK in PIPELINE_REGISTRY.supported_tasks:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=ExplainTextPipeline,
+        pt_model=AutoModelForSequenceClassification,
+        default={"model": (str(DEFAULT_MODEL_DIR), None)},
+        type="text",
+    )

@@ -1,0 +1,170 @@
+"""Rendering of Explanations: self-contained HTML and terminal heat maps.
+
+Colour of a token with attribution a, for an explanation whose scale s is the largest |a| over its
+non-special tokens (1 if all are 0):
+
+    t   = min(1, |a| / s)
+    rgb = round(255 + t · (C − 255)) per channel,  C = POSITIVE_RGB if a > 0 else NEGATIVE_RGB
+
+so 0 is white, the strongest evidence for the target full green, the strongest against full red.
+The HTML carries the same numbers as data attributes, uses inline CSS only, and loads nothing from
+the network.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from .explanation import Explanation
+
+POSITIVE_RGB = (22, 163, 74)
+NEGATIVE_RGB = (220, 38, 38)
+
+
+def color_scale(expl: Explanation) -> float:
+    """The |attribution| that maps to full colour: the largest over non-special tokens."""
+    values = np.abs(expl.attributions[~np.asarray(expl.special_tokens_mask, dtype=bool)])
+    top = float(values.max()) if values.size else 0.0
+    return top if top > 0 else 1.0
+
+
+def attribution_rgb(value: float, scale: float) -> tuple[int, int, int]:
+    """Background colour for one attribution (see the module docstring)."""
+    t = min(1.0, abs(float(value)) / scale) if scale > 0 else 0.0
+    target = POSITIVE_RGB if value > 0 else NEGATIVE_RGB
+    return tuple(int(round(255 + t * (c - 255))) for c in target)  # type: ignore[return-value]
+
+
+def _text_rgb(background: tuple[int, int, int]) -> str:
+    luminance = 0.2126 * background[0] + 0.7152 * background[1] + 0.0722 * background[2]
+    return "#ffffff" if luminance < 140 else "#111111"
+
+
+def display_tokens(expl: Explanation) -> list[tuple[str, bool]]:
+    """(text shown for each token, whether a space precedes it).
+
+    Real tokens show the characters they cover in the input (so "##ing" or "Ġgood" read as in the
+    text); special tokens show their token string.
+    """
+    out = []
+    prev_end: int | None = None  # end offset of the previous real token; None after a special one
+    for i, (token, (start, end), special) in enumerate(zip(expl.tokens, expl.offsets, expl.special_tokens_mask)):
+        if special or end <= start:
+            out.append((token, i > 0))
+            prev_end = None
+            continue
+        piece = expl.text[start:end]
+        stripped = piece.lstrip()
+        lead = len(piece) - len(stripped)
+        gap = i > 0 and (prev_end is None or lead > 0 or start > prev_end)
+        out.append((stripped.rstrip() or piece, gap))
+        prev_end = end
+    return out
+
+
+def _header(expl: Explanation) -> str:
+    target = expl.target_label if expl.target_label is not None else str(expl.target)
+    parts = [f"method: {expl.method}", f"target: {target}"]
+    if expl.target < len(expl.probabilities):
+        parts.append(f"p(target) = {expl.probabilities[expl.target]:.3f}")
+    if expl.labels:
+        parts.append(f"predicted: {expl.predicted_label}")
+    parts.append(f"score: {expl.score}")
+    return " · ".join(parts)
+
+
+_CSS = (
+    ".hfsi-explanation{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0.6em 0;"
+    "line-height:2.1;max-width:60em}"
+    ".hfsi-header{font-size:0.85em;color:#444;margin-bottom:0.2em}"
+    ".hfsi-token{padding:0.15em 0.1em;border-radius:0.25em}"
+    ".hfsi-special{font-size:0.75em;font-family:ui-monospace,monospace;opacity:0.8}"
+    ".hfsi-warning{font-size:0.8em;color:#9a3412}"
+    ".hfsi-legend{font-size:0.75em;color:#555}"
+)
+
+
+def _explanation_html(expl: Explanation, index: int) -> str:
+    scale = color_scale(expl)
+    spans = []
+    for i, ((shown, gap), value, special) in enumerate(
+        zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask)
+    ):
+        bg = attribution_rgb(float(value), scale)
+        cls = "hfsi-token hfsi-special" if special else "hfsi-token"
+        spans.append(
+            (" " if gap else "")
+            + f'<span class="{cls}" data-index="{i}" data-attribution="{float(value):.9g}" '
+            f'title="{html.escape(expl.tokens[i])}: {float(value):+.4g}" '
+            f'style="background-color:rgb({bg[0]},{bg[1]},{bg[2]});color:{_text_rgb(bg)}">'
+            f"{html.escape(shown)}</span>"
+        )
+    warnings = "".join(f'<div class="hfsi-warning">⚠ {html.escape(w)}</div>' for w in expl.warnings)
+    pos, neg = attribution_rgb(scale, scale), attribution_rgb(-scale, scale)
+    legend = (
+        f'<div class="hfsi-legend"><span style="background-color:rgb{neg}">&nbsp;−{scale:.3g}&nbsp;</span> '
+        f"against · for "
+        f'<span style="background-color:rgb{pos}">&nbsp;+{scale:.3g}&nbsp;</span></div>'
+    )
+    return (
+        f'<div class="hfsi-explanation" data-explanation="{index}" data-scale="{scale:.9g}">'
+        f'<div class="hfsi-header">{html.escape(_header(expl))}</div>{warnings}'
+        f'<div class="hfsi-tokens">{"".join(spans)}</div>{legend}</div>'
+    )
+
+
+def render_html(explanations: Sequence[Explanation], *, full_page: bool = True, title: str = "Explanations") -> str:
+    """HTML for one or more explanations; `full_page` wraps it in a complete document."""
+    body = "\n".join(_explanation_html(e, i) for i, e in enumerate(explanations))
+    if not full_page:
+        return f"<style>{_CSS}</style>\n{body}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def save_html(explanations: Explanation | Sequence[Explanation], path: str, *, title: str = "Explanations") -> str:
+    """Write a self-contained HTML page; returns the path."""
+    items = [explanations] if isinstance(explanations, Explanation) else list(explanations)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(render_html(items, title=title))
+    return path
+
+
+def _use_color(color: bool | None) -> bool:
+    if color is not None:
+        return color
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or sys.stdout.isatty()
+
+
+def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
+    """Heat map for a terminal: tokens on 24-bit ANSI backgrounds (or `token(+score)` without colour)."""
+    scale = color_scale(expl)
+    colored = _use_color(color)
+    pieces = []
+    for (shown, gap), value, special in zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask):
+        lead = " " if gap else ""
+        if colored:
+            r, g, b = attribution_rgb(float(value), scale)
+            fg = "97" if _text_rgb((r, g, b)) == "#ffffff" else "30"
+            style = "2;" if special else ""
+            pieces.append(f"{lead}\x1b[{style}{fg};48;2;{r};{g};{b}m{shown}\x1b[0m")
+        else:
+            pieces.append(f"{lead}{shown}({float(value):+.3g})")
+    lines = [_header(expl), "".join(pieces)]
+    lines += [f"warning: {w}" for w in expl.warnings]
+    if colored:
+        pr, pg, pb = attribution_rgb(scale, scale)
+        nr, ng, nb = attribution_rgb(-scale, scale)
+        lines.append(
+            f"\x1b[97;48;2;{nr};{ng};{nb}m −{scale:.3g} \x1b[0m against · for \x1b[97;48;2;{pr};{pg};{pb}m +{scale:.3g} \x1b[0m"
+        )
+    return "\n".join(lines)
