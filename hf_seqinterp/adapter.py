@@ -254,9 +254,11 @@ class ModelAdapter:
         return int(value)
 
     # ----------------------------------------------------------------- capability checks
+    def _accepts_inputs_embeds(self) -> bool:
+        return "inputs_embeds" in inspect.signature(self.model.forward).parameters
+
     def require_inputs_embeds(self, method: str) -> None:
-        params = inspect.signature(self.model.forward).parameters
-        if "inputs_embeds" not in params:
+        if not self._accepts_inputs_embeds():
             raise UnsupportedModelError(
                 f"Method {method!r} runs the model from input embeddings, but "
                 f"{type(self.model).__name__}.forward() takes no `inputs_embeds` argument. "
@@ -374,10 +376,17 @@ class ModelAdapter:
 
     def forward(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """Run the model on a batch, from `inputs_embeds` when given, else from the batch's token ids,
-        with the batch's attention mask and position ids. Returns the model's output object."""
+        with the batch's attention mask and position ids. Returns the model's output object.
+
+        Models that classify from the last token always run from embeddings: from ids, their heads
+        look for the last id different from `pad_token_id`, which a replacement token (or an eos
+        used as pad) can fool; from embeddings they read the last position, which left padding makes
+        the real last token."""
         if batch.position_ids is not None:
             kwargs.setdefault("position_ids", batch.position_ids)
         kwargs.setdefault("attention_mask", batch.attention_mask)
+        if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
+            inputs_embeds = self.embed(batch.input_ids)
         with self._batchable():
             if inputs_embeds is not None:
                 return self.model(inputs_embeds=inputs_embeds, **kwargs)
