@@ -14,6 +14,17 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
+import time
+
+
+def _exit_with_parent() -> None:
+    """Exit as soon as the process that started us is gone (e.g. pytest was killed)."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def main() -> None:
@@ -22,6 +33,7 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     config_path, port_file = sys.argv[1], sys.argv[2]
+    threading.Thread(target=_exit_with_parent, name="parent-watchdog", daemon=True).start()
     os.environ["OLAH_CONFIG"] = config_path
     os.environ.setdefault("OLAH_LOG_PATH", os.path.join(os.path.dirname(config_path), "logs"))
 
