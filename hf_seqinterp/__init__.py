@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,16 +50,24 @@ def explain(
     """Explain `texts` with `method` on `model`.
 
     `model` is a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None for the
-    bundled default sentiment classifier. Other arguments as in `ExplainableMixin.explain`.
+    bundled default sentiment classifier (loaded once, then reused). Other arguments as in
+    `ExplainableMixin.explain`.
     """
     if isinstance(model, ModelAdapter):
         adapter = model
-    elif model is None or isinstance(model, str):
+    elif model is None:
+        adapter = _default_adapter()
+    elif isinstance(model, str):
         adapter = ModelAdapter.from_pretrained(model)
     else:
         adapter = explainable(model, tokenizer).explain_adapter()
     explainer = get_explainer(method).create(adapter, **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_adapter() -> ModelAdapter:
+    return ModelAdapter.from_pretrained()
 
 
 __all__ = [
