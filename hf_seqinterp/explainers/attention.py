@@ -152,9 +152,10 @@ class AttentionFlow(_AttentionExplainer):
     Nodes (l, q) for l = 0..N (layer 0 = input tokens), edge (l, q) -> (l-1, k) with capacity
     Â_l[q, k] (residual-augmented, head-fused as in rollout, layers from `start_layer`).
     a_t = maxflow((N, c) -> (0, t)), normalised over t to sum to 1. Equals rollout for one layer.
-    Cost: 1 forward + L max-flow problems per text (scipy's Dinic), which grows quickly with L:
-    texts longer than `max_tokens` (default 128: about 1-3 s per text for a 6-12 layer model,
-    measured in benchmarks/RESULTS.md) raise InputTooLongError instead of running for hours.
+    Cost: 1 forward + L max-flow problems per text (scipy's Dinic), growing faster than L³: on
+    minilm-sst2 (6 layers, 2 CPU cores) about 1 s per text of 128 tokens and 7-17 s at 256
+    (benchmarks/RESULTS.md). Texts longer than `max_tokens` (default 128) raise
+    InputTooLongError instead of running for hours.
     """
 
     default_batch_size = 16
@@ -177,15 +178,19 @@ class AttentionFlow(_AttentionExplainer):
         super().__init__(adapter, score=score)
         self._start = self._layer(start_layer, "start_layer")
 
-    def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
-        for enc in batch.encodings:
+    def explain_encodings(self, encodings, targets, **kwargs):
+        """Refuse texts over `max_tokens` before any work starts."""
+        for i, enc in enumerate(encodings):
             if len(enc) > self.max_tokens:
                 raise InputTooLongError(
-                    f"attention_flow on a text of {len(enc)} tokens (limit max_tokens={self.max_tokens}) would solve "
-                    f"{len(enc)} max-flow problems on a graph of {len(enc) ** 2} edges per layer, which takes "
+                    f"attention_flow on text {i} of {len(enc)} tokens (limit max_tokens={self.max_tokens}) would "
+                    f"solve {len(enc)} max-flow problems on a graph of {len(enc) ** 2} edges per layer, which takes "
                     "minutes to hours. Use attention_rollout (same graph, linear algebra instead of max-flow), "
-                    "or raise max_tokens if you accept the cost (it grows roughly as L^2.7)."
+                    "or raise max_tokens if you accept the cost (it grows faster than L^3)."
                 )
+        return super().explain_encodings(encodings, targets, **kwargs)
+
+    def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         stack = LayerStack(batch.attention_mask.bool(), self.head_fusion, self._start)
         logits = self._stream(batch, stack)
         readout = self.adapter.readout_weights(batch).cpu().numpy().astype(np.float64)
