@@ -70,6 +70,7 @@ def build(length: int, layers: int, heads: int):
 
 def run_one(approach: str, length: int, layers: int, heads: int) -> dict:
     import torch
+    from attention_speed import naive_rollout  # the same textbook computation as the speed benchmark
 
     from hf_seqinterp import get_explainer
 
@@ -81,13 +82,7 @@ def run_one(approach: str, length: int, layers: int, heads: int) -> dict:
 
     def naive() -> None:
         with adapter.eager_attention(), torch.no_grad():
-            attentions = adapter.forward(batch, output_attentions=True).attentions
-        eye = torch.eye(length)
-        rollout = eye
-        for a in attentions:
-            aug = a[0].mean(0) + eye
-            rollout = (aug / aug.sum(-1, keepdim=True)) @ rollout
-        rollout[0]
+            naive_rollout(adapter.forward(batch, output_attentions=True).attentions)
 
     def forward_eager() -> None:
         with adapter.eager_attention(), torch.no_grad():

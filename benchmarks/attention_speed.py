@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import time
 from pathlib import Path
@@ -64,18 +65,22 @@ def floor(adapter, texts: list[str], batch_size: int, backward: bool) -> None:
         torch.autograd.grad(logits.max(-1).values.sum(), embeds)
 
 
+def naive_rollout(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The textbook computation from `output_attentions=True` (first text, mean fusion): row 0 of
+    Â_N ··· Â_1 with Â = (W + I) / rowsum(W + I)."""
+    eye = torch.eye(attentions[0].shape[-1])
+    rollout = eye
+    for a in attentions:
+        aug = a[0].mean(0) + eye
+        rollout = (aug / aug.sum(-1, keepdim=True)) @ rollout
+    return rollout[0]
+
+
 def tutorial_rollout(model, tokenizer, texts: list[str]) -> None:
     """One sentence at a time: output_attentions=True on an eager model, then multiply."""
     for text in texts:
-        enc = tokenizer(text, return_tensors="pt")
         with torch.no_grad():
-            attentions = model(**enc, output_attentions=True).attentions
-        eye = torch.eye(enc["input_ids"].shape[1])
-        rollout = eye
-        for a in attentions:
-            aug = a[0].mean(0) + eye
-            rollout = (aug / aug.sum(-1, keepdim=True)) @ rollout
-        rollout[0]
+            naive_rollout(model(**tokenizer(text, return_tensors="pt"), output_attentions=True).attentions)
 
 
 def main() -> None:
@@ -111,8 +116,8 @@ def main() -> None:
             t / n
             for t in best_of(
                 args.repeats,
-                lambda: explainer.explain(subset, progress=False),
-                lambda: floor(adapter, subset, size, backward),
+                functools.partial(explainer.explain, subset, progress=False),
+                functools.partial(floor, adapter, subset, size, backward),
             )
         )
         passes = "fwd+bwd" if backward else "fwd"
@@ -144,7 +149,7 @@ def main() -> None:
     for length in args.flow_lengths:
         text = adapter.tokenizer.decode(ids[1 : length - 1])
         tokens = len(adapter.encode([text])[0])
-        (seconds,) = best_of(1, lambda: flow.explain(text, progress=False))
+        (seconds,) = best_of(1, functools.partial(flow.explain, text, progress=False))
         print(f"| {tokens} | {seconds:.2f} |")
 
 

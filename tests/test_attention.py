@@ -213,7 +213,7 @@ def eager_copy(model: torch.nn.Module) -> torch.nn.Module:
     return _EAGER_COPIES[id(model)]
 
 
-def naive_reference(adapter, text, method, target=None, start_layer=0):
+def naive_matrix(adapter, text, method, target=None, start_layer=0):
     """output_attentions=True on an eager copy, then numpy float64: the textbook computation."""
     model = eager_copy(adapter.model)
     ids = torch.tensor([adapter.tokenizer(text)["input_ids"]])
@@ -221,7 +221,6 @@ def naive_reference(adapter, text, method, target=None, start_layer=0):
     out = model(inputs_embeds=embeds, output_attentions=True)
     for a in out.attentions:
         a.retain_grad()
-    position = ids.shape[1] - 1 if adapter.pooling == "last" else 0
     target = int(out.logits[0].argmax()) if target is None else target
     out.logits[0, target].backward()
     n = ids.shape[1]
@@ -234,7 +233,13 @@ def naive_reference(adapter, text, method, target=None, start_layer=0):
         else:
             relevance = np.clip(a.grad[0].double().numpy() * weights, 0, None).mean(0)
             matrix = matrix + relevance @ matrix
-    return matrix[position]
+    return matrix
+
+
+def naive_reference(adapter, text, method, target=None, start_layer=0):
+    """The row of `naive_matrix` at the classified position (first token, or last for decoders)."""
+    matrix = naive_matrix(adapter, text, method, target, start_layer)
+    return matrix[-1 if adapter.pooling == "last" else 0]
 
 
 @pytest.mark.parametrize("model_type", list(ARCHITECTURES))
@@ -280,6 +285,21 @@ def test_fusions_end_to_end_on_a_decoder(fusion):
     for expl in explainer(adapter, "attention_rollout", head_fusion=fusion).explain(random_texts(3, seed=9)):
         assert (expl.attributions >= 0).all()
         assert expl.attributions.sum(dtype=np.float64) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_mean_pooling_model_reads_the_average_row():
+    """ModernBERT with classifier_pooling="mean": the explained row is the mean of R's rows."""
+    model, tokenizer = tiny_model("modernbert")
+    model = copy.deepcopy(model)
+    model.config.classifier_pooling = "mean"
+    adapter = ModelAdapter(model, tokenizer)
+    texts = random_texts(3, seed=6)
+    ex = explainer(adapter, "attention_rollout")
+    for text, expl in zip(texts, ex.explain(texts)):
+        assert expl.extras["position"] is None
+        expected = naive_matrix(adapter, text, "attention_rollout").mean(0)
+        np.testing.assert_allclose(expl.attributions, expected, atol=2e-6, rtol=1e-5)
+        np.testing.assert_allclose(expl.attributions, ex.explain(text).attributions, atol=1e-5)
 
 
 def test_raw_attention_layer_choice():

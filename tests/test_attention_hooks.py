@@ -84,13 +84,13 @@ def test_eager_switch_restores_mixed_sub_config_settings():
     """A composite model (text + vision sub-configs) with a different setting per sub-config."""
     from transformers import Gemma3Config, Gemma3ForSequenceClassification
 
+    text = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 300, "layer_types": ["full_attention"] * 2}
+    vision = {"hidden_size": 16, "intermediate_size": 20, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 28, "patch_size": 14}
     config = Gemma3Config(
-        text_config=dict(
-            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            head_dim=8, vocab_size=300, layer_types=["full_attention"] * 2,
-        ),
-        vision_config=dict(hidden_size=16, intermediate_size=20, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14),
-        mm_tokens_per_image=4, num_labels=3, image_token_index=299, boi_token_index=297, eoi_token_index=298, pad_token_id=0,
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, num_labels=3,
+        image_token_index=299, boi_token_index=297, eoi_token_index=298, pad_token_id=0,
     )
     model = Gemma3ForSequenceClassification(config).eval()
     model.set_attn_implementation({"text_config": "sdpa", "vision_config": "eager"})

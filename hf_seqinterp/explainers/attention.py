@@ -51,21 +51,26 @@ class _AttentionExplainer(Explainer):
             )
 
     def _layer(self, index: int, name: str) -> int:
+        """Resolve a layer index; one counted from the top relies on the config's layer count,
+        which `_check_layers_seen` then verifies against the layers that actually ran."""
+        self._from_top = isinstance(index, int) and index < 0
         return resolve_layer(index, self.adapter.num_layers, name)
 
-    def _check_layers_seen(self, consumer: _Consumer) -> None:
+    def _check_layers_seen(self, consumer: _Consumer, needed: int = 0) -> None:
         expected = self.adapter.num_layers
-        if expected is not None and consumer.layers_seen != expected:
+        counted_wrong = self._from_top and consumer.layers_seen != expected
+        if counted_wrong or consumer.layers_seen < needed:
             raise UnsupportedModelError(
                 f"{type(self.adapter.model).__name__} ran {consumer.layers_seen} attention layers but its config "
-                f"declares {expected}; layer indices cannot be resolved reliably for {self.name}."
+                f"declares {expected}; cannot resolve the layer index given to {self.name}."
             )
 
-    def _stream(self, batch: Batch, consumer: _Consumer) -> torch.Tensor:
-        """One forward without gradients, feeding each layer's weights to `consumer`; returns logits."""
+    def _stream(self, batch: Batch, consumer: _Consumer, needed: int = 0) -> torch.Tensor:
+        """One forward without gradients, feeding each layer's weights to `consumer`; returns logits.
+        `needed`: the number of layers that must run (a layer index below it was asked for)."""
         with torch.no_grad():
             logits = self.adapter.stream_attentions(batch, consumer).logits
-        self._check_layers_seen(consumer)
+        self._check_layers_seen(consumer, needed)
         return logits
 
     def _rows(
@@ -116,7 +121,7 @@ class RawAttention(_AttentionExplainer):
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         pick = LayerPick(batch.attention_mask.bool(), self._index, self.head_fusion)
-        logits = self._stream(batch, pick)
+        logits = self._stream(batch, pick, needed=self._index + 1)
         return self._rows(batch, pick.matrix, logits, targets, {"layer": self._index})
 
 
