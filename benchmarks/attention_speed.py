@@ -22,19 +22,10 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import os
 import time
-from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("HF_SEQINTERP_SHARED", REPO.parent / "shared"))
-
-
-def sst2_dev(n: int) -> list[str]:
-    lines = (SHARED / "data" / "sst2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    return [line.rsplit("\t", 1)[0] for line in lines if line.strip()][:n]
+from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences
 
 
 def best_of(repeats: int, *fns) -> list[float]:
@@ -85,20 +76,18 @@ def tutorial_rollout(model, tokenizer, texts: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHARED / "models" / "minilm-sst2"))
     parser.add_argument("--n", type=int, default=256, help="SST-2 dev sentences")
     parser.add_argument("--flow-n", type=int, default=32, help="sentences for attention_flow (slow)")
     parser.add_argument("--flow-lengths", type=int, nargs="*", default=[32, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    setup_torch(args.threads)
 
-    from hf_seqinterp import ModelAdapter, get_explainer
+    from hf_seqinterp import get_explainer
 
-    adapter = ModelAdapter.from_pretrained(args.model)
-    texts = sst2_dev(args.n)
+    adapter = load_minilm()
+    texts = sst2_dev_sentences(args.n)
     eager = copy.deepcopy(adapter.model)
     eager.set_attn_implementation("eager")
     rows = []
@@ -120,37 +109,31 @@ def main() -> None:
                 functools.partial(floor, adapter, subset, size, backward),
             )
         )
-        passes = "fwd+bwd" if backward else "fwd"
-        rows.append((method, n, size, passes, floor_s, method_s))
+        rows.append((method, n, size, "fwd+bwd" if backward else "fwd", floor_s, method_s, method_s / floor_s))
     tutorial_s, fwd_floor = (
         t / args.n
         for t in best_of(
             args.repeats,
-            lambda: tutorial_rollout(eager, adapter.tokenizer, texts),
-            lambda: floor(adapter, texts, 64, backward=False),
+            functools.partial(tutorial_rollout, eager, adapter.tokenizer, texts),
+            functools.partial(floor, adapter, texts, 64, backward=False),
         )
     )
+    recipe = "rollout, per-sentence tutorial recipe (output_attentions=True)"
+    rows.append((recipe, args.n, 1, "fwd", fwd_floor, tutorial_s, tutorial_s / fwd_floor))
 
-    print(f"minilm-sst2, SST-2 dev, torch threads={args.threads}, best of {args.repeats}\n")
-    print("| method | sentences | batch | floor passes | floor s/sent | method s/sent | ratio to floor |")
-    print("|---|---|---|---|---|---|---|")
-    for method, n, size, passes, floor_s, method_s in rows:
-        print(f"| {method} | {n} | {size} | {passes} | {floor_s:.4f} | {method_s:.4f} | {method_s / floor_s:.2f} |")
-    print(
-        f"| rollout, per-sentence tutorial recipe (output_attentions=True) | {args.n} | 1 | fwd | {fwd_floor:.4f} "
-        f"| {tutorial_s:.4f} | {tutorial_s / fwd_floor:.2f} |"
-    )
+    print(f"minilm-sst2, SST-2 dev, {machine()}, best of {args.repeats}\n")
+    header = ("method", "sentences", "batch", "floor passes", "floor s/sent", "method s/sent", "ratio to floor")
+    print(markdown_table(header, rows))
 
     print("\nattention_flow, one text of L tokens (minilm-sst2, 6 layers)\n")
-    print("| L | seconds |")
-    print("|---|---|")
-    ids = adapter.tokenizer(" ".join(sst2_dev(400)), verbose=False)["input_ids"]
+    ids = adapter.tokenizer(" ".join(sst2_dev_sentences(400)), verbose=False)["input_ids"]
     flow = get_explainer("attention_flow").create(adapter, max_tokens=max(args.flow_lengths, default=1))
+    flow_rows = []
     for length in args.flow_lengths:
         text = adapter.tokenizer.decode(ids[1 : length - 1])
-        tokens = len(adapter.encode([text])[0])
         (seconds,) = best_of(1, functools.partial(flow.explain, text, progress=False))
-        print(f"| {tokens} | {seconds:.2f} |")
+        flow_rows.append((len(adapter.encode([text])[0]), seconds))
+    print(markdown_table(("L", "seconds"), flow_rows))
 
 
 if __name__ == "__main__":
