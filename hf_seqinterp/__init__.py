@@ -17,6 +17,7 @@ from typing import Any
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
 from .errors import (
+    HubError,
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
@@ -27,11 +28,33 @@ from .errors import (
 )
 from .explainers import Explainer, describe_methods, get_explainer, list_methods, register_explainer
 from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, explainable
+from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
-from .visualize import render_html, render_terminal, save_html
+from .visualize import render_html, render_markdown, render_terminal, save_html
 
 register_pipeline()
+
+# Dataset and Hub features import `datasets` and `accelerate`; load them on first use.
+_LAZY = {
+    "explain_dataset": "distributed",
+    "push_explanations_to_hub": "hub",
+    "load_explanations": "hub",
+    "load_explanation_dataset": "hub",
+    "EXPLANATION_FEATURES": "dataset",
+    "explanation_to_row": "dataset",
+    "row_to_explanation": "dataset",
+    "explanations_to_dataset": "dataset",
+    "dataset_to_explanations": "dataset",
+    "load_text_dataset": "data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def explain(
@@ -51,23 +74,19 @@ def explain(
     `model` is a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None for the
     bundled default sentiment classifier. Other arguments as in `ExplainableMixin.explain`.
     """
-    if isinstance(model, ModelAdapter):
-        adapter = model
-    elif model is None or isinstance(model, str):
-        adapter = ModelAdapter.from_pretrained(model)
-    else:
-        adapter = explainable(model, tokenizer).explain_adapter()
-    explainer = get_explainer(method).create(adapter, **params)
+    explainer = get_explainer(method).create(as_adapter(model, tokenizer), **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
 
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "EXPLANATION_FEATURES",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
     "Explanation",
+    "HubError",
     "InputTooLongError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -78,14 +97,24 @@ __all__ = [
     "UnsupportedModelError",
     "Word",
     "__version__",
+    "dataset_to_explanations",
     "default_model_path",
     "describe_methods",
     "explain",
+    "explain_dataset",
     "explainable",
+    "explanation_to_row",
+    "explanations_to_dataset",
     "get_explainer",
     "list_methods",
+    "load_explanation_dataset",
+    "load_explanations",
+    "load_text_dataset",
+    "push_explanations_to_hub",
     "register_explainer",
     "render_html",
+    "render_markdown",
     "render_terminal",
+    "row_to_explanation",
     "save_html",
 ]
