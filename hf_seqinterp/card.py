@@ -98,6 +98,9 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
         "supports the explained class.",
         "## Methods\n\n| method | parameters |\n|---|---|\n" + method_rows,
     ]
+    warned = sum(1 for w in dataset["warnings"] if w)
+    if warned:
+        sections[1] += f" {warned} of {info['rows']} rows carry warnings (column `warnings`: truncation, mixed precision)."
     if "metrics" in info:
         sections.append(_metrics_section(info["metrics"]))
     sections += [
@@ -116,16 +119,18 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
 
 def _example_section(dataset: datasets.Dataset) -> str:
     """The first source row's explanations (those sharing its tokenisation) as a Markdown table."""
-    head_rows = dataset.select(range(min(len(dataset), 64)))
-    expls = [row_to_explanation(r) for r in head_rows if r["source_index"] == head_rows[0]["source_index"]]
+    head_rows = list(dataset.select(range(min(len(dataset), 64))))
+    same_row = [r for r in head_rows if r["source_index"] == head_rows[0]["source_index"]]
+    expls = [row_to_explanation(r) for r in same_row]
     expls = [e for e in expls if e.tokens == expls[0].tokens]
     head = expls[0]
     target = head.target_label or head.target
     prediction = head.predicted_label or head.predicted
+    gold = "" if same_row[0]["label"] is None else f" (gold label id {same_row[0]['label']})"
     return (
         "## Example\n\n"
         f"> {head.text.strip()}\n\n"
-        f"Predicted: **{prediction}** (p = {head.probabilities[head.predicted]:.3f}); explained class: **{target}**. "
+        f"Predicted: **{prediction}**{gold}, p = {head.probabilities[head.predicted]:.3f}; explained class: **{target}**. "
         "Word scores (each method's default aggregation of its token scores); bold: the three largest "
         "magnitudes per method.\n\n" + render_markdown(expls)
     )

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import datasets
+import numpy as np
 from datasets import Features, List, Value
 
 from .errors import InvalidInputError
@@ -119,6 +120,11 @@ def explanations_to_dataset(
         for i, e in enumerate(expls)
     ]
     return datasets.Dataset.from_list(rows, features=EXPLANATION_FEATURES)
+
+
+def in_source_order(dataset: datasets.Dataset) -> datasets.Dataset:
+    """Rows sorted by `source_index`; the rows of one source row keep their order (stable sort)."""
+    return dataset.select(np.argsort(np.asarray(dataset["source_index"], dtype=np.int64), kind="stable"))
 
 
 def dataset_to_explanations(dataset: datasets.Dataset) -> list[Explanation]:

@@ -2,13 +2,14 @@
 
     accelerate launch --num_processes 2 my_script.py      # or torchrun --nproc_per_node 2, or python
 
-The source rows are cut into shards of `shard_size` consecutive rows. Every process lists the shards
-already on disk, the missing ones are split between processes with Accelerate, and each process
-explains its shards (tokenising once, then every method on the same encodings, batched by length)
-and writes each as a Parquet file the moment it is done (see `shards.py` for the layout). When all
-are done, the shards are merged into one `datasets.Dataset` in source-row order. An interrupted run
-restarted with the same arguments recomputes only the missing shards; the manifest refuses to mix
-shards of a different run (other model, methods, parameters or data).
+The source rows are sorted by length and cut into shards of `shard_size` rows (see `shards.py` for
+why and for the layout). Every process lists the shards already on disk and takes every n-th missing
+one (round robin over the longest-first plan keeps the processes' loads even); it explains each
+(tokenising once, then every method on the same encodings, batched by length) and writes it as a
+Parquet file the moment it is done. When all are done, the shards are merged into one
+`datasets.Dataset` in source-row order. An interrupted run restarted with the same arguments
+recomputes only the missing shards; the manifest refuses to mix shards of a different run (other
+model, methods, parameters or data).
 
 Device placement and mixed precision come from Accelerate: the model is moved to
 `Accelerator().device`, and explanations run under `accelerator.autocast()` when mixed precision is
@@ -121,11 +122,12 @@ def explain_dataset(
         "num_rows": len(dataset),
         "data_sha256": source.digest(),
         "shard_size": shard_size,
+        "shard_plan": "rows by decreasing character length",
         "truncation": truncation,
         "mixed_precision": accelerator.mixed_precision,
     }
     store = ShardStore(output_dir)
-    plan = plan_shards(len(dataset), shard_size)
+    plan = plan_shards([len(t) for t in source.texts], shard_size)
     conflicts = store.manifest_conflicts(manifest)
     if conflicts and not overwrite:
         raise InvalidParameterError(
@@ -139,9 +141,10 @@ def explain_dataset(
         store.write_manifest(manifest)
         store.remove_temporary()
     accelerator.wait_for_everyone()
-    done = store.completed(len(explainers)) & set(plan)
+    done = store.completed(plan, len(explainers))
     accelerator.wait_for_everyone()  # everyone has listed the shards before any new one appears
-    pending = [s for s in plan if s not in done]
+    # round robin over the longest-first plan: every process gets long and short shards alike
+    mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
     log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
     if accelerator.is_main_process:
         logger.info(
@@ -149,35 +152,33 @@ def explain_dataset(
             len(dataset), len(plan), len(done), accelerator.num_processes, ", ".join(explainers),
         )
 
-    rows_done = sum(end - start for start, end in done)
-    planned = set(plan)
-    with accelerator.split_between_processes(pending) as mine, progress_bar(
-        len(dataset), "explain_dataset", unit="ex", initial=rows_done,
+    with progress_bar(
+        len(dataset), "explain_dataset", unit="ex", initial=sum(len(plan[k]) for k in done),
         enabled=progress and accelerator.is_main_process,
     ) as bar:
-        for start, end in mine:
+        for k in mine:
             tick = time.perf_counter()
             with accelerator.autocast():
-                table = _explain_shard(explainers, source, start, end, batch_size, truncation, accelerator.mixed_precision)
+                table = _explain_shard(explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision)
             wrote = time.perf_counter()
-            store.write(start, end, table)
+            path = store.write(k, len(plan), table)
             log.explain_s += wrote - tick
             log.write_s += time.perf_counter() - wrote
             log.shards_computed += 1
-            log.rows_computed += end - start
-            logger.info("rank %d wrote %s (%.2f s)", log.rank, store.shard_path(start, end).name, time.perf_counter() - tick)
-            if accelerator.is_main_process:  # count every process's finished shards
-                bar.update(sum(e - s for s, e in store.shards() if (s, e) in planned) - bar.n)
+            log.rows_computed += len(plan[k])
+            logger.info("rank %d wrote %s (%.2f s)", log.rank, path.name, time.perf_counter() - tick)
+            if accelerator.is_main_process:  # count every process's finished shards (a directory listing)
+                bar.update(sum(len(plan[i]) for i, total in store.shards() if total == len(plan)) - bar.n)
         log.wall_s = time.perf_counter() - started
         store.write_log(log)
         accelerator.wait_for_everyone()
         bar.update(len(dataset) - bar.n)
 
-    missing = sorted(set(plan) - store.completed(len(explainers)))
+    missing = sorted(set(range(len(plan))) - store.completed(plan, len(explainers)))
     if missing:
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
     with accelerator.main_process_first():
-        return store.merge()
+        return store.merge(total=len(plan))
 
 
 def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:
@@ -260,27 +261,25 @@ class _SourceColumns:
 def _explain_shard(
     explainers: dict[str, Explainer],
     source: _SourceColumns,
-    start: int,
-    end: int,
+    rows: Sequence[int],
     batch_size: int | None,
     truncation: bool,
     mixed_precision: str,
 ) -> pa.Table:
-    """Rows [start, end) explained by every method, as an Arrow table (source-major row order)."""
+    """The given source rows explained by every method, as an Arrow table (source-major row order)."""
     adapter = next(iter(explainers.values())).adapter
-    encodings = adapter.encode(source.texts[start:end], truncation=truncation)
-    targets = source.targets[start:end]
+    encodings = adapter.encode([source.texts[i] for i in rows], truncation=truncation)
+    targets = [source.targets[i] for i in rows]
     per_method = [
         e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False) for e in explainers.values()
     ]
-    rows = []
-    for offset in range(end - start):
-        i = start + offset
+    out = []
+    for position, i in enumerate(rows):
         for expls in per_method:
-            expl = expls[offset]
+            expl = expls[position]
             if mixed_precision != "no":
                 expl.warnings.append(f"computed under {mixed_precision} mixed precision (autocast)")
-            rows.append(
+            out.append(
                 explanation_to_row(
                     expl,
                     source_index=i,
@@ -288,4 +287,4 @@ def _explain_shard(
                     label=source.labels[i] if source.labels else None,
                 )
             )
-    return pa.Table.from_pylist(rows, schema=EXPLANATION_FEATURES.arrow_schema)
+    return pa.Table.from_pylist(out, schema=EXPLANATION_FEATURES.arrow_schema)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import datasets
-import numpy as np
+from huggingface_hub import DatasetCard
 
 from .card import card_metadata, render_card
-from .dataset import EXPLANATION_FEATURES, dataset_to_explanations, explanations_to_dataset
+from .dataset import EXPLANATION_FEATURES, dataset_to_explanations, explanations_to_dataset, in_source_order
 from .errors import HubError, InvalidInputError, InvalidParameterError
 from .explanation import Explanation
 from .shards import ShardStore
@@ -74,29 +74,18 @@ def push_explanations_to_hub(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     table = _as_explanation_dataset(dataset)
-    if config_by not in ("method", "model"):
-        raise InvalidParameterError(f"config_by={config_by!r}; use 'method' or 'model'.")
-    groups = _config_groups(table, "method" if config_by == "method" else "model_name")
+    plan = _file_plan(table, config_by, split)
+    card = _card(table, plan, repo_id, split=split, config_by=config_by, license=license,
+                 source_dataset=source_dataset, model_id=model_id, metrics=metrics, pretty_name=pretty_name)
     api = HfApi(token=token)
     retry = _Retrying(repo_id, max_retries, retry_wait)
     with tempfile.TemporaryDirectory(prefix="hfsi-push-") as tmp, quiet_datasets():
-        operations, files = [], {}
-        for config, indices in groups.items():
-            part = table.select(indices)
-            n_files = max(1, math.ceil(part.data.nbytes / MAX_FILE_BYTES))
-            files[config] = []
-            for i in range(n_files):
-                path_in_repo = f"data/{config}/{split}-{i:05d}-of-{n_files:05d}.parquet"
-                local = Path(tmp) / path_in_repo
-                local.parent.mkdir(parents=True, exist_ok=True)
-                part.shard(n_files, i, contiguous=True).to_parquet(str(local))
-                operations.append(CommitOperationAdd(path_in_repo, str(local)))
-                files[config].append(path_in_repo)
-        data = card_metadata(
-            table, files, split=split, config_by=config_by, license=license, source_dataset=source_dataset,
-            model_id=model_id, metrics=metrics, pretty_name=pretty_name,
-        )
-        card = render_card(table, data, repo_id, split=split)
+        operations = []
+        for path_in_repo, part in (item for files in plan.values() for item in files):
+            local = Path(tmp) / path_in_repo
+            local.parent.mkdir(parents=True, exist_ok=True)
+            part.to_parquet(str(local))
+            operations.append(CommitOperationAdd(path_in_repo, str(local)))
         operations.append(CommitOperationAdd("README.md", str(card).encode("utf-8")))
 
         retry("create the repository", lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
@@ -108,6 +97,22 @@ def push_explanations_to_hub(
             lambda: api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="dataset"),
         )
     return info.commit_url
+
+
+def dataset_card(
+    dataset: datasets.Dataset | Iterable[Explanation] | str | Path,
+    repo_id: str,
+    *,
+    config_by: Literal["method", "model"] = "method",
+    split: str = "train",
+    **metadata: Any,
+) -> DatasetCard:
+    """The card `push_explanations_to_hub` would write for this dataset (to preview or edit it).
+
+    `metadata`: license, source_dataset, model_id, metrics, pretty_name as in the push.
+    """
+    table = _as_explanation_dataset(dataset)
+    return _card(table, _file_plan(table, config_by, split), repo_id, split=split, config_by=config_by, **metadata)
 
 
 def load_explanation_dataset(
@@ -141,8 +146,7 @@ def load_explanation_dataset(
         ]
     if len(parts) == 1:
         return parts[0]
-    merged = datasets.concatenate_datasets(parts)  # config by config; back to source-row order:
-    return merged.select(np.argsort(np.asarray(merged["source_index"], dtype=np.int64), kind="stable"))
+    return in_source_order(datasets.concatenate_datasets(parts))  # configs one after another -> source order
 
 
 def load_explanations(source: str | Path, config: str | None = None, **kwargs: Any) -> list[Explanation]:
@@ -163,6 +167,26 @@ def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Explanation] | 
         raise InvalidInputError("The explanation dataset is empty; there is nothing to publish.")
     dataset = dataset.select_columns(list(EXPLANATION_FEATURES))
     return dataset if dataset.features == EXPLANATION_FEATURES else dataset.cast(EXPLANATION_FEATURES)
+
+
+def _file_plan(dataset: datasets.Dataset, config_by: str, split: str) -> dict[str, list[tuple[str, datasets.Dataset]]]:
+    """config -> [(path in the repo, rows)]: one config per method or model, files of <= MAX_FILE_BYTES."""
+    if config_by not in ("method", "model"):
+        raise InvalidParameterError(f"config_by={config_by!r}; use 'method' or 'model'.")
+    plan = {}
+    for config, indices in _config_groups(dataset, "method" if config_by == "method" else "model_name").items():
+        part = dataset.select(indices)
+        n = max(1, math.ceil(part.data.nbytes / MAX_FILE_BYTES))
+        plan[config] = [
+            (f"data/{config}/{split}-{i:05d}-of-{n:05d}.parquet", part.shard(n, i, contiguous=True)) for i in range(n)
+        ]
+    return plan
+
+
+def _card(dataset, plan, repo_id, *, split, config_by, **metadata) -> DatasetCard:
+    files = {config: [path for path, _ in items] for config, items in plan.items()}
+    data = card_metadata(dataset, files, split=split, config_by=config_by, **metadata)
+    return render_card(dataset, data, repo_id, split=split)
 
 
 def config_name(value: str | None) -> str:

@@ -13,7 +13,7 @@ import pytest
 import hf_seqinterp as hsi
 from hf_seqinterp.cli import main, method_params
 from hf_seqinterp.errors import InvalidInputError, InvalidParameterError, SeqInterpError, UnknownMethodError
-from hf_seqinterp.shards import ShardStore
+from hf_seqinterp.shards import ShardStore, plan_shards
 from tiny_models import random_texts, tiny_model
 
 TEXTS = random_texts(23, seed=5)
@@ -69,11 +69,16 @@ def test_rows_match_explain_in_source_order(adapter, uninterrupted):
     assert_same_explanations(hsi.dataset_to_explanations(ds), expected, atol=1e-5)  # batch == one-by-one bound
 
 
-def test_shards_are_named_by_row_range_and_hold_every_method(uninterrupted):
+def test_shards_hold_rows_of_similar_length_and_every_method(uninterrupted):
     out, _ = uninterrupted
     store = ShardStore(out)
-    assert list(store.shards()) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
-    assert store.completed(rows_per_text=2) == set(store.shards())
+    assert list(store.shards()) == [(k, 5) for k in range(5)]
+    longest_first = sorted(range(len(TEXTS)), key=lambda i: (-len(TEXTS[i]), i))
+    for (k, _), path in store.shards().items():
+        shard = datasets.Dataset.from_parquet(str(path), cache_dir=str(out / "test-cache"))
+        assert shard["source_index"] == [i for i in sorted(longest_first[5 * k : 5 * k + 5]) for _ in range(2)]
+        assert shard["method"] == ["gradient_x_input", "integrated_gradients"] * (len(shard) // 2)
+    assert plan_shards([len(t) for t in TEXTS], 5) == [sorted(longest_first[a : a + 5]) for a in range(0, 23, 5)]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["methods"]["integrated_gradients"]["n_steps"] == 4 and manifest["shard_size"] == 5
     [log] = store.read_logs()
@@ -85,27 +90,27 @@ def test_resume_after_a_crash_recomputes_only_missing_shards(adapter, source, un
     written = []
     real_write = ShardStore.write
 
-    def crash_after_two(self, start, end, table):
+    def crash_after_two(self, index, total, table):
         if len(written) == 2:
             raise KeyboardInterrupt("simulated crash")
-        written.append((start, end))
-        return real_write(self, start, end, table)
+        written.append((index, total))
+        return real_write(self, index, total, table)
 
     monkeypatch.setattr(ShardStore, "write", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         run(adapter, source, tmp_path)
     monkeypatch.setattr(ShardStore, "write", real_write)
     store = ShardStore(tmp_path)
-    assert list(store.shards()) == written == [(0, 5), (5, 10)]
+    assert list(store.shards()) == [(0, 5), (1, 5)] and written == [(0, 5), (1, 5)]
     before = {key: path.stat().st_mtime_ns for key, path in store.shards().items()}
-    (tmp_path / ".tmp-999-shard-000000010-000000015.parquet").write_bytes(b"half a parquet file")
+    (tmp_path / ".tmp-999-shard-000002-of-000005.parquet").write_bytes(b"half a parquet file")
 
     resumed = run(adapter, source, tmp_path)
 
     assert not list(tmp_path.glob(".tmp-*"))
     assert {k: p.stat().st_mtime_ns for k, p in store.shards().items() if k in before} == before
     [log] = store.read_logs()
-    assert (log.shards_reused, log.shards_computed, log.rows_computed) == (2, 3, 13)
+    assert (log.shards_reused, log.shards_computed, log.rows_computed) == (2, 3, 13)  # 23 rows - 2 x 5
     expected = uninterrupted[1]
     assert resumed["source_index"] == expected["source_index"] and resumed["method"] == expected["method"]
     assert_same_explanations(hsi.dataset_to_explanations(resumed), hsi.dataset_to_explanations(expected))
@@ -119,7 +124,7 @@ def test_a_different_run_is_refused_unless_overwrite(adapter, source, tmp_path):
         run(adapter, source.select(range(7)), tmp_path)
     ds = run(adapter, source.select(range(7)), tmp_path, methods=["saliency"], shard_size=3, overwrite=True)
     assert ds["method"] == ["saliency"] * 7
-    assert list(ShardStore(tmp_path).shards()) == [(0, 3), (3, 6), (6, 7)]
+    assert list(ShardStore(tmp_path).shards()) == [(0, 3), (1, 3), (2, 3)]
 
 
 def test_finished_run_is_not_recomputed(adapter, source, uninterrupted, monkeypatch):
