@@ -16,10 +16,11 @@ listed in `COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,20 +189,20 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     from .explainers import get_explainer
     from .hub import push_explanations_to_hub
 
-    _log_progress_to_stderr()
     specs = method_params(args.method or ["gradient_x_input"], args.param)
     for name in specs:
         get_explainer(name)  # fail on an unknown method before loading anything
     dataset = load_text_dataset(args.data, split=args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
-    result = explain_dataset(
-        load_adapter(args.model), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
-        id_column=args.id_column, label_column=args.label_column, target=args.target,
-        target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
-        truncation=not args.no_truncation, mixed_precision=args.mixed_precision, cpu=True if args.cpu else None,
-        overwrite=args.overwrite, progress=not args.no_progress,
-    )
+    with _log_to_stderr("hf_seqinterp"):
+        result = explain_dataset(
+            load_adapter(args.model), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
+            id_column=args.id_column, label_column=args.label_column, target=args.target,
+            target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
+            truncation=not args.no_truncation, mixed_precision=args.mixed_precision,
+            cpu=True if args.cpu else None, overwrite=args.overwrite, progress=not args.no_progress,
+        )
     if not PartialState().is_main_process:
         return 0
     print(f"{len(result)} explanations ({len(dataset)} rows x {len(specs)} methods) in {args.output_dir}", file=sys.stderr)
@@ -215,13 +216,20 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_progress_to_stderr() -> None:
-    log = logging.getLogger("hf_seqinterp")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+@contextlib.contextmanager
+def _log_to_stderr(name: str) -> Iterator[None]:
+    """Show the INFO messages of logger `name` (e.g. each shard written) on stderr during the block."""
+    log = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {

@@ -128,30 +128,15 @@ def explain_dataset(
     }
     store = ShardStore(output_dir)
     plan = plan_shards([len(t) for t in source.texts], shard_size)
-    conflicts = store.manifest_conflicts(manifest)
-    if conflicts and not overwrite:
-        raise InvalidParameterError(
-            f"{store.root} holds shards of a different run (it differs in: {', '.join(conflicts)}). "
-            "Use another output_dir, or pass overwrite=True (--overwrite) to delete them."
-        )
-    accelerator.wait_for_everyone()  # everyone has read the old manifest before it changes
-    if accelerator.is_main_process:
-        if conflicts:
-            store.clear()
-        store.write_manifest(manifest)
-        store.remove_temporary()
-    accelerator.wait_for_everyone()
-    done = store.completed(plan, len(explainers))
-    accelerator.wait_for_everyone()  # everyone has listed the shards before any new one appears
-    # round robin over the longest-first plan: every process gets long and short shards alike
-    mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
-    log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
+    done = _claim(store, manifest, plan, len(explainers), accelerator, overwrite)
     if accelerator.is_main_process:
         logger.info(
             "explain_dataset: %d rows, %d shards (%d already on disk), %d process(es), methods %s",
             len(dataset), len(plan), len(done), accelerator.num_processes, ", ".join(explainers),
         )
-
+    log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
+    # round robin over the longest-first plan: every process gets long and short shards alike
+    mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
     with progress_bar(
         len(dataset), "explain_dataset", unit="ex", initial=sum(len(plan[k]) for k in done),
         enabled=progress and accelerator.is_main_process,
@@ -162,10 +147,7 @@ def explain_dataset(
                 table = _explain_shard(explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision)
             wrote = time.perf_counter()
             path = store.write(k, len(plan), table)
-            log.explain_s += wrote - tick
-            log.write_s += time.perf_counter() - wrote
-            log.shards_computed += 1
-            log.rows_computed += len(plan[k])
+            log.add_shard(len(plan[k]), explain_s=wrote - tick, write_s=time.perf_counter() - wrote)
             logger.info("rank %d wrote %s (%.2f s)", log.rank, path.name, time.perf_counter() - tick)
             if accelerator.is_main_process:  # count every process's finished shards (a directory listing)
                 bar.update(sum(len(plan[i]) for i, total in store.shards() if total == len(plan)) - bar.n)
@@ -179,6 +161,29 @@ def explain_dataset(
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
     with accelerator.main_process_first():
         return store.merge(total=len(plan))
+
+
+def _claim(store: ShardStore, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool) -> set[int]:
+    """Make `store` this run's output folder and return the plan's shards already done there.
+
+    Every process takes part; the barriers make all of them read the old manifest before the main
+    process replaces it, and list the finished shards before any process writes a new one."""
+    conflicts = store.manifest_conflicts(manifest)
+    if conflicts and not overwrite:
+        raise InvalidParameterError(
+            f"{store.root} holds shards of a different run (it differs in: {', '.join(conflicts)}). "
+            "Use another output_dir, or pass overwrite=True (--overwrite) to delete them."
+        )
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if conflicts:
+            store.clear()
+        store.write_manifest(manifest)
+        store.remove_temporary()
+    accelerator.wait_for_everyone()
+    done = store.completed(plan, n_methods)
+    accelerator.wait_for_everyone()
+    return done
 
 
 def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:

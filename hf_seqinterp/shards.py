@@ -65,6 +65,12 @@ class RunLog:
     write_s: float = 0.0
     wall_s: float = 0.0
 
+    def add_shard(self, rows: int, *, explain_s: float, write_s: float) -> None:
+        self.shards_computed += 1
+        self.rows_computed += rows
+        self.explain_s += explain_s
+        self.write_s += write_s
+
 
 class ShardStore:
     """Reads and writes the files of one run under `root`."""

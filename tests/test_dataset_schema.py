@@ -4,6 +4,7 @@ through Parquet), clear errors on foreign data; the Markdown table used by datas
 from __future__ import annotations
 
 import json
+import re
 
 import datasets
 import numpy as np
@@ -78,6 +79,15 @@ def test_schema_is_fixed_and_documented():
     schema = EXPLANATION_FEATURES.arrow_schema
     for name, arrow_type in expected.items():
         assert schema.field(name).type.equals(arrow_type, check_metadata=False), name
+
+
+def test_documented_schema_is_the_code_schema():
+    from conftest import REPO
+    from hf_seqinterp.card import _type_name
+
+    page = (REPO / "docs" / "explain_dataset.md").read_text(encoding="utf-8")
+    documented = re.findall(r"^\| `(\w+)` \| ([\w\[\], ]+) \|", page, re.M)
+    assert documented == [(name, _type_name(feature)) for name, (feature, _) in SCHEMA.items()]
 
 
 def test_params_and_extras_are_json_objects():

@@ -3,6 +3,7 @@ and against it and the independent olah mirror for downloads. Nothing here touch
 
 from __future__ import annotations
 
+import copy
 import re
 
 import datasets
@@ -13,7 +14,7 @@ from hub_server import OTHER_USER
 import hf_seqinterp as hsi
 from hf_seqinterp.cli import main
 from hf_seqinterp.errors import HubError
-from hf_seqinterp.hub import _Retrying
+from hf_seqinterp.hub import _Retrying, dataset_card
 from tiny_models import random_texts, tiny_model
 
 METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 4}}
@@ -22,6 +23,7 @@ FAST = {"retry_wait": 0.01}
 
 def explain(model_type: str, tmp_path, n: int = 7) -> datasets.Dataset:
     model, tokenizer = tiny_model(model_type)
+    model = copy.deepcopy(model)  # tiny_model is cached: name a copy
     model.config._name_or_path = f"tiny/{model_type}"
     source = datasets.Dataset.from_dict({"text": random_texts(n, seed=3), "label": [i % 3 for i in range(n)]})
     return hsi.explain_dataset(
@@ -42,12 +44,12 @@ def repo_files(hub, repo_id) -> list[str]:
 
 def test_push_then_load_round_trip_with_card(hub, table):
     repo_id = hub.new_repo_id("explanations")
-    url = hsi.push_explanations_to_hub(
-        table, repo_id, license="mit", source_dataset="stanfordnlp/sst2", model_id="org/tiny-bert",
-        metrics={"integrated_gradients": {"comprehensiveness": 0.25}}, **FAST,
-    )
+    metadata = dict(license="mit", source_dataset="stanfordnlp/sst2", model_id="org/tiny-bert",
+                    metrics={"integrated_gradients": {"comprehensiveness": 0.25}})
+    url = hsi.push_explanations_to_hub(table, repo_id, **metadata, **FAST)
     git = hub.server.git_repo(repo_id)
     head = git.resolve("main")
+    assert git.read_file(head, "README.md").decode() == str(dataset_card(table, repo_id, **metadata))  # preview == pushed
     assert url.endswith(head) and [c.title for c in git.log("main")] == ["Upload explanations with hf_seqinterp", "initial commit"]
     assert repo_files(hub, repo_id) == [
         ".gitattributes", "README.md",
@@ -173,6 +175,14 @@ def test_cli_push_to_hub(hub, tmp_path, capsys):
     assert hsi.load_explanations(repo_id) == hsi.load_explanations(tmp_path / "out")
     meta = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict()
     assert meta["license"] == "apache-2.0" and meta["hf_seqinterp"]["models"][0]["name"] == "org/tiny"
+
+
+def test_card_counts_warnings_and_names_unnamed_models(tmp_path):
+    adapter = hsi.ModelAdapter(*tiny_model("bert"))
+    ds = hsi.explain_dataset(adapter, ["fine", " ".join(["good"] * 100)], "saliency", output_dir=tmp_path, progress=False)
+    card = str(dataset_card(ds, "u/r"))
+    assert "1 of 2 rows carry warnings (column `warnings`" in card
+    assert "predictions of an unnamed model on 2 rows of a text dataset" in card
 
 
 # --------------------------------------------------------------------------- retry policy
