@@ -174,9 +174,10 @@ def _file_plan(dataset: datasets.Dataset, config_by: str, split: str) -> dict[st
     if config_by not in ("method", "model"):
         raise InvalidParameterError(f"config_by={config_by!r}; use 'method' or 'model'.")
     plan = {}
+    bytes_per_row = dataset.data.nbytes / max(1, dataset.data.num_rows)  # .data ignores any indices mapping
     for config, indices in _config_groups(dataset, "method" if config_by == "method" else "model_name").items():
         part = dataset.select(indices)
-        n = max(1, math.ceil(part.data.nbytes / MAX_FILE_BYTES))
+        n = max(1, math.ceil(bytes_per_row * len(part) / MAX_FILE_BYTES))
         plan[config] = [
             (f"data/{config}/{split}-{i:05d}-of-{n:05d}.parquet", part.shard(n, i, contiguous=True)) for i in range(n)
         ]

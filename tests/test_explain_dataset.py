@@ -14,7 +14,7 @@ import hf_seqinterp as hsi
 from hf_seqinterp.cli import main, method_params
 from hf_seqinterp.errors import InvalidInputError, InvalidParameterError, SeqInterpError, UnknownMethodError
 from hf_seqinterp.shards import ShardStore, plan_shards
-from tiny_models import random_texts, tiny_model
+from tiny_models import random_texts, save_tiny_model, tiny_model
 
 TEXTS = random_texts(23, seed=5)
 METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 4}}
@@ -37,11 +37,12 @@ def run(adapter, source, output_dir, methods=METHODS, **kwargs):
     return hsi.explain_dataset(adapter, source, methods, output_dir=output_dir, progress=False, **kwargs)
 
 
-def assert_same_explanations(got, expected, atol=1e-6):
+def assert_same_explanations(got, expected, atol=1e-6, rtol=0.0):
+    """Equal up to float rounding in attributions and probabilities, exactly equal in everything else."""
     assert len(got) == len(expected)
     for a, b in zip(got, expected):
-        np.testing.assert_allclose(a.attributions, b.attributions, atol=atol, rtol=0)
-        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=atol, rtol=0)
+        np.testing.assert_allclose(a.attributions, b.attributions, atol=atol, rtol=rtol)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=atol, rtol=rtol)
         da, db = a.to_dict(), b.to_dict()
         for key in ("attributions", "probabilities", "extras"):
             da.pop(key), db.pop(key)
@@ -197,11 +198,7 @@ def test_method_params_scopes_parameters():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-bert")
-    model, tokenizer = tiny_model("bert")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def test_cli_writes_the_same_dataset_as_python(model_dir, tmp_path, capsys):

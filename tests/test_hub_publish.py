@@ -15,7 +15,7 @@ import hf_seqinterp as hsi
 from hf_seqinterp.cli import main
 from hf_seqinterp.errors import HubError
 from hf_seqinterp.hub import _Retrying, dataset_card
-from tiny_models import random_texts, tiny_model
+from tiny_models import random_texts, save_tiny_model, tiny_model
 
 METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 4}}
 FAST = {"retry_wait": 0.01}
@@ -147,6 +147,19 @@ def test_a_new_push_replaces_the_previous_data(hub, table):
     assert hsi.load_explanations(repo_id) == hsi.dataset_to_explanations(only_ig)
 
 
+def test_big_configs_are_split_into_several_files(hub, table, monkeypatch):
+    import hf_seqinterp.hub
+
+    monkeypatch.setattr(hf_seqinterp.hub, "MAX_FILE_BYTES", table.data.nbytes // 5)  # 2.5 files worth per config
+    repo_id = hub.new_repo_id("split")
+    hsi.push_explanations_to_hub(table, repo_id, **FAST)
+    files = [f for f in repo_files(hub, repo_id) if f.startswith("data/gradient_x_input/")]
+    assert files == [f"data/gradient_x_input/train-{i:05d}-of-00003.parquet" for i in range(3)]
+    configs = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict()["configs"]
+    assert configs[0]["data_files"] == [{"split": "train", "path": files}]
+    assert hsi.load_explanations(repo_id) == hsi.dataset_to_explanations(table)
+
+
 def test_one_config_per_model(hub, table, tmp_path):
     both = datasets.concatenate_datasets([table, explain("roberta", tmp_path)])
     repo_id = hub.new_repo_id("by-model")
@@ -161,9 +174,7 @@ def test_one_config_per_model(hub, table, tmp_path):
 
 
 def test_cli_push_to_hub(hub, tmp_path, capsys):
-    model, tokenizer = tiny_model("bert")
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    save_tiny_model(tmp_path / "model")
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(f'{{"text": "{t}"}}\n' for t in random_texts(5)), encoding="utf-8")
     repo_id = hub.new_repo_id("cli")
