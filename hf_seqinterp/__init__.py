@@ -28,7 +28,7 @@ from .errors import (
 )
 from .explainers import Explainer, describe_methods, get_explainer, list_methods, register_explainer
 from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
+from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
 from .visualize import render_html, render_markdown, render_terminal, save_html
 
@@ -74,7 +74,13 @@ def explain(
     `model` is a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None for the
     bundled default sentiment classifier. Other arguments as in `ExplainableMixin.explain`.
     """
-    explainer = get_explainer(method).create(as_adapter(model, tokenizer), **params)
+    if isinstance(model, ModelAdapter):
+        adapter = model
+    elif model is None or isinstance(model, str):
+        adapter = ModelAdapter.from_pretrained(model)
+    else:
+        adapter = explainable(model, tokenizer).explain_adapter()
+    explainer = get_explainer(method).create(adapter, **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
 
 
