@@ -18,6 +18,7 @@ from typing import Any
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
 from .errors import (
+    HubError,
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
@@ -30,9 +31,31 @@ from .explainers import Explainer, describe_methods, get_explainer, list_methods
 from .explanation import Explanation, Word
 from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
-from .visualize import render_html, render_terminal, save_html
+from .visualize import render_html, render_markdown, render_terminal, save_html
 
 register_pipeline()
+
+# Dataset and Hub features import `datasets` and `accelerate`; load them on first use.
+_LAZY = {
+    "explain_dataset": "distributed",
+    "push_explanations_to_hub": "hub",
+    "load_explanations": "hub",
+    "load_explanation_dataset": "hub",
+    "EXPLANATION_FEATURES": "dataset",
+    "explanation_to_row": "dataset",
+    "row_to_explanation": "dataset",
+    "explanations_to_dataset": "dataset",
+    "dataset_to_explanations": "dataset",
+    "load_text_dataset": "data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def explain(
@@ -72,11 +95,13 @@ def _default_adapter() -> ModelAdapter:
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "EXPLANATION_FEATURES",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
     "Explanation",
+    "HubError",
     "InputTooLongError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -87,14 +112,24 @@ __all__ = [
     "UnsupportedModelError",
     "Word",
     "__version__",
+    "dataset_to_explanations",
     "default_model_path",
     "describe_methods",
     "explain",
+    "explain_dataset",
     "explainable",
+    "explanation_to_row",
+    "explanations_to_dataset",
     "get_explainer",
     "list_methods",
+    "load_explanation_dataset",
+    "load_explanations",
+    "load_text_dataset",
+    "push_explanations_to_hub",
     "register_explainer",
     "render_html",
+    "render_markdown",
     "render_terminal",
+    "row_to_explanation",
     "save_html",
 ]

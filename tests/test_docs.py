@@ -1,8 +1,10 @@
 """Every ```python block in README.md and docs/**/*.md runs, in order, one namespace per file.
 
 A block directly preceded by the line `<!-- no-test -->` is skipped (use it only for commands that
-need network access or a GPU). Blocks run with the repository root as working directory, so paths
-like ../shared/... resolve as they do for a user of the repository.
+need network access or a GPU). Only fences at the start of a line count: a ```python fence inside an
+indented block is quoted text (e.g. a generated dataset card shown in the docs), not an example.
+Blocks run with the repository root as working directory, so paths like ../shared/... resolve as
+they do for a user of the repository.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-BLOCK = re.compile(r"(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.S)
+BLOCK = re.compile(r"^(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.S | re.M)
 
 
 def python_blocks(page: Path) -> list[str]:
