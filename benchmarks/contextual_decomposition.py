@@ -1,79 +1,61 @@
-"""Benchmark contextual decomposition (CD) on minilm-sst2 and SST-2 dev sentences.
+"""Contextual decomposition (CD): cost vs. its pass-count floor, hierarchy cost, quality, negation.
 
-Speed. Token-level CD scores one relevant set {t} per token, so its pass-count floor is one
-forward of the sentence per relevant set: L copies of an L-token sentence, run in length-sorted
-batches under the same token budget, timed in the same run. The ratio CD / floor is what the
-two-stream rules cost on top of the forward passes they cannot avoid (target ≤ 3). The phrase
-hierarchy is timed per sentence, with the number of decomposed passes and relevant sets it needs.
-Wall-clock and CPU times are both reported (the CPU time of this process is less sensitive to
-other load on a shared machine); each figure is the best of --repeats alternating runs.
+    python benchmarks/contextual_decomposition.py [--n 256] [--hierarchy-n 64] [--quality 64]
+                                                  [--negation] [--repeats 3] [--threads 2]
 
-Quality (--quality N): comprehensiveness of each rule's token scores on N other sentences, the
-drop in the predicted class's probability when the top 10/20/30 % of tokens are deleted (higher
-means the scores found the tokens the prediction depends on), with gradient × input for reference.
-
-Negation (--negation): on the fixed list of SST-2 dev sentences in tests/decomposition_cases.py,
-the interaction of "not" with the adjective it negates, s(not ∪ adj) − s(not) − s(adj) for the
-POSITIVE logit, for every rule combination, and phrase hierarchies of a few of them.
-
-No peer library (Captum, inseq, ferret, transformers-interpret, SHAP) implements contextual
-decomposition for transformers, so there is no peer column.
-
-    python benchmarks/contextual_decomposition.py --n 256 --hierarchy-n 64 --quality 64 --negation
+Model: ../shared/models/minilm-sst2; data: SST-2 dev sentences.
+- Speed: token-level CD scores one relevant set {t} per token, so its floor is one forward of the
+  sentence per relevant set (L copies of an L-token sentence) in length-sorted batches under the
+  same token budget, timed in the same run, interleaved, best of --repeats. Wall and CPU time of
+  this process are both reported (CPU time is less sensitive to other load on a shared machine).
+  No peer library (Captum, inseq, ferret, transformers-interpret, SHAP) implements CD for
+  transformers, so there is no peer column.
+- Hierarchy: the cost per sentence of adding the ACD phrase hierarchy, with the decomposed passes
+  and relevant sets it needs.
+- Quality (--quality N): comprehensiveness on N further sentences, the drop of p(predicted class)
+  when the top 10/20/30 % of tokens by score are deleted, per rule, with gradient × input.
+- Negation (--negation): the interaction of "not" with the adjective it negates on the fixed
+  SST-2 sentences of tests/decomposition_cases.py, per rule, and a few phrase hierarchies.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from common import REPO, load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences
+from hf_seqinterp import get_explainer
+from hf_seqinterp.masking import score_variants
+from hf_seqinterp.utils import length_grouped_batches
+
 RULES = ("fixed/acd", "fixed/cdt", "fixed/shapley", "qk_split/acd")  # timed; the first is the default
 ALL_RULES = tuple(f"{a}/{b}" for a in ("fixed", "qk_split") for b in ("acd", "cdt", "shapley"))
 
 
-def sst2_sentences(path: Path, n: int, offset: int = 0) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()[1:]
-    return [line.rsplit("\t", 1)[0] for line in lines if line.strip()][offset : offset + n]
-
-
-def timed(fn) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def best_of(repeats: int, *fns):
-    """Alternate the functions `repeats` times; the minimum (wall, cpu) of each."""
+def best_of(repeats: int, *fns) -> list[tuple[float, float]]:
+    """Run the functions in turn `repeats` times; the best (wall, cpu) seconds of each."""
     best = [(float("inf"), float("inf"))] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            wall, cpu = timed(fn)
-            best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            best[i] = (min(best[i][0], time.perf_counter() - wall), min(best[i][1], time.process_time() - cpu))
     return best
 
 
-def floor_pass(adapter, encodings, max_batch_tokens: int) -> None:
-    """One forward per relevant set: each sentence repeated once per token, length-sorted batches."""
-    from hf_seqinterp.utils import length_grouped_batches
-
+def floor(adapter, encodings, max_batch_tokens: int) -> None:
+    """One forward per relevant set: each sentence once per token, length-sorted batches."""
     rows = [i for i, enc in enumerate(encodings) for _ in range(len(enc))]
-    lengths = [len(encodings[i]) for i in rows]
     with torch.no_grad():
-        for group in length_grouped_batches(lengths, 10**6, max_batch_tokens):
+        for group in length_grouped_batches([len(encodings[i]) for i in rows], 10**6, max_batch_tokens):
             adapter.logits(adapter.collate([encodings[rows[k]] for k in group]))
 
 
 def make(adapter, rule: str, **params):
-    from hf_seqinterp import get_explainer
-
     attention, activation = rule.split("/")
     return get_explainer("contextual_decomposition").create(
         adapter, attention_rule=attention, activation_rule=activation, **params
@@ -82,53 +64,51 @@ def make(adapter, rule: str, **params):
 
 def speed(adapter, texts, args) -> str:
     encodings = adapter.encode(texts)
-    n_sets = sum(len(e) for e in encodings)
-    rows = ["| rules | CD s/sentence (wall / CPU) | floor s/sentence (wall / CPU) | ratio wall | ratio CPU |", "|---|---|---|---|---|"]
+    sets = sum(len(e) for e in encodings)
+    rows = []
     for rule in args.rules:
         explainer = make(adapter, rule, max_batch_tokens=args.max_batch_tokens)
-        run_cd = lambda: explainer.explain(texts, batch_size=args.batch_size, progress=False)  # noqa: E731
-        run_floor = lambda: floor_pass(adapter, encodings, args.max_batch_tokens)  # noqa: E731
-        (fw, fc), (cw, cc) = best_of(args.repeats, run_floor, run_cd)
-        n = len(texts)
-        rows.append(
-            f"| {rule} | {cw / n:.4f} / {cc / n:.4f} | {fw / n:.4f} / {fc / n:.4f} | {cw / fw:.2f} | {cc / fc:.2f} |"
+        (fw, fc), (cw, cc) = best_of(
+            args.repeats,
+            lambda: floor(adapter, encodings, args.max_batch_tokens),
+            lambda: explainer.explain(texts, batch_size=args.batch_size, progress=False),
         )
+        n = len(texts)
+        rows.append([rule, f"{fw / n:.4f}", f"{cw / n:.4f}", f"{cw / fw:.2f}", f"{fc / n:.4f}", f"{cc / n:.4f}", f"{cc / fc:.2f}"])
         print(rows[-1], flush=True)
-    head = f"Token-level CD, {len(texts)} sentences ({n_sets} relevant sets, {n_sets / len(texts):.1f} tokens/sentence):\n\n"
-    return head + "\n".join(rows)
+    header = ["rules", "floor s/sent (wall)", "CD s/sent (wall)", "ratio (wall)", "floor s/sent (CPU)", "CD s/sent (CPU)", "ratio (CPU)"]
+    return (
+        f"Token-level CD, {len(texts)} sentences, {sets / len(texts):.1f} tokens (relevant sets) per sentence, "
+        f"batches of {args.batch_size} texts, {args.max_batch_tokens} tokens per pass:\n\n" + markdown_table(header, rows)
+    )
 
 
 def hierarchy_cost(adapter, texts, args) -> str:
-    rows = [
-        "| rules | token scores s/sentence | with hierarchy s/sentence | ratio | passes/sentence | relevant sets/sentence | levels/sentence |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for rule in args.rules[:1]:
-        plain = make(adapter, rule, max_batch_tokens=args.max_batch_tokens)
-        full = make(adapter, rule, max_batch_tokens=args.max_batch_tokens, include_hierarchy=True)
-        results = []
-        (pw, _), (hw, _) = best_of(
-            args.repeats,
-            lambda: plain.explain(texts, batch_size=args.batch_size, progress=False),
-            lambda: results.append(full.explain(texts, batch_size=args.batch_size, progress=False)),
-        )
-        n, runs = len(texts), args.repeats
-        levels = np.mean([len(e.extras["hierarchy"]["levels"]) for e in results[-1]])
-        rows.append(
-            f"| {rule} | {pw / n:.4f} | {hw / n:.4f} | {hw / pw:.2f} | {full.decomposer.passes / runs / n:.1f} | "
-            f"{full.decomposer.sets / runs / n:.1f} | {levels:.1f} |"
-        )
-        print(rows[-1], flush=True)
-    return f"Phrase hierarchy (percentile 75), {len(texts)} sentences, batches of {args.batch_size}:\n\n" + "\n".join(rows)
+    rule = args.rules[0]
+    plain = make(adapter, rule, max_batch_tokens=args.max_batch_tokens)
+    full = make(adapter, rule, max_batch_tokens=args.max_batch_tokens, include_hierarchy=True)
+    done = []
+    (pw, _), (hw, _) = best_of(
+        args.repeats,
+        lambda: plain.explain(texts, batch_size=args.batch_size, progress=False),
+        lambda: done.append(full.explain(texts, batch_size=args.batch_size, progress=False)),
+    )
+    n, runs = len(texts), len(done)
+    levels = np.mean([len(e.extras["hierarchy"]["levels"]) for e in done[-1]])
+    row = [rule, f"{pw / n:.4f}", f"{hw / n:.4f}", f"{hw / pw:.2f}", f"{full.decomposer.passes / runs / n:.2f}",
+           f"{full.decomposer.sets / runs / n:.1f}", f"{levels:.1f}"]
+    header = ["rules", "token scores s/sent", "+ hierarchy s/sent", "ratio", "passes/sent", "relevant sets/sent", "levels/sent"]
+    return (
+        f"Phrase hierarchy (percentile 75), {n} sentences, batches of {args.batch_size} texts (wall time):\n\n"
+        + markdown_table(header, [row])
+    )
 
 
 def quality(adapter, texts, args) -> str:
-    from hf_seqinterp import get_explainer
-    from hf_seqinterp.masking import score_variants
-
     fractions = (0.1, 0.2, 0.3)
-    rows = ["| method | " + " | ".join(f"top {int(f * 100)} % deleted" for f in fractions) + " |", "|---|---|---|---|"]
-    methods = [(rule, make(adapter, rule)) for rule in ALL_RULES] + [("gradient_x_input", get_explainer("gradient_x_input").create(adapter))]
+    methods = [(rule, make(adapter, rule)) for rule in ALL_RULES]
+    methods.append(("gradient_x_input", get_explainer("gradient_x_input").create(adapter)))
+    rows = []
     for name, explainer in methods:
         expls = explainer.explain(texts, progress=False)
         drops = []
@@ -141,65 +121,59 @@ def quality(adapter, texts, args) -> str:
                 keep[1, top] = False
                 keeps.append(keep)
             probs = score_variants(adapter, expls, keeps, [e.target for e in expls], replacement="delete", score="prob")
-            drops.append(np.mean([p[0] - p[1] for p in probs]))
-        rows.append(f"| {name} | " + " | ".join(f"{d:.3f}" for d in drops) + " |")
+            drops.append(f"{np.mean([p[0] - p[1] for p in probs]):.3f}")
+        rows.append([name, *drops])
         print(rows[-1], flush=True)
-    return f"Comprehensiveness (mean drop of p(predicted class)), {len(texts)} sentences:\n\n" + "\n".join(rows)
+    header = ["method", *(f"top {int(f * 100)} % deleted" for f in fractions)]
+    return f"Comprehensiveness (mean drop of p(predicted class)), {len(texts)} sentences:\n\n" + markdown_table(header, rows)
 
 
-def negation(adapter, args) -> str:
+def negation(adapter) -> str:
     sys.path.insert(0, str(REPO))
     from tests.decomposition_cases import NEGATIONS
 
-    counts = ["| rules | interaction opposes the adjective's own score |", "|---|---|"]
-    details = []
+    counts, details, trees = [], [], []
     for rule in ALL_RULES:
         explainer = make(adapter, rule)
         results = [explainer.interaction(text, "not", adj, target="POSITIVE") for text, adj in NEGATIONS]
-        opposed = sum(r.value * r.b.score < 0 for r in results)
-        counts.append(f"| {rule} | {opposed}/{len(results)} |")
-        if rule == RULES[0]:
-            details = ["| sentence | s(not) | s(adjective) | s(not … adjective) | interaction |", "|---|---|---|---|---|"]
-            details += [
-                f"| {text.strip()} | {r.a.score:+.2f} | {r.b.text} {r.b.score:+.2f} | {r.joint.score:+.2f} | {r.value:+.2f} |"
+        counts.append([rule, f"{sum(r.value * r.b.score < 0 for r in results)}/{len(results)}"])
+        if rule == ALL_RULES[0]:
+            details = [
+                [text.strip(), f"{r.a.score:+.2f}", f"{r.b.text} {r.b.score:+.2f}", f"{r.joint.score:+.2f}", f"{r.value:+.2f}"]
                 for (text, _), r in zip(NEGATIONS, results)
             ]
-            trees = [str(explainer.hierarchy(text, target="POSITIVE")) for text, _ in NEGATIONS[:: max(1, len(NEGATIONS) // 3)][:3]]
-    out = "Negation on SST-2 dev (target POSITIVE):\n\n" + "\n".join(counts)
-    out += f"\n\nRules {RULES[0]} (the defaults):\n\n" + "\n".join(details)
-    return out + "\n\nHierarchies:\n\n" + "\n\n".join(f"```\n{tree}\n```" for tree in trees)
+            trees = [str(explainer.hierarchy(text, target="POSITIVE")) for text, _ in (NEGATIONS[0], NEGATIONS[8], NEGATIONS[12])]
+    out = "Negation, SST-2 dev, target POSITIVE: the interaction s(not ∪ adj) − s(not) − s(adj) has the opposite sign of s(adj) in\n\n"
+    out += markdown_table(["rules", "sentences"], counts)
+    out += f"\n\nRules {ALL_RULES[0]} (the defaults):\n\n"
+    out += markdown_table(["sentence", "s(not)", "s(adjective)", "s(not … adjective)", "interaction"], details)
+    return out + "\n\nHierarchies (rules " + ALL_RULES[0] + "):\n\n" + "\n\n".join(f"```\n{t}\n```" for t in trees)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHARED / "models" / "minilm-sst2"))
-    parser.add_argument("--data", default=str(SHARED / "data" / "sst2" / "dev.tsv"))
-    parser.add_argument("--n", type=int, default=256, help="sentences for the token-level timing")
+    parser.add_argument("--n", type=int, default=256, help="sentences for the token-level timing (0: skip)")
     parser.add_argument("--hierarchy-n", type=int, default=64, help="sentences for the hierarchy timing (0: skip)")
     parser.add_argument("--quality", type=int, default=0, help="sentences for the comprehensiveness table (0: skip)")
     parser.add_argument("--negation", action="store_true", help="report the negation interactions")
     parser.add_argument("--rules", nargs="+", default=list(RULES), help="attention/activation rule pairs to time")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    from hf_seqinterp import ModelAdapter
-
-    adapter = ModelAdapter.from_pretrained(args.model)
-    texts = sst2_sentences(Path(args.data), args.n)
-    print(f"torch {torch.__version__}, {args.threads} threads, device {adapter.device}\n", flush=True)
-    sections = [speed(adapter, texts, args)] if args.n else []
+    setup_torch(args.threads)
+    adapter = load_minilm()
+    sentences = sst2_dev_sentences(max(args.n, args.hierarchy_n) + args.quality)
+    sections = [f"Machine: {machine()}"]
+    if args.n:
+        sections.append(speed(adapter, sentences[: args.n], args))
     if args.hierarchy_n:
-        sections.append(hierarchy_cost(adapter, texts[: args.hierarchy_n], args))
+        sections.append(hierarchy_cost(adapter, sentences[: args.hierarchy_n], args))
     if args.quality:
-        sections.append(quality(adapter, sst2_sentences(Path(args.data), args.quality, offset=args.n), args))
+        sections.append(quality(adapter, sentences[-args.quality :], args))
     if args.negation:
-        sections.append(negation(adapter, args))
+        sections.append(negation(adapter))
     print("\n\n".join(sections))
 
 

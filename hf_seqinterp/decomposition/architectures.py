@@ -16,6 +16,7 @@ t ∈ S, else to γ.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -93,25 +94,52 @@ def _rms_norm(module: torch.nn.Module) -> Norm:
     return Norm(module.weight, None, float(eps), rms=True)
 
 
-def _bert_blocks(encoder_layers, num_heads: int) -> tuple[Block, ...]:
-    return tuple(
-        Block(
-            query=_linear(layer.attention.self.query),
-            key=_linear(layer.attention.self.key),
-            value=_linear(layer.attention.self.value),
-            out=_linear(layer.attention.output.dense),
-            attn_norm=_layer_norm(layer.attention.output.LayerNorm),
-            mlp_in=_linear(layer.intermediate.dense),
-            mlp_out=_linear(layer.output.dense),
-            mlp_norm=_layer_norm(layer.output.LayerNorm),
-            act=layer.intermediate.intermediate_act_fn,
-            num_heads=num_heads,
-            num_kv_heads=num_heads,
-            scaling=float(layer.attention.self.scaling),
-            pre_norm=False,
+# Module names inside one layer, per family (dotted paths from the layer module).
+BERT_LAYER = {
+    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+    "out": "attention.output.dense", "attn_norm": "attention.output.LayerNorm", "mlp_in": "intermediate.dense",
+    "act": "intermediate.intermediate_act_fn", "mlp_out": "output.dense", "mlp_norm": "output.LayerNorm",
+    "scaling": "attention.self.scaling",
+}  # fmt: skip
+DISTILBERT_LAYER = {
+    "query": "attention.q_lin", "key": "attention.k_lin", "value": "attention.v_lin", "out": "attention.out_lin",
+    "attn_norm": "sa_layer_norm", "mlp_in": "ffn.lin1", "act": "ffn.activation", "mlp_out": "ffn.lin2",
+    "mlp_norm": "output_layer_norm", "scaling": "attention.scaling",
+}  # fmt: skip
+GPT2_LAYER = {  # c_attn holds query, key and value; Conv1D layers are read by `_conv1d`
+    "attn_norm": "ln_1", "act": "mlp.act", "mlp_norm": "ln_2", "scaling": "attn.scaling",
+}  # fmt: skip
+LLAMA_LAYER = {
+    "query": "self_attn.q_proj", "key": "self_attn.k_proj", "value": "self_attn.v_proj", "out": "self_attn.o_proj",
+    "attn_norm": "input_layernorm", "mlp_in": "mlp.up_proj", "mlp_gate": "mlp.gate_proj", "act": "mlp.act_fn",
+    "mlp_out": "mlp.down_proj", "mlp_norm": "post_attention_layernorm", "scaling": "self_attn.scaling",
+}  # fmt: skip
+AFFINES = ("query", "key", "value", "out", "mlp_in", "mlp_gate", "mlp_out")
+
+
+def _blocks(layers, names: dict[str, str], config, *, pre_norm: bool, rms: bool = False, affines=None) -> tuple[Block, ...]:
+    """One Block per layer, reading the modules `names` points to; `affines(layer)` may supply the
+    affine maps that are not plain Linear modules."""
+    norm = _rms_norm if rms else _layer_norm
+    heads = config.num_attention_heads
+    out = []
+    for layer in layers:
+        get = lambda key: operator.attrgetter(names[key])(layer)  # noqa: E731
+        parts = {key: _linear(get(key)) for key in AFFINES if key in names}
+        parts.update(affines(layer) if affines else {})
+        out.append(
+            Block(
+                **parts,
+                attn_norm=norm(get("attn_norm")),
+                mlp_norm=norm(get("mlp_norm")),
+                act=get("act"),
+                num_heads=heads,
+                num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+                scaling=float(get("scaling")),
+                pre_norm=pre_norm,
+            )
         )
-        for layer in encoder_layers
-    )
+    return tuple(out)
 
 
 def _bert_layout(model: torch.nn.Module, family: str) -> ModelSpec:
@@ -129,7 +157,7 @@ def _bert_layout(model: torch.nn.Module, family: str) -> ModelSpec:
         family=family,
         embed=lambda batch: base.embeddings(input_ids=batch.input_ids),
         stem=(_linear(project),) if project is not None else (),
-        blocks=_bert_blocks(base.encoder.layer, config.num_attention_heads),
+        blocks=_blocks(base.encoder.layer, BERT_LAYER, config, pre_norm=False),
         final_norm=None,
         head=head,
         causal=False,
@@ -137,70 +165,38 @@ def _bert_layout(model: torch.nn.Module, family: str) -> ModelSpec:
 
 
 def _distilbert(model: torch.nn.Module) -> ModelSpec:
-    base, config = model.base_model, model.config
-    blocks = tuple(
-        Block(
-            query=_linear(layer.attention.q_lin),
-            key=_linear(layer.attention.k_lin),
-            value=_linear(layer.attention.v_lin),
-            out=_linear(layer.attention.out_lin),
-            attn_norm=_layer_norm(layer.sa_layer_norm),
-            mlp_in=_linear(layer.ffn.lin1),
-            mlp_out=_linear(layer.ffn.lin2),
-            mlp_norm=_layer_norm(layer.output_layer_norm),
-            act=layer.ffn.activation,
-            num_heads=config.n_heads,
-            num_kv_heads=config.n_heads,
-            scaling=float(layer.attention.scaling),
-            pre_norm=False,
-        )
-        for layer in base.transformer.layer
-    )
+    base = model.base_model
     return ModelSpec(
         family="distilbert",
         embed=lambda batch: base.embeddings(batch.input_ids),
         stem=(),
-        blocks=blocks,
+        blocks=_blocks(base.transformer.layer, DISTILBERT_LAYER, model.config, pre_norm=False),
         final_norm=None,
         head=(_linear(model.pre_classifier), torch.relu, _linear(model.classifier)),
         causal=False,
     )
 
 
-def _conv1d_parts(module: torch.nn.Module, parts: int) -> list[Affine]:
+def _conv1d(module: torch.nn.Module, parts: int = 1) -> list[Affine]:
     """GPT-2's Conv1D (weight (in, out)) as `parts` equal affine maps in (out, in) layout."""
     weights = module.weight.t().chunk(parts, dim=0)
     biases = module.bias.chunk(parts, dim=0) if module.bias is not None else [None] * parts
     return [Affine(w, b) for w, b in zip(weights, biases)]
 
 
+def _gpt2_affines(layer: torch.nn.Module) -> dict[str, Affine]:
+    query, key, value = _conv1d(layer.attn.c_attn, 3)
+    (out,), (mlp_in,), (mlp_out,) = _conv1d(layer.attn.c_proj), _conv1d(layer.mlp.c_fc), _conv1d(layer.mlp.c_proj)
+    return {"query": query, "key": key, "value": value, "out": out, "mlp_in": mlp_in, "mlp_out": mlp_out}
+
+
 def _gpt2(model: torch.nn.Module) -> ModelSpec:
-    base, config = model.base_model, model.config
-    blocks = []
-    for layer in base.h:
-        query, key, value = _conv1d_parts(layer.attn.c_attn, 3)
-        blocks.append(
-            Block(
-                query=query,
-                key=key,
-                value=value,
-                out=_conv1d_parts(layer.attn.c_proj, 1)[0],
-                attn_norm=_layer_norm(layer.ln_1),
-                mlp_in=_conv1d_parts(layer.mlp.c_fc, 1)[0],
-                mlp_out=_conv1d_parts(layer.mlp.c_proj, 1)[0],
-                mlp_norm=_layer_norm(layer.ln_2),
-                act=layer.mlp.act,
-                num_heads=config.n_head,
-                num_kv_heads=config.n_head,
-                scaling=float(layer.attn.scaling),
-                pre_norm=True,
-            )
-        )
+    base = model.base_model
     return ModelSpec(
         family="gpt2",
         embed=lambda batch: base.wte(batch.input_ids) + base.wpe(batch.position_ids),
         stem=(),
-        blocks=tuple(blocks),
+        blocks=_blocks(base.h, GPT2_LAYER, model.config, pre_norm=True, affines=_gpt2_affines),
         final_norm=_layer_norm(base.ln_f),
         head=(_linear(model.score),),
         causal=True,
@@ -215,30 +211,11 @@ def _llama(model: torch.nn.Module) -> ModelSpec:
             f"contextual_decomposition does not implement sliding-window attention ({config.model_type} with "
             "use_sliding_window=True)."
         )
-    blocks = tuple(
-        Block(
-            query=_linear(layer.self_attn.q_proj),
-            key=_linear(layer.self_attn.k_proj),
-            value=_linear(layer.self_attn.v_proj),
-            out=_linear(layer.self_attn.o_proj),
-            attn_norm=_rms_norm(layer.input_layernorm),
-            mlp_in=_linear(layer.mlp.up_proj),
-            mlp_gate=_linear(layer.mlp.gate_proj),
-            mlp_out=_linear(layer.mlp.down_proj),
-            mlp_norm=_rms_norm(layer.post_attention_layernorm),
-            act=layer.mlp.act_fn,
-            num_heads=config.num_attention_heads,
-            num_kv_heads=config.num_key_value_heads,
-            scaling=float(layer.self_attn.scaling),
-            pre_norm=True,
-        )
-        for layer in base.layers
-    )
     return ModelSpec(
         family=config.model_type,
         embed=lambda batch: base.embed_tokens(batch.input_ids),
         stem=(),
-        blocks=blocks,
+        blocks=_blocks(base.layers, LLAMA_LAYER, config, pre_norm=True, rms=True),
         final_norm=_rms_norm(base.norm),
         head=(_linear(model.score),),
         causal=True,

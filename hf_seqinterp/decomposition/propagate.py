@@ -4,10 +4,10 @@ A pass takes a padded batch of texts and a list of rows, each row one (text, rel
 given as a boolean mask over the text's padded positions. The rows are the batch dimension of the
 decomposed forward, so one pass evaluates many relevant sets (of one or several texts).
 
-Everything that depends only on the total β + γ — the attention probabilities of the "fixed" rule,
-the LayerNorm/RMSNorm scale, f(β + γ) in the nonlinearity rules — is the same for every relevant
-set of a text (β + γ is the model's own activation), so it is computed once per distinct text of a
-pass, from its first row, and shared by the text's rows.
+Quantities that depend only on the total β + γ — the attention probabilities of the "fixed" rule,
+the LayerNorm/RMSNorm scale, f(β + γ) in the "acd" nonlinearity rule — are the same for every
+relevant set of a text (β + γ is the model's own activation), so they are computed once per
+distinct text of a pass, from its first row, and shared by the text's rows.
 
 Cost per row: the affine maps of the value, output and MLP run on both parts (2×); no backward pass.
 """
@@ -123,7 +123,9 @@ class Decomposer:
         return rules.affine(x, op.weight, op.bias, bias_to=bias_to)
 
     def _act(self, ctx: _Context, fn, *inputs: rules.Pair) -> rules.Pair:
-        whole = ctx.to_rows(fn(*(ctx.shared(x) for x in inputs)))
+        # f(β + γ) is shared per text only where it enters γ alone ("acd"): in the other rules it
+        # enters β, and an empty relevant set must keep β = 0 to the last bit.
+        whole = ctx.to_rows(fn(*(ctx.shared(x) for x in inputs))) if self.activation_rule == "acd" else None
         return rules.nonlinear(fn, *inputs, rule=self.activation_rule, whole=whole)
 
     @staticmethod
