@@ -180,11 +180,23 @@ def test_follows_the_model_dtype(bert):
 
 
 # ----------------------------------------------------------------- errors
-@pytest.mark.parametrize("model_type", ["albert", "deberta-v2", "modernbert"])
-def test_unsupported_architecture_lists_the_supported_ones(model_type):
+@pytest.mark.parametrize(
+    "model_type, missing",
+    [
+        ("albert", "cross-layer parameter sharing"),
+        ("deberta-v2", "disentangled .* relative attention"),
+        ("modernbert", "local \\(sliding-window\\) attention"),
+    ],
+)
+def test_unsupported_architecture_names_what_is_missing_and_the_supported_ones(model_type, missing):
     model, tokenizer = tiny_model(model_type)
-    with pytest.raises(UnsupportedModelError, match=r"model_type='.*'.*supported model types: bert, distilbert, electra, gpt2"):
+    supported = "Supported model types: bert, distilbert, electra, gpt2, llama, qwen2, roberta"
+    with pytest.raises(UnsupportedModelError, match=f"{type(model).__name__} \\(model_type='{model_type}'\\): {missing}.*{supported}"):
         cd(ModelAdapter(model, tokenizer))
+    unknown = copy.deepcopy(model)
+    unknown.config.model_type = "my-own-transformer"
+    with pytest.raises(UnsupportedModelError, match="'my-own-transformer'\\): no per-architecture adapter names its modules"):
+        cd(ModelAdapter(unknown, tokenizer))
 
 
 def test_bad_parameters_and_spans_give_clear_errors(bert):
@@ -213,7 +225,7 @@ def test_bad_parameters_and_spans_give_clear_errors(bert):
 @needs_minilm
 def test_not_interacts_against_the_adjective_on_minilm(minilm):
     """With the default rules the interaction of "not" with the adjective opposes the adjective's own
-    score in 14 of these 16 sentences (docs/contextual_decomposition.md lists every rule's count)."""
+    score in 14 of these 16 sentences (docs/methods/contextual_decomposition.md lists every rule's count)."""
     explainer = cd(minilm)
     results = [explainer.interaction(text, "not", adjective, target="POSITIVE") for text, adjective in NEGATIONS]
     opposed = [r.value * r.b.score < 0 for r in results]

@@ -147,16 +147,27 @@ def reference(adapter, batch):
         return adapter.forward(batch, output_hidden_states=True)
 
 
+def classifier_bias(model) -> torch.Tensor | None:
+    head = getattr(model, "classifier", getattr(model, "score", None))
+    return getattr(head, "out_proj", head).bias
+
+
 def check_decomposition(adapter, texts, atol, seed=0):
     """β + γ == the model's hidden states at every layer and its logits, for random relevant sets,
-    both attention rules and every activation rule; S = ∅ gives β = 0 exactly."""
+    both attention rules and every activation rule; S = ∅ gives β = 0 exactly; S = all tokens gives
+    γ = 0 at every layer and γ_out = the classifier's bias, within `atol` (the quantities shared by a
+    text's relevant sets are computed from its S = ∅ row, so this is up to float rounding)."""
     batch = adapter.collate(adapter.encode(texts))
     out = reference(adapter, batch)
     real = batch.attention_mask.bool()
     g = torch.Generator().manual_seed(seed)
-    rows = torch.arange(len(batch)).repeat(3)
+    n = len(batch)
+    rows = torch.arange(n).repeat(4)
     relevant = (torch.rand(len(rows), batch.input_ids.shape[1], generator=g) < 0.4) & real[rows]
-    relevant[: len(batch)] = False  # the first copy of every text: S = ∅
+    relevant[:n] = False  # the first copy of every text: S = ∅
+    relevant[n : 2 * n] = real  # the second: S = every token
+    bias = classifier_bias(adapter.model)
+    bias = torch.zeros(adapter.num_labels, dtype=out.logits.dtype) if bias is None else bias.detach()
     for attention in ATTENTION:
         for activation in ACTIVATION:
             dec = Decomposer(adapter, attention_rule=attention, activation_rule=activation)(
@@ -168,7 +179,11 @@ def check_decomposition(adapter, texts, atol, seed=0):
             for layer, (part, expected) in enumerate(zip(dec.hidden, out.hidden_states)):
                 gap = ((part[0] + part[1] - expected[rows]).abs() * real[rows, :, None]).max().item()
                 assert gap <= atol * 10, (attention, activation, layer, gap)
-            assert torch.equal(dec.relevant[: len(batch)], torch.zeros_like(dec.relevant[: len(batch)]))
+            assert torch.equal(dec.relevant[:n], torch.zeros_like(dec.relevant[:n]))
+            everything = slice(n, 2 * n)
+            torch.testing.assert_close(dec.irrelevant[everything], bias.expand(n, -1), atol=atol, rtol=0)
+            for part in dec.hidden:
+                assert (part[1][everything] * real[:, :, None]).abs().max().item() <= atol * 10, (attention, activation)
 
 
 @pytest.mark.parametrize("model_type", SUPPORTED)
@@ -185,8 +200,7 @@ def test_all_tokens_relevant_leaves_only_the_classifier_bias_irrelevant(model_ty
     adapter = ModelAdapter(copy.deepcopy(model).double(), tokenizer)
     batch = adapter.collate(adapter.encode(["a gripping , funny film"]))
     everything = batch.attention_mask.bool()
-    head_bias = getattr(adapter.model, "classifier", getattr(adapter.model, "score", None))
-    head_bias = getattr(head_bias, "out_proj", head_bias).bias
+    head_bias = classifier_bias(adapter.model)
     expected = torch.zeros(adapter.num_labels, dtype=F64) if head_bias is None else head_bias.detach()
     for attention in ATTENTION:
         dec = Decomposer(adapter, attention_rule=attention)(batch, torch.tensor([0]), everything, trace=True)

@@ -223,6 +223,18 @@ def _llama(model: torch.nn.Module) -> ModelSpec:
     )
 
 
+#: What the rules lack for well-known architectures that are not supported (named in the error).
+MISSING_RULES: dict[str, str] = {
+    "albert": "cross-layer parameter sharing and the factorised embedding projection have no module table",
+    "deberta": "disentangled (content-to-position) relative attention has no propagation rule",
+    "deberta-v2": "disentangled (content-to-position) relative attention has no propagation rule",
+    "modernbert": "local (sliding-window) attention layers and the gated GeGLU MLP have no module table",
+    "xlnet": "two-stream relative attention has no propagation rule",
+    "bloom": "ALiBi attention biases have no propagation rule",
+    "mpt": "ALiBi attention biases have no propagation rule",
+    "t5": "relative position buckets and the encoder-decoder layout have no propagation rule",
+}
+
 #: config.model_type -> builder of the ModelSpec
 ARCHITECTURES: dict[str, Callable[[torch.nn.Module], ModelSpec]] = {
     "bert": lambda model: _bert_layout(model, "bert"),
@@ -240,9 +252,10 @@ def model_spec(adapter: ModelAdapter) -> ModelSpec:
     model = adapter.model
     model_type = getattr(adapter.config, "model_type", None)
     if model_type not in ARCHITECTURES:
+        missing = MISSING_RULES.get(model_type, "no per-architecture adapter names its modules")
         raise UnsupportedModelError(
-            f"contextual_decomposition has no propagation rules for {type(model).__name__} "
-            f"(model_type={model_type!r}); supported model types: {', '.join(sorted(ARCHITECTURES))}. "
+            f"contextual_decomposition does not support {type(model).__name__} (model_type={model_type!r}): "
+            f"{missing}. Supported model types: {', '.join(sorted(ARCHITECTURES))}. "
             "Use a model-agnostic method (e.g. 'integrated_gradients') for this model."
         )
     if adapter.pooling not in ("first", "last"):
