@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 import torch
-
 from common import REPO, load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences
+
 from hf_seqinterp import get_explainer
 from hf_seqinterp.masking import score_variants
 from hf_seqinterp.utils import length_grouped_batches
@@ -43,7 +43,10 @@ def best_of(repeats: int, *fns) -> list[tuple[float, float]]:
         for i, fn in enumerate(fns):
             wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            best[i] = (min(best[i][0], time.perf_counter() - wall), min(best[i][1], time.process_time() - cpu))
+            best[i] = (
+                min(best[i][0], time.perf_counter() - wall),
+                min(best[i][1], time.process_time() - cpu),
+            )
     return best
 
 
@@ -71,15 +74,34 @@ def speed(adapter, texts, args) -> str:
         (fw, fc), (cw, cc) = best_of(
             args.repeats,
             lambda: floor(adapter, encodings, args.max_batch_tokens),
-            lambda: explainer.explain(texts, batch_size=args.batch_size, progress=False),
+            lambda e=explainer: e.explain(texts, batch_size=args.batch_size, progress=False),
         )
         n = len(texts)
-        rows.append([rule, f"{fw / n:.4f}", f"{cw / n:.4f}", f"{cw / fw:.2f}", f"{fc / n:.4f}", f"{cc / n:.4f}", f"{cc / fc:.2f}"])
+        rows.append(
+            [
+                rule,
+                f"{fw / n:.4f}",
+                f"{cw / n:.4f}",
+                f"{cw / fw:.2f}",
+                f"{fc / n:.4f}",
+                f"{cc / n:.4f}",
+                f"{cc / fc:.2f}",
+            ]
+        )
         print(rows[-1], flush=True)
-    header = ["rules", "floor s/sent (wall)", "CD s/sent (wall)", "ratio (wall)", "floor s/sent (CPU)", "CD s/sent (CPU)", "ratio (CPU)"]
+    header = [
+        "rules",
+        "floor s/sent (wall)",
+        "CD s/sent (wall)",
+        "ratio (wall)",
+        "floor s/sent (CPU)",
+        "CD s/sent (CPU)",
+        "ratio (CPU)",
+    ]
     return (
         f"Token-level CD, {len(texts)} sentences, {sets / len(texts):.1f} tokens (relevant sets) per sentence, "
-        f"batches of {args.batch_size} texts, {args.max_batch_tokens} tokens per pass:\n\n" + markdown_table(header, rows)
+        f"batches of {args.batch_size} texts, {args.max_batch_tokens} tokens per pass:\n\n"
+        + markdown_table(header, rows)
     )
 
 
@@ -95,9 +117,24 @@ def hierarchy_cost(adapter, texts, args) -> str:
     )
     n, runs = len(texts), len(done)
     levels = np.mean([len(e.extras["hierarchy"]["levels"]) for e in done[-1]])
-    row = [rule, f"{pw / n:.4f}", f"{hw / n:.4f}", f"{hw / pw:.2f}", f"{full.decomposer.passes / runs / n:.2f}",
-           f"{full.decomposer.sets / runs / n:.1f}", f"{levels:.1f}"]
-    header = ["rules", "token scores s/sent", "+ hierarchy s/sent", "ratio", "passes/sent", "relevant sets/sent", "levels/sent"]
+    row = [
+        rule,
+        f"{pw / n:.4f}",
+        f"{hw / n:.4f}",
+        f"{hw / pw:.2f}",
+        f"{full.decomposer.passes / runs / n:.2f}",
+        f"{full.decomposer.sets / runs / n:.1f}",
+        f"{levels:.1f}",
+    ]
+    header = [
+        "rules",
+        "token scores s/sent",
+        "+ hierarchy s/sent",
+        "ratio",
+        "passes/sent",
+        "relevant sets/sent",
+        "levels/sent",
+    ]
     return (
         f"Phrase hierarchy (percentile 75), {n} sentences, batches of {args.batch_size} texts (wall time):\n\n"
         + markdown_table(header, [row])
@@ -116,16 +153,23 @@ def quality(adapter, texts, args) -> str:
             keeps = []
             for e in expls:
                 real = np.flatnonzero(~np.asarray(e.special_tokens_mask))
-                top = real[np.argsort(-e.attributions[real], kind="stable")][: max(1, int(np.ceil(frac * len(real))))]
+                top = real[np.argsort(-e.attributions[real], kind="stable")][
+                    : max(1, int(np.ceil(frac * len(real))))
+                ]
                 keep = np.ones((2, len(e)), dtype=bool)
                 keep[1, top] = False
                 keeps.append(keep)
-            probs = score_variants(adapter, expls, keeps, [e.target for e in expls], replacement="delete", score="prob")
+            probs = score_variants(
+                adapter, expls, keeps, [e.target for e in expls], replacement="delete", score="prob"
+            )
             drops.append(f"{np.mean([p[0] - p[1] for p in probs]):.3f}")
         rows.append([name, *drops])
         print(rows[-1], flush=True)
     header = ["method", *(f"top {int(f * 100)} % deleted" for f in fractions)]
-    return f"Comprehensiveness (mean drop of p(predicted class)), {len(texts)} sentences:\n\n" + markdown_table(header, rows)
+    return (
+        f"Comprehensiveness (mean drop of p(predicted class)), {len(texts)} sentences:\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 def negation(adapter) -> str:
@@ -139,24 +183,47 @@ def negation(adapter) -> str:
         counts.append([rule, f"{sum(r.value * r.b.score < 0 for r in results)}/{len(results)}"])
         if rule == ALL_RULES[0]:
             details = [
-                [text.strip(), f"{r.a.score:+.2f}", f"{r.b.text} {r.b.score:+.2f}", f"{r.joint.score:+.2f}", f"{r.value:+.2f}"]
+                [
+                    text.strip(),
+                    f"{r.a.score:+.2f}",
+                    f"{r.b.text} {r.b.score:+.2f}",
+                    f"{r.joint.score:+.2f}",
+                    f"{r.value:+.2f}",
+                ]
                 for (text, _), r in zip(NEGATIONS, results)
             ]
-            trees = [str(explainer.hierarchy(text, target="POSITIVE")) for text, _ in (NEGATIONS[0], NEGATIONS[8], NEGATIONS[12])]
+            trees = [
+                str(explainer.hierarchy(text, target="POSITIVE"))
+                for text, _ in (NEGATIONS[0], NEGATIONS[8], NEGATIONS[12])
+            ]
     out = "Negation, SST-2 dev, target POSITIVE: the interaction s(not ∪ adj) − s(not) − s(adj) has the opposite sign of s(adj) in\n\n"
     out += markdown_table(["rules", "sentences"], counts)
     out += f"\n\nRules {ALL_RULES[0]} (the defaults):\n\n"
-    out += markdown_table(["sentence", "s(not)", "s(adjective)", "s(not … adjective)", "interaction"], details)
-    return out + "\n\nHierarchies (rules " + ALL_RULES[0] + "):\n\n" + "\n\n".join(f"```\n{t}\n```" for t in trees)
+    out += markdown_table(
+        ["sentence", "s(not)", "s(adjective)", "s(not … adjective)", "interaction"], details
+    )
+    return (
+        out
+        + "\n\nHierarchies (rules "
+        + ALL_RULES[0]
+        + "):\n\n"
+        + "\n\n".join(f"```\n{t}\n```" for t in trees)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=256, help="sentences for the token-level timing (0: skip)")
-    parser.add_argument("--hierarchy-n", type=int, default=64, help="sentences for the hierarchy timing (0: skip)")
-    parser.add_argument("--quality", type=int, default=0, help="sentences for the comprehensiveness table (0: skip)")
+    parser.add_argument(
+        "--hierarchy-n", type=int, default=64, help="sentences for the hierarchy timing (0: skip)"
+    )
+    parser.add_argument(
+        "--quality", type=int, default=0, help="sentences for the comprehensiveness table (0: skip)"
+    )
     parser.add_argument("--negation", action="store_true", help="report the negation interactions")
-    parser.add_argument("--rules", nargs="+", default=list(RULES), help="attention/activation rule pairs to time")
+    parser.add_argument(
+        "--rules", nargs="+", default=list(RULES), help="attention/activation rule pairs to time"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)

@@ -84,10 +84,16 @@ def test_token_scores_equal_true_contributions_of_an_additive_model(attention_ru
     expl = explainer.explain(text, target=2)
     np.testing.assert_allclose(expl.attributions, contributions[:, 2], atol=1e-9, rtol=0)
     n = len(expl)
-    every_label = explainer.decomposer(adapter.collate(adapter.encode([text])), torch.zeros(n, dtype=torch.long), torch.eye(n, dtype=torch.bool))
+    every_label = explainer.decomposer(
+        adapter.collate(adapter.encode([text])),
+        torch.zeros(n, dtype=torch.long),
+        torch.eye(n, dtype=torch.bool),
+    )
     np.testing.assert_allclose(every_label.relevant.numpy(), contributions, atol=1e-9, rtol=0)
     spans = explainer.score_spans(text, [(0, 3), [(1, 2), (5, 7)]], target=2, tokens=True)
-    np.testing.assert_allclose([s.score for s in spans], [contributions[0:3, 2].sum(), contributions[[1, 5, 6], 2].sum()], atol=1e-9)
+    np.testing.assert_allclose(
+        [s.score for s in spans], [contributions[0:3, 2].sum(), contributions[[1, 5, 6], 2].sum()], atol=1e-9
+    )
     assert abs(explainer.interaction(text, "not", "good", target=2).value) < 1e-9
 
 
@@ -106,7 +112,9 @@ def test_token_scores_are_the_relevant_logit_of_single_token_sets(bert):
 def test_batch_equals_one_by_one(model_type):
     model, tokenizer = tiny_model(model_type)
     hierarchy = model_type == "bert"
-    explainer = cd(ModelAdapter(model, tokenizer), phrases=["the"], include_hierarchy=hierarchy, max_batch_tokens=160)
+    explainer = cd(
+        ModelAdapter(model, tokenizer), phrases=["the"], include_hierarchy=hierarchy, max_batch_tokens=160
+    )
     texts = random_texts(3, seed=5)
     together = explainer.explain(texts, target=[0, 2, None])
     for text, target, expl in zip(texts, [0, 2, None], together):
@@ -123,17 +131,25 @@ def test_batch_equals_one_by_one(model_type):
 
 def test_phrases_and_interactions_in_extras_match_the_python_api(bert):
     text = "the film is not good , not at all"
-    explainer = cd(bert, phrases=["not", "film is", "missing words"], interactions=[("not", "good"), ("x", "film")])
+    explainer = cd(
+        bert, phrases=["not", "film is", "missing words"], interactions=[("not", "good"), ("x", "film")]
+    )
     expl = explainer.explain(text, target=0)
     phrases = expl.extras["phrases"]
-    assert [(p["phrase"], p["text"]) for p in phrases] == [("not", "not"), ("not", "not"), ("film is", "film is")]
+    assert [(p["phrase"], p["text"]) for p in phrases] == [
+        ("not", "not"),
+        ("not", "not"),
+        ("film is", "film is"),
+    ]
     direct = explainer.score_spans(text, [(12, 15), (23, 26), "film is"], target=0)
     assert [p["score"] for p in phrases] == pytest.approx([s.score for s in direct], abs=1e-9)
     assert expl.extras["phrases_not_found"] == ["missing words", "x"]
     (pair,) = expl.extras["interactions"]
     inter = explainer.interaction(text, "not", "good", target=0)
     assert pair["interaction"] == pytest.approx(inter.value, abs=1e-9)
-    assert pair["interaction"] == pytest.approx(pair["joint"]["score"] - pair["a"]["score"] - pair["b"]["score"])
+    assert pair["interaction"] == pytest.approx(
+        pair["joint"]["score"] - pair["a"]["score"] - pair["b"]["score"]
+    )
     assert json.loads(json.dumps(expl.to_dict()))  # extras are JSON-able
     assert Explanation.from_dict(expl.to_dict()) == expl
 
@@ -146,18 +162,24 @@ def test_hierarchy_is_a_tree_of_scored_phrases(bert):
     real = [t for t, s in enumerate(enc.special_tokens_mask) if not s]
     root = tree.nodes[tree.root]
     assert root["tokens"] == real and root["text"] == text
-    rescored = explainer.score_spans(text, [[(n["tokens"][0], n["tokens"][-1] + 1)] for n in tree.nodes], target=2, tokens=True)
+    rescored = explainer.score_spans(
+        text, [[(n["tokens"][0], n["tokens"][-1] + 1)] for n in tree.nodes], target=2, tokens=True
+    )
     for node, again in zip(tree.nodes, rescored):
         assert node["score"] == pytest.approx(again.score, abs=1e-9)
         covered = [t for c in node["children"] for t in tree.nodes[c]["tokens"]]
         if node["children"]:
             assert sorted(covered) == node["tokens"] and len(set(covered)) == len(covered)
-            assert node["interaction"] == pytest.approx(node["score"] - sum(tree.nodes[c]["score"] for c in node["children"]))
+            assert node["interaction"] == pytest.approx(
+                node["score"] - sum(tree.nodes[c]["score"] for c in node["children"])
+            )
             assert all(tree.nodes[c]["level"] < node["level"] for c in node["children"])
     for level in tree.levels:
         tokens = [t for n in level for t in tree.nodes[n]["tokens"]]
         assert len(tokens) == len(set(tokens))
-    assert tree.levels[0] == [n["id"] for n in tree.nodes if n["level"] == 0] and len(tree.levels[0]) == len(real)
+    assert tree.levels[0] == [n["id"] for n in tree.nodes if n["level"] == 0] and len(tree.levels[0]) == len(
+        real
+    )
     assert PhraseHierarchy.from_dict(json.loads(json.dumps(tree.to_dict()))) == tree
     assert "good" in str(tree)
 
@@ -167,7 +189,9 @@ def test_hierarchy_renders_in_the_explanation_html(bert):
     page = expl.to_html(full_page=True)
     assert 'class="hfsi-hierarchy"' in page and "<script" not in page and "http" not in page
     assert page.count('class="hfsi-level"') == len(expl.extras["hierarchy"]["levels"])
-    assert page.count('class="hfsi-phrase"') == sum(len(level) for level in expl.extras["hierarchy"]["levels"])
+    assert page.count('class="hfsi-phrase"') == sum(
+        len(level) for level in expl.extras["hierarchy"]["levels"]
+    )
     assert 'class="hfsi-hierarchy"' not in cd(bert).explain("not a good film").to_html()
 
 
@@ -191,11 +215,16 @@ def test_follows_the_model_dtype(bert):
 def test_unsupported_architecture_names_what_is_missing_and_the_supported_ones(model_type, missing):
     model, tokenizer = tiny_model(model_type)
     supported = "Supported model types: bert, distilbert, electra, gpt2, llama, qwen2, roberta"
-    with pytest.raises(UnsupportedModelError, match=f"{type(model).__name__} \\(model_type='{model_type}'\\): {missing}.*{supported}"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=f"{type(model).__name__} \\(model_type='{model_type}'\\): {missing}.*{supported}",
+    ):
         cd(ModelAdapter(model, tokenizer))
     unknown = copy.deepcopy(model)
     unknown.config.model_type = "my-own-transformer"
-    with pytest.raises(UnsupportedModelError, match="'my-own-transformer'\\): no per-architecture adapter names its modules"):
+    with pytest.raises(
+        UnsupportedModelError, match="'my-own-transformer'\\): no per-architecture adapter names its modules"
+    ):
         cd(ModelAdapter(unknown, tokenizer))
 
 
@@ -227,8 +256,12 @@ def test_not_interacts_against_the_adjective_on_minilm(minilm):
     """With the default rules the interaction of "not" with the adjective opposes the adjective's own
     score in 14 of these 16 sentences (docs/methods/contextual_decomposition.md lists every rule's count)."""
     explainer = cd(minilm)
-    results = [explainer.interaction(text, "not", adjective, target="POSITIVE") for text, adjective in NEGATIONS]
+    results = [
+        explainer.interaction(text, "not", adjective, target="POSITIVE") for text, adjective in NEGATIONS
+    ]
     opposed = [r.value * r.b.score < 0 for r in results]
     assert sum(opposed) >= 13, [(r.b.text, r.b.score, r.value) for r in results]
-    positive = [r for r, (_, adj) in zip(results, NEGATIONS) if adj in ("funny", "great", "good", "interesting")]
+    positive = [
+        r for r, (_, adj) in zip(results, NEGATIONS) if adj in ("funny", "great", "good", "interesting")
+    ]
     assert all(r.b.score > 0 and r.value < 0 for r in positive)  # clear positive words: flipped by "not"

@@ -67,7 +67,9 @@ def test_norm_rules_are_exact(rel_zero):
     out_rms = rules.rms_norm(x, weight, 1e-6)
     assert_exact(out_rms, rms)
     if rel_zero:
-        assert torch.equal(out[0], torch.zeros_like(out[0])) and torch.equal(out_rms[0], torch.zeros_like(out_rms[0]))
+        assert torch.equal(out[0], torch.zeros_like(out[0])) and torch.equal(
+            out_rms[0], torch.zeros_like(out_rms[0])
+        )
 
 
 @pytest.mark.parametrize("rule", ACTIVATION)
@@ -91,7 +93,7 @@ def test_nonlinear_rules_are_exact(rule, rel_zero):
 
 def test_nonlinear_rules_differ_in_where_the_interaction_goes():
     x = (torch.tensor([1.0], dtype=F64), torch.tensor([2.0], dtype=F64))
-    square = lambda v: v * v  # noqa: E731 - interaction of β and γ is 2βγ = 4
+    square = lambda v: v * v  # interaction of β and γ: 2βγ = 4
     assert rules.nonlinear(square, x, rule="acd")[0].item() == 1.0  # β² only
     assert rules.nonlinear(square, x, rule="cdt")[0].item() == 5.0  # β² + 2βγ
     assert rules.nonlinear(square, x, rule="shapley")[0].item() == 3.0  # β² + βγ
@@ -183,7 +185,10 @@ def check_decomposition(adapter, texts, atol, seed=0):
             everything = slice(n, 2 * n)
             torch.testing.assert_close(dec.irrelevant[everything], bias.expand(n, -1), atol=atol, rtol=0)
             for part in dec.hidden:
-                assert (part[1][everything] * real[:, :, None]).abs().max().item() <= atol * 10, (attention, activation)
+                assert (part[1][everything] * real[:, :, None]).abs().max().item() <= atol * 10, (
+                    attention,
+                    activation,
+                )
 
 
 @pytest.mark.parametrize("model_type", SUPPORTED)
@@ -212,7 +217,11 @@ def test_all_tokens_relevant_leaves_only_the_classifier_bias_irrelevant(model_ty
 @needs_minilm
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_decomposition_is_exact_on_minilm(minilm, dtype):
-    adapter = minilm if dtype == torch.float32 else ModelAdapter(copy.deepcopy(minilm.model).double(), minilm.tokenizer)
+    adapter = (
+        minilm
+        if dtype == torch.float32
+        else ModelAdapter(copy.deepcopy(minilm.model).double(), minilm.tokenizer)
+    )
     check_decomposition(adapter, sst2_dev_sentences(4), atol=1e-4 if dtype == torch.float32 else 1e-8)
 
 

@@ -9,4 +9,12 @@ from .hierarchy import PhraseHierarchy
 from .propagate import Decomposer, Decomposition
 from .spans import Interaction, SpanScore
 
-__all__ = ["ARCHITECTURES", "Decomposer", "Decomposition", "Interaction", "PhraseHierarchy", "SpanScore", "model_spec"]
+__all__ = [
+    "ARCHITECTURES",
+    "Decomposer",
+    "Decomposition",
+    "Interaction",
+    "PhraseHierarchy",
+    "SpanScore",
+    "model_spec",
+]

@@ -90,7 +90,7 @@ def _layer_norm(module: torch.nn.Module) -> Norm:
 
 
 def _rms_norm(module: torch.nn.Module) -> Norm:
-    eps = getattr(module, "variance_epsilon", None) or getattr(module, "eps")
+    eps = getattr(module, "variance_epsilon", None) or module.eps
     return Norm(module.weight, None, float(eps), rms=True)
 
 
@@ -117,25 +117,27 @@ LLAMA_LAYER = {
 AFFINES = ("query", "key", "value", "out", "mlp_in", "mlp_gate", "mlp_out")
 
 
-def _blocks(layers, names: dict[str, str], config, *, pre_norm: bool, rms: bool = False, affines=None) -> tuple[Block, ...]:
+def _blocks(
+    layers, names: dict[str, str], config, *, pre_norm: bool, rms: bool = False, affines=None
+) -> tuple[Block, ...]:
     """One Block per layer, reading the modules `names` points to; `affines(layer)` may supply the
     affine maps that are not plain Linear modules."""
     norm = _rms_norm if rms else _layer_norm
     heads = config.num_attention_heads
     out = []
     for layer in layers:
-        get = lambda key: operator.attrgetter(names[key])(layer)  # noqa: E731
-        parts = {key: _linear(get(key)) for key in AFFINES if key in names}
+        named = {key: operator.attrgetter(path)(layer) for key, path in names.items()}
+        parts = {key: _linear(named[key]) for key in AFFINES if key in named}
         parts.update(affines(layer) if affines else {})
         out.append(
             Block(
                 **parts,
-                attn_norm=norm(get("attn_norm")),
-                mlp_norm=norm(get("mlp_norm")),
-                act=get("act"),
+                attn_norm=norm(named["attn_norm"]),
+                mlp_norm=norm(named["mlp_norm"]),
+                act=named["act"],
                 num_heads=heads,
                 num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-                scaling=float(get("scaling")),
+                scaling=float(named["scaling"]),
                 pre_norm=pre_norm,
             )
         )
@@ -146,7 +148,9 @@ def _bert_layout(model: torch.nn.Module, family: str) -> ModelSpec:
     """BERT, RoBERTa and ELECTRA: same encoder, different heads."""
     base, config = model.base_model, model.config
     if getattr(config, "is_decoder", False):
-        raise UnsupportedModelError(f"contextual_decomposition does not support {family} run as a decoder (is_decoder=True).")
+        raise UnsupportedModelError(
+            f"contextual_decomposition does not support {family} run as a decoder (is_decoder=True)."
+        )
     if family == "bert":
         head = (_linear(base.pooler.dense), base.pooler.activation, _linear(model.classifier))
     else:  # RoBERTa's and ELECTRA's classification heads: dense -> act -> out_proj on the first token
@@ -186,7 +190,11 @@ def _conv1d(module: torch.nn.Module, parts: int = 1) -> list[Affine]:
 
 def _gpt2_affines(layer: torch.nn.Module) -> dict[str, Affine]:
     query, key, value = _conv1d(layer.attn.c_attn, 3)
-    (out,), (mlp_in,), (mlp_out,) = _conv1d(layer.attn.c_proj), _conv1d(layer.mlp.c_fc), _conv1d(layer.mlp.c_proj)
+    (out,), (mlp_in,), (mlp_out,) = (
+        _conv1d(layer.attn.c_proj),
+        _conv1d(layer.mlp.c_fc),
+        _conv1d(layer.mlp.c_proj),
+    )
     return {"query": query, "key": key, "value": value, "out": out, "mlp_in": mlp_in, "mlp_out": mlp_out}
 
 

@@ -151,7 +151,9 @@ def _select(state: _TextState, percentile: float) -> None:
     state.selected.update(t for t, m in zip(remaining, magnitudes) if m >= threshold)
 
 
-def _finish(i, state: _TextState, target: int, percentile: float, score_sets: SetScorer, cache) -> dict[str, Any]:
+def _finish(
+    i, state: _TextState, target: int, percentile: float, score_sets: SetScorer, cache
+) -> dict[str, Any]:
     top = state.levels[-1]
     if len(top) > 1:  # candidates not contiguous (a special token in between): one root over all of them
         tokens = tuple(state.candidates)

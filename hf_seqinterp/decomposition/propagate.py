@@ -63,7 +63,9 @@ class Decomposer:
 
     # ----------------------------------------------------------------- public entry points
     @torch.no_grad()
-    def __call__(self, batch: Batch, rows: torch.Tensor, relevant: torch.Tensor, *, trace: bool = False) -> Decomposition:
+    def __call__(
+        self, batch: Batch, rows: torch.Tensor, relevant: torch.Tensor, *, trace: bool = False
+    ) -> Decomposition:
         """Decompose the logits of `batch.take(rows)` for the relevant sets `relevant` (rows, L) bool."""
         spec = model_spec(self.adapter)  # rebuilt per pass: follows model.double(), .to(device), ...
         self.passes += 1
@@ -91,7 +93,11 @@ class Decomposer:
         x = (x[0][:, position], x[1][:, position])
         for i, op in enumerate(spec.head):
             last = i == len(spec.head) - 1
-            x = self._affine(x, op, bias_to="irrelevant" if last else "split") if isinstance(op, Affine) else self._act(ctx, op, x)
+            x = (
+                self._affine(x, op, bias_to="irrelevant" if last else "split")
+                if isinstance(op, Affine)
+                else self._act(ctx, op, x)
+            )
         return Decomposition(x[0], x[1], hidden)
 
     def score_sets(
@@ -131,7 +137,9 @@ class Decomposer:
     @staticmethod
     def _norm(norm: Norm, x: rules.Pair, ctx: _Context) -> rules.Pair:
         if norm.rms:
-            return rules.rms_norm(x, norm.weight, norm.eps, scale=ctx.to_rows(rules.rms_norm_scale(ctx.shared(x), norm.eps)))
+            return rules.rms_norm(
+                x, norm.weight, norm.eps, scale=ctx.to_rows(rules.rms_norm_scale(ctx.shared(x), norm.eps))
+            )
         scale = ctx.to_rows(rules.layer_norm_scale(ctx.shared(x), norm.eps))
         return rules.layer_norm(x, norm.weight, norm.bias, norm.eps, scale=scale)
 
@@ -181,7 +189,9 @@ class Decomposer:
         key = _split_heads(linear(whole, block.key.weight, block.key.bias), block.num_kv_heads)
         if ctx.rotary is not None:
             query, key = rules.rotate(query, *ctx.rotary), rules.rotate(key, *ctx.rotary)
-        return rules.attention_probs(query, _repeat_heads(key, block.num_heads // block.num_kv_heads), ctx.mask, block.scaling)
+        return rules.attention_probs(
+            query, _repeat_heads(key, block.num_heads // block.num_kv_heads), ctx.mask, block.scaling
+        )
 
 
 @dataclass
@@ -191,7 +201,9 @@ class _Context:
 
     first: torch.Tensor
     inverse: torch.Tensor
-    mask: torch.Tensor  # (texts, 1, L, L) additive: 0 where a query may attend to a key, else the dtype's minimum
+    mask: (
+        torch.Tensor
+    )  # (texts, 1, L, L) additive: 0 where a query may attend to a key, else the dtype's minimum
     rotary: tuple[torch.Tensor, torch.Tensor] | None  # (texts, 1, L, d) cos and sin
 
     def shared(self, x: rules.Pair) -> torch.Tensor:

@@ -66,7 +66,11 @@ def split_bias(y: Pair, bias: torch.Tensor | None, to: Literal["split", "irrelev
 
 
 def affine(
-    x: Pair, weight: torch.Tensor, bias: torch.Tensor | None, *, bias_to: Literal["split", "irrelevant"] = "split"
+    x: Pair,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    bias_to: Literal["split", "irrelevant"] = "split",
 ) -> Pair:
     """y = W x + b on both parts; see `split_bias` for where b goes. weight: (out, in)."""
     linear = torch.nn.functional.linear
@@ -84,7 +88,12 @@ def rms_norm_scale(whole: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def layer_norm(
-    x: Pair, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, *, scale: torch.Tensor | None = None
+    x: Pair,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+    *,
+    scale: torch.Tensor | None = None,
 ) -> Pair:
     """LayerNorm over the last dimension with the scale of the total (`layer_norm_scale`, computed
     here unless given)."""
@@ -103,7 +112,9 @@ def rms_norm(x: Pair, weight: torch.Tensor | None, eps: float, *, scale: torch.T
     return x[0] * scale, x[1] * scale
 
 
-def nonlinear(fn: Callable[..., torch.Tensor], *inputs: Pair, rule: str = "cdt", whole: torch.Tensor | None = None) -> Pair:
+def nonlinear(
+    fn: Callable[..., torch.Tensor], *inputs: Pair, rule: str = "cdt", whole: torch.Tensor | None = None
+) -> Pair:
     """Split f(β₁+γ₁, β₂+γ₂, ...) for decomposed inputs with the "cdt", "acd" or "shapley" rule.
 
     `whole`: f of the totals if already known (it is the same for every relevant set of a text).

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..adapter import Encoding
 from ..errors import InvalidParameterError
 
-SpanPiece = Union[str, tuple[int, int]]
-Span = Union[SpanPiece, Sequence[SpanPiece]]
+SpanPiece = str | tuple[int, int]
+Span = SpanPiece | Sequence[SpanPiece]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,12 @@ class Interaction:
         return self.joint.score - self.a.score - self.b.score
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "joint": self.joint.to_dict(), "interaction": self.value}
+        return {
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "joint": self.joint.to_dict(),
+            "interaction": self.value,
+        }
 
 
 def phrase_occurrences(text: str, phrase: str) -> list[tuple[int, int]]:
@@ -69,7 +74,9 @@ def char_span_tokens(enc: Encoding, start: int, end: int) -> tuple[int, ...]:
         if not special and s < end and e > start and e > s
     )
     if not found:
-        raise InvalidParameterError(f"Character span ({start}, {end}) = {enc.text[start:end]!r} covers no token.")
+        raise InvalidParameterError(
+            f"Character span ({start}, {end}) = {enc.text[start:end]!r} covers no token."
+        )
     return found
 
 
@@ -77,7 +84,9 @@ def resolve_span(enc: Encoding, span: Span, *, tokens: bool = False) -> tuple[in
     """Sorted token indices of a span (see the module docstring for the accepted forms)."""
     pieces = [span] if isinstance(span, (str, tuple)) else list(span)
     if not pieces:
-        raise InvalidParameterError("An empty list is not a span; pass a phrase, a (start, end) pair or a list of them.")
+        raise InvalidParameterError(
+            "An empty list is not a span; pass a phrase, a (start, end) pair or a list of them."
+        )
     chosen: set[int] = set()
     for piece in pieces:
         if isinstance(piece, str):

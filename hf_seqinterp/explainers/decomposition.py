@@ -16,7 +16,15 @@ from ..adapter import Batch, Target
 from ..decomposition.architectures import model_spec
 from ..decomposition.hierarchy import PhraseHierarchy, agglomerate
 from ..decomposition.propagate import Decomposer
-from ..decomposition.spans import Interaction, Span, SpanScore, char_span_tokens, phrase_occurrences, resolve_span, span_text
+from ..decomposition.spans import (
+    Interaction,
+    Span,
+    SpanScore,
+    char_span_tokens,
+    phrase_occurrences,
+    resolve_span,
+    span_text,
+)
 from ..errors import InvalidParameterError
 from .base import Explainer, RowResult, register_explainer
 
@@ -83,10 +91,16 @@ class ContextualDecomposition(Explainer):
             )
         if isinstance(phrases, str):
             phrases = [phrases]
-        if interactions is not None and any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in interactions):
-            raise InvalidParameterError(f"interactions={interactions!r} must be a list of (phrase_a, phrase_b) pairs.")
+        if interactions is not None and any(
+            not isinstance(p, (list, tuple)) or len(p) != 2 for p in interactions
+        ):
+            raise InvalidParameterError(
+                f"interactions={interactions!r} must be a list of (phrase_a, phrase_b) pairs."
+            )
         if not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
-            raise InvalidParameterError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens!r}.")
+            raise InvalidParameterError(
+                f"max_batch_tokens must be a positive integer, got {max_batch_tokens!r}."
+            )
         self.attention_rule = attention_rule
         self.activation_rule = activation_rule
         self.normalize = normalize
@@ -133,7 +147,10 @@ class ContextualDecomposition(Explainer):
             empty = np.zeros((0, self.adapter.num_labels))
             return empty, empty
         rel, irrel = self.decomposer.score_sets(
-            batch, [row for row, _ in jobs], [tokens for _, tokens in jobs], max_batch_tokens=self.max_batch_tokens
+            batch,
+            [row for row, _ in jobs],
+            [tokens for _, tokens in jobs],
+            max_batch_tokens=self.max_batch_tokens,
         )
         return rel.double().cpu().numpy(), irrel.double().cpu().numpy()
 
@@ -167,7 +184,12 @@ class ContextualDecomposition(Explainer):
             out: dict[str, Any] = {}
             if phrase_sets or missing:
                 out["phrases"] = [
-                    {"phrase": p, "start": s, "end": e, **SpanScore(jobs[k][1], span_text(enc, jobs[k][1]), float(scores[k])).to_dict()}
+                    {
+                        "phrase": p,
+                        "start": s,
+                        "end": e,
+                        **SpanScore(jobs[k][1], span_text(enc, jobs[k][1]), float(scores[k])).to_dict(),
+                    }
                     for p, s, e, k in phrase_sets
                 ]
             if pair_sets:
@@ -181,7 +203,9 @@ class ContextualDecomposition(Explainer):
 
         return build
 
-    def _hierarchies(self, batch: Batch, token_scores: list[np.ndarray], targets: list[int]) -> list[dict[str, Any]]:
+    def _hierarchies(
+        self, batch: Batch, token_scores: list[np.ndarray], targets: list[int]
+    ) -> list[dict[str, Any]]:
         encodings = batch.encodings
 
         def score_sets(jobs: Sequence[Job]) -> list[float]:
@@ -199,7 +223,9 @@ class ContextualDecomposition(Explainer):
         )
 
     # ----------------------------------------------------------------- Python API for one text
-    def score_spans(self, text: str, spans: Span | Sequence[Span], target: Target = None, *, tokens: bool = False) -> list[SpanScore]:
+    def score_spans(
+        self, text: str, spans: Span | Sequence[Span], target: Target = None, *, tokens: bool = False
+    ) -> list[SpanScore]:
         """CD scores of relevant sets of `text`, all in one pass.
 
         `spans`: a sequence of spans, each a phrase string, a (start, end) character range (token
@@ -211,7 +237,9 @@ class ContextualDecomposition(Explainer):
         rel, _ = self._run(batch, [(0, s) for s in sets])
         return [SpanScore(s, span_text(enc, s), float(rel[k, chosen])) for k, s in enumerate(sets)]
 
-    def interaction(self, text: str, a: Span, b: Span, target: Target = None, *, tokens: bool = False) -> Interaction:
+    def interaction(
+        self, text: str, a: Span, b: Span, target: Target = None, *, tokens: bool = False
+    ) -> Interaction:
         """Interaction s(A ∪ B) − s(A) − s(B) of two disjoint spans of `text` (one pass)."""
         batch, enc, chosen = self._prepare(text, target)
         ta, tb = resolve_span(enc, a, tokens=tokens), resolve_span(enc, b, tokens=tokens)
