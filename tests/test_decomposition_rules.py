@@ -9,13 +9,13 @@ import types
 
 import pytest
 import torch
+from conftest import needs_minilm, sst2_dev_sentences
+from tiny_models import random_texts, tiny_model
 
 from hf_seqinterp import ModelAdapter
 from hf_seqinterp.decomposition import rules
 from hf_seqinterp.decomposition.architectures import ARCHITECTURES
 from hf_seqinterp.decomposition.propagate import Decomposer
-from tests.conftest import needs_minilm, sst2_dev_sentences
-from tests.tiny_models import random_texts, tiny_model
 
 SUPPORTED = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2")
 ATTENTION = rules.ATTENTION_RULES

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import needs_minilm
+from decomposition_cases import NEGATIONS
+from tiny_models import random_texts, tiny_model
 
 from hf_seqinterp import Explanation, ModelAdapter, get_explainer
 from hf_seqinterp.decomposition.hierarchy import PhraseHierarchy
 from hf_seqinterp.errors import InvalidParameterError, UnsupportedModelError
-from tests.conftest import needs_minilm
-from tests.decomposition_cases import NEGATIONS
-from tests.tiny_models import random_texts, tiny_model
 
 METHOD = "contextual_decomposition"
 
