@@ -31,6 +31,7 @@ from .explainers import Explainer, describe_methods, get_explainer, list_methods
 from .explanation import Explanation, Word
 from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
+from .representation import representation_erasure
 from .visualize import render_html, render_markdown, render_terminal, save_html
 
 register_pipeline()
@@ -130,6 +131,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "render_terminal",
+    "representation_erasure",
     "row_to_explanation",
     "save_html",
 ]
