@@ -13,12 +13,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
 from .callbacks import ExplanationCallback
 from .errors import (
+    HubError,
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
@@ -38,9 +40,32 @@ from .explainers import (
 from .explanation import Explanation, Word
 from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
-from .visualize import render_html, render_terminal, save_html
+from .representation import representation_erasure
+from .visualize import render_html, render_markdown, render_terminal, save_html
 
 register_pipeline()
+
+# Dataset and Hub features import `datasets` and `accelerate`; load them on first use.
+_LAZY = {
+    "explain_dataset": "distributed",
+    "push_explanations_to_hub": "hub",
+    "load_explanations": "hub",
+    "load_explanation_dataset": "hub",
+    "EXPLANATION_FEATURES": "dataset",
+    "explanation_to_row": "dataset",
+    "row_to_explanation": "dataset",
+    "explanations_to_dataset": "dataset",
+    "dataset_to_explanations": "dataset",
+    "load_text_dataset": "data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def explain(
@@ -58,11 +83,14 @@ def explain(
     """Explain `texts` with `method` on `model`.
 
     `model` is a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None for the
-    bundled default sentiment classifier. Other arguments as in `ExplainableMixin.explain`.
+    bundled default sentiment classifier (loaded once, then reused). Other arguments as in
+    `ExplainableMixin.explain`.
     """
     if isinstance(model, ModelAdapter):
         adapter = model
-    elif model is None or isinstance(model, str):
+    elif model is None:
+        adapter = _default_adapter()
+    elif isinstance(model, str):
         adapter = ModelAdapter.from_pretrained(model)
     else:
         adapter = explainable(model, tokenizer).explain_adapter()
@@ -70,14 +98,21 @@ def explain(
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_adapter() -> ModelAdapter:
+    return ModelAdapter.from_pretrained()
+
+
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "EXPLANATION_FEATURES",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
     "ExplanationCallback",
     "Explanation",
+    "HubError",
     "InputTooLongError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -89,14 +124,25 @@ __all__ = [
     "Word",
     "__version__",
     "applicable_explainers",
+    "dataset_to_explanations",
     "default_model_path",
     "describe_methods",
     "explain",
+    "explain_dataset",
     "explainable",
+    "explanation_to_row",
+    "explanations_to_dataset",
     "get_explainer",
     "list_methods",
+    "load_explanation_dataset",
+    "load_explanations",
+    "load_text_dataset",
+    "push_explanations_to_hub",
     "register_explainer",
     "render_html",
+    "render_markdown",
     "render_terminal",
+    "representation_erasure",
+    "row_to_explanation",
     "save_html",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from . import attention_hooks
 from .errors import (
     InputTooLongError,
     InvalidInputError,
@@ -242,6 +243,19 @@ class ModelAdapter:
         """The id that pads batches: the pad token, else eos, else unk, else 0."""
         return self._pad_id()
 
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
+        `ModuleList` of `num_layers` modules."""
+        n = self.num_layers
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.ModuleList) and n and len(module) == n:
+                return module
+        raise UnsupportedModelError(
+            f"{type(self.model).__name__} has no list of {n} transformer blocks (config.num_hidden_layers); "
+            "its layers may be shared across depth (as in ALBERT), so one layer's units cannot be addressed."
+        )
+
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
             if candidate is not None:
@@ -259,13 +273,27 @@ class ModelAdapter:
         return int(value)
 
     # ----------------------------------------------------------------- capability checks
+    def _accepts_inputs_embeds(self) -> bool:
+        return "inputs_embeds" in inspect.signature(self.model.forward).parameters
+
     def require_inputs_embeds(self, method: str) -> None:
-        params = inspect.signature(self.model.forward).parameters
-        if "inputs_embeds" not in params:
+        if not self._accepts_inputs_embeds():
             raise UnsupportedModelError(
                 f"Method {method!r} runs the model from input embeddings, but "
                 f"{type(self.model).__name__}.forward() takes no `inputs_embeds` argument. "
                 "Use a perturbation method (e.g. 'erasure', 'lime') or a model class that accepts inputs_embeds."
+            )
+
+    def require_attentions(self, method: str) -> None:
+        """Fail early when the model cannot produce attention weights (no attention layers that
+        transformers can record, and no `output_attentions` argument)."""
+        if attention_hooks.attention_sites(self.model):
+            return
+        if "output_attentions" not in inspect.signature(self.model.forward).parameters:
+            raise UnsupportedModelError(
+                f"Method {method!r} needs attention weights, but {type(self.model).__name__} has no attention "
+                "layers that transformers can record and its forward() takes no `output_attentions`. "
+                "Use a gradient or perturbation method instead."
             )
 
     # ----------------------------------------------------------------- tokenisation
@@ -379,10 +407,17 @@ class ModelAdapter:
 
     def forward(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """Run the model on a batch, from `inputs_embeds` when given, else from the batch's token ids,
-        with the batch's attention mask and position ids. Returns the model's output object."""
+        with the batch's attention mask and position ids. Returns the model's output object.
+
+        Models that classify from the last token always run from embeddings: from ids, their heads
+        look for the last id different from `pad_token_id`, which a replacement token (or an eos
+        used as pad) can fool; from embeddings they read the last position, which left padding makes
+        the real last token."""
         if batch.position_ids is not None:
             kwargs.setdefault("position_ids", batch.position_ids)
         kwargs.setdefault("attention_mask", batch.attention_mask)
+        if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
+            inputs_embeds = self.embed(batch.input_ids)
         with self._batchable():
             if inputs_embeds is not None:
                 return self.model(inputs_embeds=inputs_embeds, **kwargs)
@@ -391,6 +426,55 @@ class ModelAdapter:
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """(rows, num_labels) logits; see `forward`."""
         return self.forward(batch, inputs_embeds, **kwargs).logits
+
+    # ----------------------------------------------------------------- attention
+    def eager_attention(self) -> contextlib.AbstractContextManager[None]:
+        """Context in which the model runs eager attention (the only kind that materialises the
+        weights); the previous setting of every config involved is restored on exit, even on error."""
+        return attention_hooks.eager_attention(self.model)
+
+    def stream_attentions(
+        self,
+        batch: Batch,
+        on_layer: Callable[[int, torch.Tensor], None],
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Forward a batch under eager attention, calling `on_layer(layer, weights)` with each layer's
+        (rows, heads, L, L) attention weights as the layer runs (layer order, no weights kept
+        afterwards); returns the model output. See `hf_seqinterp.attention_hooks`."""
+        return attention_hooks.stream_attentions(
+            lambda **kw: self.forward(batch, inputs_embeds, **kw, **kwargs), self.model, on_layer
+        )
+
+    @property
+    def num_layers(self) -> int | None:
+        """Number of transformer layers, from the (text) config; None if the config does not say."""
+        config = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        value = getattr(config, "num_hidden_layers", None)
+        return int(value) if value is not None else None
+
+    def classified_positions(self, batch: Batch) -> torch.Tensor:
+        """(rows,) position in the padded batch whose final hidden state the classification head
+        reads: the first real token ("first" pooling) or the last real token ("last")."""
+        if self.pooling == "mean":
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} classifies from the mean of all positions, not from one "
+                "position; use readout_weights(batch)."
+            )
+        last = self.pooling == "last"
+        positions = [batch.starts[i] + (len(batch.encodings[i]) - 1 if last else 0) for i in range(len(batch))]
+        return torch.tensor(positions, dtype=torch.long, device=batch.input_ids.device)
+
+    def readout_weights(self, batch: Batch) -> torch.Tensor:
+        """(rows, L) weights with which the classification head reads the final hidden states:
+        one-hot at `classified_positions`, or uniform over the real tokens for mean pooling."""
+        mask = batch.attention_mask.float()
+        if self.pooling == "mean":
+            return mask / mask.sum(-1, keepdim=True)
+        weights = torch.zeros_like(mask)
+        weights[torch.arange(len(batch), device=mask.device), self.classified_positions(batch)] = 1.0
+        return weights
 
     @contextlib.contextmanager
     def _batchable(self) -> Iterator[None]:

@@ -120,6 +120,16 @@ def explainable(model: torch.nn.Module, tokenizer: Any = None) -> ExplainableMix
     return ExplainableModel(model, tokenizer)
 
 
+def as_adapter(model: ModelAdapter | torch.nn.Module | str | None, tokenizer: Any = None) -> ModelAdapter:
+    """A ModelAdapter for what the user passed: an adapter (as is), a loaded model (with `tokenizer`
+    or the one saved next to it), a folder or Hub id, or None for the bundled default model."""
+    if isinstance(model, ModelAdapter):
+        return model
+    if model is None or isinstance(model, str):
+        return ModelAdapter.from_pretrained(model)
+    return explainable(model, tokenizer).explain_adapter()
+
+
 def _load_tokenizer(model: torch.nn.Module) -> Any:
     from transformers import AutoTokenizer
 

@@ -1,0 +1,168 @@
+"""ModelAdapter: tokenisation, padding, targets, score spaces, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hf_seqinterp as hsi
+from hf_seqinterp import (
+    InputTooLongError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelAdapter,
+    UnknownMethodError,
+    UnknownTargetError,
+    UnsupportedModelError,
+)
+from tiny_models import DECODERS, random_texts, tiny_model
+
+
+@pytest.fixture(scope="module")
+def bert():
+    return ModelAdapter(*tiny_model("bert"))
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "gpt2", "llama"])
+def test_padded_rows_compute_what_the_text_alone_computes(model_type):
+    adapter = ModelAdapter(*tiny_model(model_type))
+    assert adapter.padding_side == ("left" if model_type in DECODERS else "right")
+    encodings = adapter.encode(random_texts(5, seed=3))
+    with torch.no_grad():
+        batched = adapter.logits(adapter.collate(encodings))
+        alone = torch.cat([adapter.logits(adapter.collate([e])) for e in encodings])
+        reference = torch.cat([adapter.model(input_ids=torch.tensor([e.input_ids])).logits for e in encodings])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(alone, reference, atol=1e-5, rtol=0)
+
+
+def test_decoder_without_pad_token_batches_and_config_is_restored():
+    model, tokenizer = tiny_model("gpt2")
+    assert tokenizer.pad_token_id is None and model.config.pad_token_id is None
+    adapter = ModelAdapter(model, tokenizer)
+    with torch.no_grad():
+        adapter.logits(adapter.collate(adapter.encode(random_texts(3))))
+    assert model.config.pad_token_id is None
+
+
+def test_encode_keeps_offsets_word_ids_and_specials(bert):
+    (enc,) = bert.encode(["Gripping, funny film"])
+    assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
+    assert enc.special_tokens_mask[0] and enc.special_tokens_mask[-1]
+    assert enc.word_ids[0] is None and enc.word_ids[-1] is None
+    for tok, (s, e), special in zip(enc.tokens, enc.offsets, enc.special_tokens_mask):
+        if not special:
+            assert enc.text[s:e].lower() == tok.removeprefix("##")
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", ["fine", ""]])
+def test_empty_text_is_rejected(bert, bad):
+    with pytest.raises(InvalidInputError, match="empty or whitespace"):
+        bert.encode(bad)
+
+
+@pytest.mark.parametrize("bad, word", [(42, "int"), (["ok", None], "NoneType"), ([], "No texts")])
+def test_non_string_input_is_rejected(bert, bad, word):
+    with pytest.raises(InvalidInputError, match=word):
+        hsi.explain(bad, bert)
+
+
+def test_long_text_is_truncated_with_a_warning_or_rejected(bert):
+    long_text = " ".join(["great"] * 200)
+    expl = hsi.explain(long_text, bert)
+    assert len(expl.tokens) == bert.max_length == 64
+    assert expl.tokens[-1] == "[SEP]"
+    assert any("truncated from 202 to 64 tokens" in w for w in expl.warnings)
+    with pytest.raises(InputTooLongError, match="202 tokens but the model accepts at most 64"):
+        hsi.explain(long_text, bert, truncation=False)
+
+
+def test_unknown_method_lists_the_available_ones(bert):
+    with pytest.raises(UnknownMethodError) as err:
+        hsi.explain("good", bert, method="integrated_gradient")
+    message = str(err.value)
+    assert "'integrated_gradient' is not a registered" in message
+    for name in hsi.list_methods():
+        assert name in message
+
+
+def test_targets_by_name_id_or_per_text(bert):
+    assert bert.check_target("positive") == 2
+    assert bert.check_target("POSITIVE") == 2  # case-insensitive when unambiguous
+    assert bert.check_target(1) == 1
+    assert bert.check_targets(["negative", None], 2) == [0, None]
+    expls = hsi.explain(["good film", "bad film"], bert, target=["negative", 2])
+    assert [e.target for e in expls] == [0, 2]
+    assert [e.target_label for e in expls] == ["negative", "positive"]
+
+
+@pytest.mark.parametrize(
+    "target, pattern",
+    [("happy", r"'happy' is not a label .*negative.*neutral.*positive"), (3, "out of range .* 3 labels"),
+     (-1, "out of range"), (1.0, "must be None, a class id"), (["negative"], "1 targets for 2 texts")],
+)
+def test_bad_targets_are_rejected(bert, target, pattern):
+    with pytest.raises(UnknownTargetError, match=pattern):
+        hsi.explain(["good", "bad"], bert, target=target)
+
+
+def test_score_spaces(bert):
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    t = torch.tensor([1])
+    assert bert.score(logits, t, "logit").item() == 2.0
+    assert bert.score(logits, t, "log_prob").item() == pytest.approx(torch.log_softmax(logits, -1)[0, 1].item())
+    assert bert.score(logits, t, "prob").item() == pytest.approx(torch.softmax(logits, -1)[0, 1].item())
+    with pytest.raises(InvalidParameterError, match="score='probability' is not one of"):
+        hsi.explain("good", bert, score="probability")
+
+
+def test_unknown_parameter_names_the_accepted_ones(bert):
+    with pytest.raises(InvalidParameterError, match="does not take parameter.*'steps'.*accepted: baseline, n_steps"):
+        hsi.explain("good", bert, method="integrated_gradients", steps=10)
+
+
+def test_baseline_token_the_tokenizer_lacks_is_a_clear_error():
+    adapter = ModelAdapter(*tiny_model("gpt2"))
+    with pytest.raises(InvalidParameterError, match="has no mask token"):
+        hsi.explain("good", adapter, method="integrated_gradients", baseline="mask")
+
+
+class NoEmbedsClassifier(torch.nn.Module):
+    """A classifier whose forward only takes token ids."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    def get_input_embeddings(self):
+        return self.inner.get_input_embeddings()
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_model_without_inputs_embeds_is_a_clear_error():
+    model, tokenizer = tiny_model("bert")
+    adapter = ModelAdapter(NoEmbedsClassifier(model), tokenizer)
+    with pytest.raises(UnsupportedModelError, match="gradient_x_input.*NoEmbedsClassifier.*inputs_embeds"):
+        hsi.explain("good", adapter)
+
+
+def test_slow_tokenizer_is_rejected():
+    model, _ = tiny_model("bert")
+
+    class SlowTokenizer:
+        is_fast = False
+
+    with pytest.raises(UnsupportedModelError, match="not a fast tokenizer"):
+        ModelAdapter(model, SlowTokenizer())
+
+
+def test_model_mode_is_restored(bert):
+    bert.model.train()
+    try:
+        hsi.explain("good", bert)
+        assert bert.model.training
+    finally:
+        bert.model.eval()

@@ -1,0 +1,40 @@
+"""The bundled default model: size on disk, float32 loading, tokenizer, and SST-2 dev accuracy."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import needs_sst2, sst2_dev
+from hf_seqinterp import DEFAULT_MODEL_DIR, default_model_path
+from hf_seqinterp.utils import length_grouped_batches
+
+
+def test_bundled_model_is_small_and_loads_as_float32():
+    path = default_model_path()
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    assert size <= 20 * 1024 * 1024, f"{size} bytes"
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    assert model.config.model_type == "bert"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.config.id2label == {0: "NEGATIVE", 1: "POSITIVE"}
+    tok = AutoTokenizer.from_pretrained(path)
+    assert tok.is_fast and tok.model_max_length == 512
+    assert None not in (tok.pad_token_id, tok.mask_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id)
+    enc = tok("An unbelievably clumsy script!", return_offsets_mapping=True)
+    assert tok.unk_token_id not in enc["input_ids"]
+
+
+@needs_sst2
+def test_accuracy_on_sst2_dev_is_at_least_85_percent(default_adapter):
+    texts, labels = sst2_dev()
+    encodings = default_adapter.encode(texts)
+    correct = 0
+    with torch.no_grad(), default_adapter.evaluating():
+        for group in length_grouped_batches([len(e) for e in encodings], 256):
+            logits = default_adapter.logits(default_adapter.collate([encodings[i] for i in group]))
+            correct += sum(int(p == labels[i]) for p, i in zip(logits.argmax(-1).tolist(), group))
+    accuracy = correct / len(texts)
+    assert accuracy >= 0.85
+    assert abs(accuracy - 0.9056) < 0.002, f"accuracy {accuracy:.4f} differs from the documented 90.56%"
+    assert str(DEFAULT_MODEL_DIR) in default_adapter.model_name
