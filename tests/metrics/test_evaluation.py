@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import numpy as np
 import pytest
 from conftest import ERASER, MINILM, needs_eraser, needs_minilm
@@ -14,6 +15,7 @@ from hf_seqinterp.cli import main
 from hf_seqinterp.errors import (
     InvalidInputError,
     InvalidParameterError,
+    SeqInterpError,
     UnknownMethodError,
     UnsupportedModelError,
 )
@@ -107,8 +109,6 @@ def test_evaluate_methods_errors(tiny_bert):
 
 # ----------------------------------------------------------------------------- data sources
 def test_load_examples_from_files_and_folders(tmp_path):
-    import datasets
-
     (tmp_path / "d.tsv").write_text('sentence\tlabel\nit \'s "great"\t1\nawful\t0\n')
     assert load_examples(tmp_path / "d.tsv").texts == ['it \'s "great"', "awful"]
     rows = [{"review": "a fine film", "words": [1, 2]}, {"review": "so bad", "words": [[1, 2]]}]
@@ -119,17 +119,16 @@ def test_load_examples_from_files_and_folders(tmp_path):
     assert load_examples(tmp_path / "d.csv", rationale_column="spans").rationales == [[(6, 11)]]
     datasets.Dataset.from_dict({"text": ["x", "y", "z"]}).save_to_disk(tmp_path / "saved")
     assert load_examples(tmp_path / "saved", limit=2).texts == ["x", "y"]
-    with pytest.raises(InvalidInputError, match="No text column found among \\['words'\\]"):
+    with pytest.raises(InvalidInputError, match="the dataset's columns are \\['words'\\]"):
         load_examples(datasets.Dataset.from_dict({"words": ["a"]}))
-    with pytest.raises(InvalidInputError, match="supported files are"):
+    with pytest.raises(InvalidInputError, match="supported data files"):
         (tmp_path / "d.txt").write_text("x")
         load_examples(tmp_path / "d.txt")
 
 
 def test_hub_ids_fail_clearly_offline(monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InvalidInputError, match="Hub datasets need network access"):
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SeqInterpError, match="the Hub is offline"):
         load_examples("nyu-mll/glue-that-does-not-exist")
 
 
@@ -159,7 +158,7 @@ def test_cli_errors_are_clear(saved_model, tmp_path, capsys):
     assert main([*args, "--methods", "lime2"]) == 2
     assert "'lime2' is not a registered" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.tsv")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "No such data file or folder" in capsys.readouterr().err
 
 
 @needs_minilm
