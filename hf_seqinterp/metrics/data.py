@@ -21,7 +21,6 @@ from ..errors import InvalidInputError
 from .alignment import Span, check_char_spans, words_to_char_spans
 
 
-
 @dataclass
 class EvaluationData:
     """Texts to explain, with human rationales (character spans per text) when the data has them."""

@@ -162,6 +162,14 @@ def test_tau_loo_of_leave_one_out_scores_is_one(tiny_bert):
     assert tau_loo(as_explanations, tiny_bert).tolist() == [1.0] * 5
 
 
+def test_leave_one_out_equals_the_erasure_explainer(tiny_bert):
+    texts = random_texts(4, seed=3, min_words=3)
+    erasure = get_explainer("erasure").create(tiny_bert, score="prob").explain(texts)
+    for expl, loo in zip(erasure, leave_one_out(erasure, tiny_bert)):
+        content = ~np.asarray(expl.special_tokens_mask)
+        np.testing.assert_allclose(loo[content], expl.attributions[content], atol=1e-6)
+
+
 def test_leave_one_out_scores_by_hand(bow):
     expl = make_explanation(bow, "the plot was dull")
     ids = np.asarray(expl.input_ids)
