@@ -69,6 +69,17 @@ def test_all_that_apply_skips_inapplicable_methods_with_the_reason(tiny_bert, in
         applicable_explainers(tiny_bert, params={"random": {"n_steps": 3}})
 
 
+def test_methods_that_refuse_the_texts_are_skipped_with_the_reason(tiny_bert):
+    texts = random_texts(3, seed=4, min_words=4)
+    too_short = {"attention_flow": {"max_tokens": 4}}  # attention_flow refuses longer texts before any work
+    report = evaluate_methods(tiny_bert, texts, methods=["attention_flow", "random"], method_params=too_short,
+                              metrics=["aopc_comprehensiveness"], progress=False)
+    assert [r.method for r in report.results] == ["random"]
+    assert "limit max_tokens=4" in report.skipped["attention_flow"]
+    with pytest.raises(InvalidParameterError, match="No method applies to these texts"):
+        evaluate_methods(tiny_bert, texts, methods=["attention_flow"], method_params=too_short, progress=False)
+
+
 # ----------------------------------------------------------------------------- the report
 def test_report_ranks_every_applicable_method(tiny_bert, inapplicable_method, tmp_path):
     texts = random_texts(6, seed=21, min_words=3)
