@@ -20,29 +20,20 @@ Rows (seconds per sentence, and ratio to the floor):
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import MINILM, machine, setup_torch, sst2_dev_sentences
 
 from hf_seqinterp import ModelAdapter, get_explainer
 from hf_seqinterp.metrics import faithfulness
 from hf_seqinterp.metrics.faithfulness import FaithfulnessSettings, plan_variants
 from hf_seqinterp.utils import length_grouped_batches
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 METRICS = ["aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc", "insertion_auc", "tau_loo"]
-
-
-def sentences(n: int) -> list[str]:
-    with (SHARED / "data" / "sst2" / "dev.tsv").open(encoding="utf-8") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(rows)
-        return [row[0] for _, row in zip(range(n), rows)]
 
 
 def edited_ids(plan, replacement_id: int | None) -> tuple[list[list[int]], list[int]]:
@@ -97,7 +88,7 @@ def loop_seconds(adapter: ModelAdapter, explanations, config: FaithfulnessSettin
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(SHARED / "models" / "minilm-sst2"))
+    parser.add_argument("--model", default=str(MINILM))
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--loop-sentences", type=int, default=8)
     parser.add_argument("--replacement", default="delete", choices=("delete", "mask", "pad"))
@@ -105,11 +96,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
+    setup_torch(args.threads)
 
     adapter = ModelAdapter.from_pretrained(args.model)
-    texts = sentences(args.sentences)
+    texts = sst2_dev_sentences(args.sentences)
     explanations = get_explainer("gradient_x_input").create(adapter).explain(texts, progress=False)
     config = FaithfulnessSettings(replacement=args.replacement, max_batch_tokens=args.max_batch_tokens)
     replacement_id = None if args.replacement == "delete" else adapter.token_id(args.replacement)
@@ -131,7 +121,7 @@ def main() -> None:
 
     best = min(ours)
     print(f"minilm-sst2, {n} SST-2 dev sentences (mean {statistics.mean(len(e) for e in explanations):.1f} tokens), "
-          f"replacement {args.replacement}, {args.threads} threads, torch {torch.__version__}")
+          f"replacement {args.replacement}; {machine()}")
     print(f"metrics: {', '.join(METRICS)}; {result.n_variants / n:.1f} distinct edited inputs per sentence "
           f"({undeduplicated:.1f} without sharing)\n")
     print("| implementation | s/sentence | × floor |")
