@@ -239,6 +239,11 @@ class ModelAdapter:
         return module
 
     @property
+    def pad_id(self) -> int:
+        """The id that pads batches: the pad token, else eos, else unk, else 0."""
+        return self._pad_id()
+
+    @property
     def layers(self) -> torch.nn.ModuleList:
         """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
         `ModuleList` of `num_layers` modules."""
