@@ -4,6 +4,7 @@
     adapter = hf_seqinterp.ModelAdapter.from_pretrained()          # the bundled sentiment model
     expl = hf_seqinterp.explain("a gripping, funny film", adapter, method="integrated_gradients")
     expl.to_words(), expl.top_k(3), expl.to_html()
+    hf_seqinterp.metrics.evaluate_methods(adapter, texts).to_markdown()  # rank methods by faithfulness
 
 Importing the package registers the `explain-text` pipeline task with transformers.
 """
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
+from .callbacks import ExplanationCallback
 from .errors import (
     InputTooLongError,
     InvalidInputError,
@@ -26,7 +28,14 @@ from .errors import (
     UnknownTargetError,
     UnsupportedModelError,
 )
-from .explainers import Explainer, describe_methods, get_explainer, list_methods, register_explainer
+from .explainers import (
+    Explainer,
+    applicable_explainers,
+    describe_methods,
+    get_explainer,
+    list_methods,
+    register_explainer,
+)
 from .explanation import Explanation, Word
 from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
@@ -76,6 +85,7 @@ __all__ = [
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
+    "ExplanationCallback",
     "Explanation",
     "InputTooLongError",
     "InvalidInputError",
@@ -87,6 +97,7 @@ __all__ = [
     "UnsupportedModelError",
     "Word",
     "__version__",
+    "applicable_explainers",
     "default_model_path",
     "describe_methods",
     "explain",

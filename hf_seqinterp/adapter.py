@@ -238,6 +238,11 @@ class ModelAdapter:
             raise UnsupportedModelError(f"{type(self.model).__name__} exposes no input-embedding module.")
         return module
 
+    @property
+    def pad_id(self) -> int:
+        """The id that pads batches: the pad token, else eos, else unk, else 0."""
+        return self._pad_id()
+
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
             if candidate is not None:

@@ -5,6 +5,8 @@
     hf-seqinterp explain "text" --json          # Explanations as JSON on stdout
     hf-seqinterp explain "text" --html out.html  # self-contained HTML page
     hf-seqinterp methods                         # registered methods with one-line descriptions
+    hf-seqinterp evaluate data.tsv --model PATH --limit 200        # rank every applicable method
+    hf-seqinterp evaluate val.jsonl --eraser-docs docs/ --metrics token_f1,iou_f1,auprc
 
 Each subcommand is a pair of functions, `add_<name>_arguments(parser)` and `run_<name>(args)`,
 listed in `COMMANDS`.
@@ -122,9 +124,119 @@ def run_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _top(text: str) -> str | int | float:
+    if text == "gold":
+        return text
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--top takes 'gold', a token count or a fraction, got {text!r}") from None
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data",
+        help="a local CSV/TSV/JSON(L)/Parquet file, a folder saved with datasets' save_to_disk, an ERASER "
+        "annotation JSONL (with --eraser-docs), or a Hub dataset id (needs network access)",
+    )
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--split", help="split of a saved folder or Hub dataset (default: validation, test or train)")
+    data.add_argument("--text-column", help="column with the texts (default: text, sentence, review, ...)")
+    data.add_argument("--rationale-column", help="column of human rationales as [[start, end], ...] character spans")
+    data.add_argument(
+        "--rationale-words-column", help="column of human rationales as word indices or [start, end) word ranges"
+    )
+    data.add_argument("--eraser-docs", metavar="DIR", help="ERASER docs folder; DATA is then e.g. val.jsonl")
+    data.add_argument("--limit", type=int, help="use only the first N examples")
+    methods = parser.add_argument_group("methods")
+    methods.add_argument("--methods", type=_names, help="comma-separated methods (default: all that apply)")
+    methods.add_argument("--exclude", type=_names, default=[], help="comma-separated methods to leave out")
+    methods.add_argument(
+        "-p", "--param", action="append", type=parse_param, default=[], metavar="METHOD.KEY=VALUE",
+        help="method parameter, repeatable (e.g. -p integrated_gradients.n_steps=16)",
+    )
+    methods.add_argument("--batch-size", type=int, help="texts per explanation batch")
+    metrics = parser.add_argument_group("metrics")
+    metrics.add_argument("--metrics", type=_names, help="comma-separated metrics (default: all that apply)")
+    metrics.add_argument("--sort-by", help="metric that orders the table (default: the first)")
+    metrics.add_argument("--replacement", help="how removed tokens are replaced: delete (default), mask, pad, ...")
+    metrics.add_argument("--score", choices=("prob", "log_prob", "logit"), help="score of the target (default: prob)")
+    metrics.add_argument("--bins", type=_floats, help="AOPC bins (default: 0.01,0.05,0.1,0.2,0.5)")
+    metrics.add_argument("--rounding", choices=("ceil", "floor"), help="k = ceil or floor of b*n (default: ceil)")
+    metrics.add_argument("--rank-by", choices=("signed", "abs"), help="rank tokens by signed (default) or |score|")
+    metrics.add_argument("--level", choices=("token", "word"), help="remove tokens (default) or whole words")
+    metrics.add_argument("--curve-points", type=int, help="points of the deletion/insertion curves (default: 11)")
+    metrics.add_argument("--top", type=_top, default="gold", help="plausibility rationale size: gold, N or a fraction")
+    metrics.add_argument("--iou-threshold", type=float, default=0.5, help="IOU of a span match (default: 0.5)")
+    parser.add_argument("--output-dir", default="hf-seqinterp-evaluation", help="where results.md/.json/.png go")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import evaluate_methods, load_examples
+
+    method_params: dict[str, dict[str, Any]] = {}
+    for key, value in args.param:
+        method, dot, name = key.partition(".")
+        if not dot or not name:
+            raise SeqInterpError(f"-p {key}={value}: write METHOD.KEY=VALUE, e.g. integrated_gradients.n_steps=16")
+        method_params.setdefault(method, {})[name] = value
+    settings = {
+        name: getattr(args, name)
+        for name in ("replacement", "score", "bins", "rounding", "rank_by", "level", "curve_points")
+        if getattr(args, name) is not None
+    }
+    data = load_examples(
+        args.data,
+        text_column=args.text_column,
+        rationale_column=args.rationale_column,
+        rationale_words_column=args.rationale_words_column,
+        split=args.split,
+        eraser_docs=args.eraser_docs,
+        limit=args.limit,
+    )
+    adapter = load_adapter(args.model)
+    report = evaluate_methods(
+        adapter,
+        data.texts,
+        rationales=data.rationales,
+        methods=args.methods,
+        exclude=args.exclude,
+        method_params=method_params,
+        metrics=args.metrics,
+        sort_by=args.sort_by,
+        top=args.top,
+        iou_threshold=args.iou_threshold,
+        batch_size=args.batch_size,
+        source=data.source,
+        progress=not args.no_progress,
+        **settings,
+    )
+    paths = report.save(args.output_dir)
+    print(report.to_markdown())
+    for path in paths.values():
+        print(f"wrote {path.resolve()}", file=sys.stderr)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "explain": ("explain texts with a method and show a heat map", add_explain_arguments, run_explain),
     "methods": ("list the registered explanation methods", add_methods_arguments, run_methods),
+    "evaluate": ("rank explanation methods on faithfulness and plausibility metrics", add_evaluate_arguments,
+                 run_evaluate),
 }
 
 

@@ -7,7 +7,8 @@ removed positions are replaced according to `replacement`:
 
 | replacement      | what the model sees                                                          |
 |------------------|------------------------------------------------------------------------------|
-| `delete`         | the token ids are dropped; the sequence gets shorter                         |
+| `delete`         | the token ids are dropped; the sequence gets shorter (a text left with no   |
+|                  | token at all, possible without special tokens, becomes one padding token)    |
 | `mask`/`pad`/`unk` | the id becomes the tokenizer's [MASK] / [PAD] / [UNK] id                   |
 | `attention`      | the id stays, its attention-mask entry becomes 0 (other positions unchanged) |
 | `zero_embedding` | the input embedding at the position is set to 0 (needs `inputs_embeds`)     |
@@ -103,7 +104,7 @@ def score_variants(
     adapter.check_score_space(score)
     rows: list[tuple[int, int]] = [(t, v) for t, keep in enumerate(keeps) for v in range(len(keep))]
     lengths = [
-        int(keeps[t][v].sum()) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
+        max(1, int(keeps[t][v].sum())) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
     ]
     out = [np.empty(len(k), dtype=np.float64) for k in keeps]
     batches = length_grouped_batches(lengths, max_batch_rows, max_batch_tokens)
@@ -123,7 +124,7 @@ def _score_rows(adapter, texts, keeps, targets, picked, replacement, score) -> n
         ids = np.asarray(texts[t].input_ids)
         keep = keeps[t][v]
         if replacement == "delete":
-            ids = ids[keep]
+            ids = ids[keep] if keep.any() else np.asarray([adapter.pad_id])
         elif replacement in ("mask", "pad", "unk"):
             ids = np.where(keep, ids, adapter.token_id(replacement))
         ids_rows.append(ids.tolist())

@@ -4,10 +4,26 @@ method means adding a module here with a class decorated by `@register_explainer
 import importlib
 import pkgutil
 
-from .base import Explainer, RowResult, describe_methods, get_explainer, list_methods, register_explainer
+from .base import (
+    Explainer,
+    RowResult,
+    applicable_explainers,
+    describe_methods,
+    get_explainer,
+    list_methods,
+    register_explainer,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_") and _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Explainer", "RowResult", "describe_methods", "get_explainer", "list_methods", "register_explainer"]
+__all__ = [
+    "Explainer",
+    "RowResult",
+    "applicable_explainers",
+    "describe_methods",
+    "get_explainer",
+    "list_methods",
+    "register_explainer",
+]

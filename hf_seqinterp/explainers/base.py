@@ -10,7 +10,8 @@ length-grouped batching, progress, target validation and building the Explanatio
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -18,11 +19,12 @@ import numpy as np
 import torch
 
 from ..adapter import Batch, Encoding, ModelAdapter, Target
-from ..errors import InvalidParameterError, UnknownMethodError
+from ..errors import InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation
 from ..utils import length_grouped_batches, progress_bar
 
 _REGISTRY: dict[str, type[Explainer]] = {}
+logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound="type[Explainer]")
 
@@ -60,6 +62,42 @@ def list_methods() -> list[str]:
 def describe_methods() -> dict[str, str]:
     """Method name -> one-line description."""
     return {name: _REGISTRY[name].summary() for name in list_methods()}
+
+
+def applicable_explainers(
+    adapter: ModelAdapter,
+    methods: Sequence[str] | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Explainer], dict[str, str]]:
+    """Construct explainers for `adapter`: the named `methods`, or every registered one ("all that apply").
+
+    With `methods=None`, each registered method (minus `exclude`) is built with its defaults plus
+    `params[name]`; a method built with its defaults alone whose constructor raises
+    `UnsupportedModelError` or `InvalidParameterError` does not apply to this model and is skipped,
+    its reason logged and returned. Methods named explicitly, or given parameters, must construct
+    (their errors propagate). Unknown names in `methods`, `exclude` or `params` raise
+    `UnknownMethodError`.
+
+    Returns (name -> explainer, in registry order; skipped name -> reason).
+    """
+    params = dict(params or {})
+    exclude = set(exclude)
+    for name in [*(methods or []), *exclude, *params]:
+        get_explainer(name)
+    names = list(methods) if methods is not None else [m for m in list_methods() if m not in exclude]
+    built: dict[str, Explainer] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            built[name] = get_explainer(name).create(adapter, **params.get(name, {}))
+        except (UnsupportedModelError, InvalidParameterError) as err:
+            if methods is not None or name in params:
+                raise
+            skipped[name] = str(err)
+            logger.info("skipping %s: %s", name, err)
+    return built, skipped
 
 
 @dataclass

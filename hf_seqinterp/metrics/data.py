@@ -1,0 +1,183 @@
+"""Evaluation data: texts and optional human rationales from a `datasets` dataset, a local file, a
+saved dataset folder, a Hub id, or ERASER's annotation JSONL + docs folder.
+
+Rationales are kept as character spans of each text, whatever the source format: a column of
+`[[start, end], ...]` character spans, or a column of word indices (`[3, 4, 7]`, or `[[start, end), ...]`
+word ranges) into the text's whitespace-separated words. ERASER evidence is converted the same way
+(its `start_token`/`end_token` index the whitespace-separated words of the document).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from .alignment import Span, check_char_spans, words_to_char_spans
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+@dataclass
+class EvaluationData:
+    """Texts to explain, with human rationales (character spans per text) when the data has them."""
+
+    texts: list[str]
+    rationales: list[list[Span]] | None = None
+    ids: list[str] | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def head(self, n: int | None) -> EvaluationData:
+        """The first `n` examples (all when n is None)."""
+        if n is None:
+            return self
+        return EvaluationData(
+            self.texts[:n],
+            None if self.rationales is None else self.rationales[:n],
+            None if self.ids is None else self.ids[:n],
+            self.source,
+        )
+
+
+def _parse(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def from_dataset(
+    dataset: Any,
+    *,
+    text_column: str | None = None,
+    rationale_column: str | None = None,
+    rationale_words_column: str | None = None,
+    id_column: str | None = None,
+    source: str = "dataset",
+) -> EvaluationData:
+    """EvaluationData from a `datasets.Dataset` (or anything with `column_names` and `dataset[column]`).
+
+    `rationale_column` holds character spans, `rationale_words_column` word indices or word ranges;
+    values may be JSON strings (as in CSV files).
+    """
+    columns = list(dataset.column_names)
+    if text_column is None:
+        text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
+        if text_column is None:
+            raise InvalidInputError(f"No text column found among {columns}; name it with text_column=/--text-column.")
+    for name in (text_column, rationale_column, rationale_words_column, id_column):
+        if name is not None and name not in columns:
+            raise InvalidInputError(f"Column {name!r} is not in the data; its columns are {columns}.")
+    texts = [str(t) for t in dataset[text_column]]
+    rationales = None
+    if rationale_column is not None:
+        rationales = [check_char_spans(t, _parse(v) or []) for t, v in zip(texts, dataset[rationale_column])]
+    elif rationale_words_column is not None:
+        rationales = [words_to_char_spans(t, _parse(v) or []) for t, v in zip(texts, dataset[rationale_words_column])]
+    ids = [str(i) for i in dataset[id_column]] if id_column else None
+    return EvaluationData(texts, rationales, ids, source)
+
+
+def load_eraser(annotations: str | Path, docs_dir: str | Path, *, limit: int | None = None) -> EvaluationData:
+    """ERASER annotations (`val.jsonl`: annotation_id, classification, evidences) with the document
+    texts from `docs_dir`. The text is the document file as is; evidences become character spans."""
+    annotations, docs_dir = Path(annotations), Path(docs_dir)
+    if not docs_dir.is_dir():
+        raise InvalidInputError(f"ERASER docs folder {docs_dir} does not exist.")
+    texts, rationales, ids = [], [], []
+    with annotations.open(encoding="utf-8") as lines:
+        for line in lines:
+            if limit is not None and len(texts) >= limit:
+                break
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            evidences = [ev for group in record.get("evidences", []) for ev in group]
+            docids = {ev["docid"] for ev in evidences} or {record["annotation_id"]}
+            if len(docids) != 1:
+                raise InvalidInputError(
+                    f"ERASER instance {record['annotation_id']} spans documents {sorted(docids)}; "
+                    "only single-document tasks (e.g. movies) are supported."
+                )
+            docid = docids.pop()
+            path = docs_dir / docid
+            if not path.exists():
+                raise InvalidInputError(f"ERASER document {docid} is missing from {docs_dir}.")
+            text = path.read_text(encoding="utf-8").strip()
+            ranges = sorted({(ev["start_token"], ev["end_token"]) for ev in evidences})
+            texts.append(text)
+            rationales.append(words_to_char_spans(text, ranges))
+            ids.append(str(record["annotation_id"]))
+    return EvaluationData(texts, rationales, ids, f"ERASER {annotations}")
+
+
+def load_examples(
+    source: Any,
+    *,
+    text_column: str | None = None,
+    rationale_column: str | None = None,
+    rationale_words_column: str | None = None,
+    id_column: str | None = None,
+    split: str | None = None,
+    eraser_docs: str | Path | None = None,
+    limit: int | None = None,
+) -> EvaluationData:
+    """Load evaluation examples from a `datasets.Dataset`, a local CSV/TSV/JSON(L)/Parquet file, a
+    folder saved with `save_to_disk`, ERASER JSONL (with `eraser_docs`), or a Hub dataset id."""
+    if eraser_docs is not None:
+        return load_eraser(source, eraser_docs, limit=limit)
+    columns = {
+        "text_column": text_column,
+        "rationale_column": rationale_column,
+        "rationale_words_column": rationale_words_column,
+        "id_column": id_column,
+    }
+    if not isinstance(source, (str, Path)):
+        return from_dataset(source, **columns).head(limit)
+    dataset = _load_dataset(str(source), split)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return from_dataset(dataset, source=str(source), **columns)
+
+
+def _load_dataset(source: str, split: str | None):
+    import datasets
+
+    path = Path(source)
+    if path.is_file():
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise InvalidInputError(
+                f"Cannot read {path.name}: supported files are {', '.join(FILE_BUILDERS)} "
+                "(or pass a saved dataset folder, ERASER JSONL with --eraser-docs, or a Hub id)."
+            )
+        options = {"sep": "\t", "quoting": 3} if path.suffix.lower() == ".tsv" else {}
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        return _pick_split(loaded, split, source)
+    if path.suffix or source.startswith((".", "/")):
+        raise InvalidInputError(f"{source} does not exist.")
+    try:
+        loaded = datasets.load_dataset(source, split=split)
+    except Exception as err:  # offline, unknown id, no such split: the datasets message says which
+        raise InvalidInputError(
+            f"Could not load the Hub dataset {source!r} ({type(err).__name__}: {err}). Hub datasets need network "
+            "access (unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE), or pass a local file or saved folder."
+        ) from err
+    return _pick_split(loaded, split, source)
+
+
+def _pick_split(loaded: Any, split: str | None, source: str):
+    if not hasattr(loaded, "keys"):
+        return loaded
+    names: Sequence[str] = list(loaded.keys())
+    if split is None:
+        split = next((s for s in ("validation", "test", "train") if s in names), names[0])
+    if split not in names:
+        raise InvalidInputError(f"{source} has no split {split!r}; its splits are {names}.")
+    return loaded[split]

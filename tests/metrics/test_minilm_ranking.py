@@ -1,0 +1,109 @@
+"""On the real minilm-sst2 model: methods that read the model beat the random baseline on AOPC-comp.
+
+Leave-one-out comes from the registered `erasure` method when there is one, else from
+`metrics.leave_one_out` (the same p(x) − p(x without token i) the tau-LOO metric uses) through a
+tiny adapter that turns the scores into Explanations.
+
+Gradient × input does NOT beat random here, and the reason is exact, not noise: BERT applies
+LayerNorm to x = e + p + s (word + position + segment embeddings). LayerNorm is invariant to
+scaling its input, so x · ∂f/∂x = 0, hence e · ∂f/∂e = −(p + s) · ∂f/∂x: gradient × input w.r.t. the
+word embeddings scores the position/segment embeddings, not the word. The acceptance claim is kept
+as a strict xfail next to a test of that identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import MINILM, SST2_DEV, needs_minilm, needs_sst2, sst2_dev_sentences
+
+from hf_seqinterp import Explanation, ModelAdapter, get_explainer, list_methods
+from hf_seqinterp.cli import main
+from hf_seqinterp.metrics import aopc_comprehensiveness, leave_one_out
+
+pytestmark = [needs_minilm, needs_sst2]
+
+
+def leave_one_out_explanations(adapter: ModelAdapter, texts: list[str]) -> list[Explanation]:
+    """LOO attributions: the registered `erasure` method if present, else metrics.leave_one_out."""
+    if "erasure" in list_methods():
+        return get_explainer("erasure").create(adapter).explain(texts)
+    base = get_explainer("random").create(adapter).explain(texts)
+    return [
+        dataclasses.replace(e, attributions=s.astype(np.float32), method="leave_one_out", params={"score": "prob"})
+        for e, s in zip(base, leave_one_out(base, adapter))
+    ]
+
+
+def test_leave_one_out_and_saliency_beat_random_on_32_sentences(minilm):
+    texts = sst2_dev_sentences(32)
+    score = {
+        name: aopc_comprehensiveness(expls, minilm).mean()
+        for name, expls in {
+            "random": get_explainer("random").create(minilm).explain(texts),
+            "saliency": get_explainer("saliency").create(minilm).explain(texts),
+            "leave_one_out": leave_one_out_explanations(minilm, texts),
+        }.items()
+    }
+    assert score["leave_one_out"] > score["saliency"] > score["random"], score
+
+
+def test_gradient_x_input_scores_the_position_embeddings_on_bert(minilm):
+    """e·∇_e f = −(p + s)·∇_x f for every token: the word embedding drops out of the product."""
+    batch = minilm.collate(minilm.encode(sst2_dev_sentences(4)))
+    embeddings = minilm.model.bert.embeddings
+    with torch.enable_grad():
+        words = minilm.embed(batch.input_ids).detach().requires_grad_(True)
+        logits = minilm.logits(batch, words)
+        (grad,) = torch.autograd.grad(logits.max(-1).values.sum(), words)
+    positions = embeddings.position_embeddings.weight[: batch.input_ids.shape[1]]
+    segment = embeddings.token_type_embeddings.weight[0]
+    real = batch.attention_mask.bool()
+    gxi = (words * grad).sum(-1)[real]
+    other = (-(positions + segment) * grad).sum(-1)[real]
+    torch.testing.assert_close(gxi, other, atol=1e-6 * gxi.abs().max().item(), rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the acceptance run
+@pytest.fixture(scope="module")
+def evaluate_run(tmp_path_factory):
+    """`hf-seqinterp evaluate` on 200 SST-2 dev sentences with every registered method."""
+    out = tmp_path_factory.mktemp("evaluate")
+    code = main([
+        "evaluate", str(SST2_DEV), "--model", str(MINILM), "--limit", "200",
+        "--metrics", "aopc_comprehensiveness,aopc_sufficiency", "-p", "integrated_gradients.n_steps=16",
+        "--output-dir", str(out), "--no-progress",
+    ])
+    assert code == 0
+    return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_runs_every_method_with_the_random_baseline(evaluate_run):
+    saved, markdown = evaluate_run
+    ran = {r["method"] for r in saved["results"]}
+    assert ran | set(saved["skipped"]) == set(list_methods()) and "random" in ran
+    assert "| `random` |" in markdown
+    assert saved["info"]["n_texts"] == 200
+
+
+@pytest.mark.slow
+def test_leave_one_out_beats_random_on_200_sentences(evaluate_run, minilm):
+    saved, _ = evaluate_run
+    by_method = {r["method"]: r["metrics"]["aopc_comprehensiveness"] for r in saved["results"]}
+    loo = (by_method["erasure"] if "erasure" in by_method
+           else aopc_comprehensiveness(leave_one_out_explanations(minilm, sst2_dev_sentences(200)), minilm).mean())
+    assert loo > by_method["random"] + 0.1
+    assert by_method["saliency"] > by_method["random"] and by_method["integrated_gradients"] > by_method["random"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="LayerNorm makes gradient×input score position embeddings (see module docstring)")
+def test_gradient_x_input_beats_random_on_200_sentences(evaluate_run):
+    saved, _ = evaluate_run
+    by_method = {r["method"]: r["metrics"]["aopc_comprehensiveness"] for r in saved["results"]}
+    assert by_method["gradient_x_input"] > by_method["random"]
