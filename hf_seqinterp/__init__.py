@@ -12,7 +12,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +27,9 @@ from .errors import (
 )
 from .explainers import Explainer, describe_methods, get_explainer, list_methods, register_explainer
 from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, explainable
+from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
+from .representation import representation_erasure
 from .visualize import render_html, render_terminal, save_html
 
 register_pipeline()
@@ -53,21 +53,8 @@ def explain(
     bundled default sentiment classifier (loaded once, then reused). Other arguments as in
     `ExplainableMixin.explain`.
     """
-    if isinstance(model, ModelAdapter):
-        adapter = model
-    elif model is None:
-        adapter = _default_adapter()
-    elif isinstance(model, str):
-        adapter = ModelAdapter.from_pretrained(model)
-    else:
-        adapter = explainable(model, tokenizer).explain_adapter()
-    explainer = get_explainer(method).create(adapter, **params)
+    explainer = get_explainer(method).create(as_adapter(model, tokenizer), **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
-
-
-@functools.lru_cache(maxsize=1)
-def _default_adapter() -> ModelAdapter:
-    return ModelAdapter.from_pretrained()
 
 
 __all__ = [
@@ -86,6 +73,7 @@ __all__ = [
     "UnknownTargetError",
     "UnsupportedModelError",
     "Word",
+    "as_adapter",
     "__version__",
     "default_model_path",
     "describe_methods",
@@ -96,5 +84,6 @@ __all__ = [
     "register_explainer",
     "render_html",
     "render_terminal",
+    "representation_erasure",
     "save_html",
 ]

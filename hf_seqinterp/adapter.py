@@ -238,6 +238,19 @@ class ModelAdapter:
             raise UnsupportedModelError(f"{type(self.model).__name__} exposes no input-embedding module.")
         return module
 
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
+        `ModuleList` of `config.num_hidden_layers` modules."""
+        n = getattr(self.config, "num_hidden_layers", None)
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.ModuleList) and n and len(module) == n:
+                return module
+        raise UnsupportedModelError(
+            f"{type(self.model).__name__} has no list of {n} transformer blocks (config.num_hidden_layers); "
+            "its layers may be shared across depth (as in ALBERT), so one layer's units cannot be addressed."
+        )
+
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
             if candidate is not None:
