@@ -61,13 +61,13 @@ def test_lime_kernel_and_sampler_follow_the_text_setup():
 def test_seed_batching_and_extras(minilm):
     from conftest import sst2_dev_sentences
 
-    texts = sst2_dev_sentences(3, offset=30)
-    first = explain(texts, minilm, method="lime", n_samples=60, seed=3)
-    again = explain(texts, minilm, method="lime", n_samples=60, seed=3)
-    other = explain(texts[0], minilm, method="lime", n_samples=60, seed=4)
+    texts = sst2_dev_sentences(2, offset=30)
+    first = explain(texts, minilm, method="lime", n_samples=40, seed=3)
+    again = explain(texts, minilm, method="lime", n_samples=40, seed=3)
+    other = explain(texts[0], minilm, method="lime", n_samples=40, seed=4)
     for a, b, text in zip(first, again, texts):
         np.testing.assert_array_equal(a.attributions, b.attributions)
-        alone = explain(text, minilm, method="lime", n_samples=60, seed=3)
+        alone = explain(text, minilm, method="lime", n_samples=40, seed=3)
         np.testing.assert_allclose(a.attributions, alone.attributions, atol=1e-5)
         assert set(a.extras) >= {"intercept", "r2", "input_score", "n_evaluations"}
         assert a.params["replacement"] == "mask" and a.params["level"] == "word"

@@ -63,11 +63,11 @@ def test_bow_additive_game_gives_the_weights(bow, method, n_samples):
 
 
 @needs_minilm
-@pytest.mark.parametrize("n_samples", [1, 2, 7])
+@pytest.mark.parametrize("n_samples", [1, 3])
 def test_shapley_sampling_efficiency_on_real_model(minilm, n_samples):
     from conftest import sst2_dev_sentences
 
-    for e in explain(sst2_dev_sentences(3, offset=10), minilm, method="shapley_sampling", n_samples=n_samples,
+    for e in explain(sst2_dev_sentences(2, offset=10), minilm, method="shapley_sampling", n_samples=n_samples,
                      replacement="mask", score="prob"):
         gap = e.extras["input_score"] - e.extras["baseline_score"]
         assert abs(e.attributions.sum(dtype=np.float64) - gap) <= 1e-6 * max(1.0, abs(gap))
@@ -124,8 +124,8 @@ def test_kernel_shap_sampler():
 def test_same_seed_same_numbers_and_batch_equals_one_by_one(minilm, method):
     from conftest import sst2_dev_sentences
 
-    texts = [t for t in sst2_dev_sentences(20, offset=20) if len(t.split()) >= 8][:3]
-    params = {"n_samples": 30 if method == "kernel_shap" else 3, "level": "token"}
+    texts = [t for t in sst2_dev_sentences(20, offset=20) if 8 <= len(t.split()) <= 14][:2]
+    params = {"n_samples": 30 if method == "kernel_shap" else 2, "level": "token"}
     first = explain(texts, minilm, method=method, seed=7, **params)
     again = explain(texts, minilm, method=method, seed=7, **params)
     other = explain(texts, minilm, method=method, seed=8, **params)

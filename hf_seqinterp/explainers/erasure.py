@@ -57,9 +57,7 @@ class Erasure(PerturbationExplainer):
             raise InvalidParameterError(
                 f"relative=True is Li et al.'s relative drop in log-likelihood; it needs score='log_prob', got {score!r}."
             )
-        if spans is not None and (isinstance(spans, (str, bytes)) or not len(spans)):
-            raise InvalidParameterError(f"spans={spans!r}; give (start, end) character spans, or None.")
-        self.spans = None if spans is None else [list(map(tuple, s)) if _is_span_list(s) else tuple(s) for s in spans]
+        self.spans = None if spans is None else _normalise_spans(spans)
         self.relative = bool(relative)
         self._text_spans: dict[int, Sequence[Span]] = {}
         super().__init__(adapter, level=level, replacement=replacement, max_batch_tokens=max_batch_tokens, score=score)
@@ -133,3 +131,12 @@ class Occlusion(PerturbationExplainer):
 def _is_span_list(value: Any) -> bool:
     """True for a list of (start, end) pairs, False for a single pair."""
     return len(value) > 0 and not isinstance(value[0], (int, np.integer))
+
+
+def _normalise_spans(spans: Any) -> list:
+    """Spans as tuples: a list of (start, end) pairs, or a list of such lists (one per text)."""
+    if isinstance(spans, (str, bytes)) or not len(spans):
+        raise InvalidParameterError(f"spans={spans!r}; give (start, end) character spans, or None.")
+    if _is_span_list(spans[0]):
+        return [[tuple(span) for span in per_text] for per_text in spans]
+    return [tuple(span) for span in spans]
