@@ -1,7 +1,7 @@
 """Speed of the perturbation explainers against their pass-count floor and against Captum.
 
     python benchmarks/perturbation.py                      # minilm-sst2, 256 SST-2 dev sentences
-    python benchmarks/perturbation.py --sentences 64 --peer-sentences 8
+    python benchmarks/perturbation.py --n 64 --peer-sentences 8 --threads 1
 
 Floor: the raw forward passes a method must make (token erasure: the text and its M one-token
 deletions, M+1 rows; LIME and KernelSHAP: `--samples` rows per sentence), prebuilt as padded id
@@ -17,35 +17,26 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences
 from hf_seqinterp import ModelAdapter, get_explainer
 from hf_seqinterp.masking import feature_groups, keep_masks
 from hf_seqinterp.utils import length_grouped_batches
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(SHARED / "models" / "minilm-sst2"))
-    parser.add_argument("--data", default=str(SHARED / "data" / "sst2" / "dev.tsv"))
-    parser.add_argument("--sentences", type=int, default=256, help="SST-2 dev sentences (the first N)")
+    parser.add_argument("--n", type=int, default=256, help="SST-2 dev sentences (the first N)")
     parser.add_argument("--samples", type=int, default=500, help="LIME / KernelSHAP samples per sentence")
     parser.add_argument("--peer-sentences", type=int, default=16, help="sentences for the Captum comparison")
     parser.add_argument("--peer-batch", type=int, default=50, help="Captum perturbations_per_eval, tuned run")
     parser.add_argument("--max-batch-tokens", type=int, default=8192)
     parser.add_argument("--chunk", type=int, default=32, help="sentences per alternation of ours and floor")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
-
-
-def read_sentences(path: str, n: int) -> list[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    return [line.rsplit("\t", 1)[0] for line in lines if line.strip()][:n]
 
 
 # ----------------------------------------------------------------------------- the floor
@@ -127,13 +118,11 @@ def captum_seconds(adapter: ModelAdapter, texts: list[str], method: str, samples
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    adapter = ModelAdapter.from_pretrained(args.model)
-    texts = read_sentences(args.data, args.sentences)
+    setup_torch(args.threads)
+    adapter = load_minilm()
+    texts = sst2_dev_sentences(args.n)
     budget = {"max_batch_tokens": args.max_batch_tokens}
-    methods = {
+    methods = {  # name: (explainer, the floor's rows for some texts, target ratio)
         "erasure (token, delete)": (get_explainer("erasure").create(adapter, **budget), lambda t: erasure_rows(adapter, t), 1.2),
         f"lime ({args.samples} samples, word, mask)": (
             get_explainer("lime").create(adapter, n_samples=args.samples, replacement="mask", **budget),
@@ -146,39 +135,37 @@ def main() -> None:
     }
     run_floor(adapter, prebuilt_batches(adapter, erasure_rows(adapter, texts[:8]), 4096))  # warm-up
 
-    print(f"model {args.model}, {len(texts)} SST-2 dev sentences, torch threads {torch.get_num_threads()}, "
+    print(f"minilm-sst2, {len(texts)} SST-2 dev sentences, {machine()}, "
           f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-    print("| method | forwards/sentence (ours / floor) | ours s/sentence | floor s/sentence | ratio | target |")
-    print("|---|---|---|---|---|---|")
-    ours_per_sentence = {}
+    rows = []
     for name, (explainer, floor_rows, target) in methods.items():
         ours = floor = 0.0
         evaluations = floor_count = 0
         for start in range(0, len(texts), args.chunk):
             chunk = texts[start : start + args.chunk]
-            rows = floor_rows(chunk)
-            batches = prebuilt_batches(adapter, rows, args.max_batch_tokens)
+            batches = prebuilt_batches(adapter, floor_rows(chunk), args.max_batch_tokens)
             seconds, n = run_ours(explainer, chunk)
             ours += seconds
             evaluations += n
             floor += run_floor(adapter, batches)
-            floor_count += len(rows)
-        ours_per_sentence[name] = ours / len(texts)
-        print(f"| {name} | {evaluations / len(texts):.1f} / {floor_count / len(texts):.1f} | {ours / len(texts):.4f} | "
-              f"{floor / len(texts):.4f} | {ours / floor:.2f} | ≤ {target} |", flush=True)
+            floor_count += sum(len(ids) for ids, _ in batches)
+        n = len(texts)
+        rows.append([name, f"{evaluations / n:.1f} / {floor_count / n:.1f}", ours / n, floor / n, ours / floor, f"≤ {target}"])
+    print(markdown_table(["method", "forwards per sentence (ours / floor)", "ours (s/sentence)",
+                          "floor (s/sentence)", "ours / floor", "target"], rows))
 
     peers = texts[: args.peer_sentences]
-    print(f"\nCaptum, one sentence at a time, on the first {len(peers)} sentences (seconds per sentence):\n")
-    print(f"| method | ours | Captum, perturbations_per_eval=1 | Captum, perturbations_per_eval={args.peer_batch} "
-          "| Captum (1) / ours | Captum (tuned) / ours |")
-    print("|---|---|---|---|---|---|")
+    rows = []
     for (name, (explainer, _, _)), key in zip(methods.items(), ("erasure", "lime", "kernel_shap")):
         ours, _ = run_ours(explainer, peers)
         default = captum_seconds(adapter, peers, key, args.samples, 1)
         tuned = captum_seconds(adapter, peers, key, args.samples, args.peer_batch)
         n = len(peers)
-        print(f"| {name} | {ours / n:.4f} | {default / n:.4f} | {tuned / n:.4f} | {default / ours:.1f} | "
-              f"{tuned / ours:.1f} |", flush=True)
+        rows.append([name, ours / n, default / n, tuned / n, default / ours, tuned / ours])
+    print(f"\nCaptum, one sentence at a time, on the first {len(peers)} sentences (seconds per sentence):\n")
+    print(markdown_table(["method", "ours", "Captum (perturbations_per_eval=1)",
+                          f"Captum (perturbations_per_eval={args.peer_batch})", "Captum (1) / ours",
+                          f"Captum ({args.peer_batch}) / ours"], rows))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ For a text e with label c (the gold label when given, else the predicted one) le
 S(e, c) = log p(c | e), and S(e, c, ¬d) the same with unit d set to 0 at every position (through a
 forward hook on the input-embedding module or on one transformer block). Over the corpus E:
 
-    importance(d)          = (1/|E|) Σ_e [S(e, c) − S(e, c, ¬d)] / |S(e, c)|     (Li et al.'s relative form)
     log_likelihood_drop(d) = (1/|E|) Σ_e [S(e, c) − S(e, c, ¬d)]
+    relative_drop(d)       = (1/|E|) Σ_e [S(e, c) − S(e, c, ¬d)] / |S(e, c)|     (Li et al.'s I(d))
 
 Sign convention: positive means erasing d lowers the label's log-likelihood (d supports it). The
 paper divides by S(e, c), which is negative, and so flips this sign; we divide by |S(e, c)|. The
-relative form is large for texts the model is sure of (S near 0), so the absolute drop is reported
-beside it.
+relative form is dominated by the texts the model is sure of (S near 0, where a tiny change is a
+large ratio), so units are ranked by the absolute drop unless `relative=True`.
 
 Batching: one forward carries many (text, unit) rows, each row with its own multiplicative mask in
 the hook. Where the model allows it (checked on the first text, not assumed), the text is run as a
@@ -43,6 +43,7 @@ def representation_erasure(
     layer: int | None = None,
     labels: Sequence[int | str] | None = None,
     units: Sequence[int] | None = None,
+    relative: bool = False,
     tokenizer: Any = None,
     text_column: str = "sentence",
     label_column: str = "label",
@@ -61,10 +62,11 @@ def representation_erasure(
         labels: the class c per text (ids or label names); default: the dataset's `label_column` if
             present, else the predicted class.
         units: erase only these units (default: all of them).
+        relative: rank by Li et al.'s relative drop instead of the absolute drop.
         max_batch_tokens: padded tokens per forward (rows × text length).
 
-    Returns a `datasets.Dataset` sorted by rank, columns `dimension` (the unit's index),
-    `importance` (relative form), `log_likelihood_drop` (absolute form) and `rank` (1 = most important).
+    Returns a `datasets.Dataset` sorted by rank, with columns `dimension` (the unit's index),
+    `log_likelihood_drop`, `relative_drop` and `rank` (1 = largest drop of the ranking form).
     """
     from datasets import Dataset, DatasetInfo
 
@@ -97,17 +99,18 @@ def representation_erasure(
                 scale[i] = abs(log_lik[0])
                 bar.update(1)
 
-    importance = (drops / scale[:, None]).mean(0)
-    order = np.argsort(-importance, kind="stable")
+    absolute, ratio = drops.mean(0), (drops / scale[:, None]).mean(0)
+    order = np.argsort(-(ratio if relative else absolute), kind="stable")
     info = DatasetInfo(
         description=f"Representation erasure (Li et al. 2016) of {where} over {len(texts)} texts of "
-        f"{adapter.model_name or type(adapter.model).__name__}; labels: {'gold' if gold is not None else 'predicted'}."
+        f"{adapter.model_name or type(adapter.model).__name__}; labels: {'gold' if gold is not None else 'predicted'}; "
+        f"ranked by {'relative_drop' if relative else 'log_likelihood_drop'}."
     )
     return Dataset.from_dict(
         {
             "dimension": chosen[order].tolist(),
-            "importance": importance[order].tolist(),
-            "log_likelihood_drop": drops.mean(0)[order].tolist(),
+            "log_likelihood_drop": absolute[order].tolist(),
+            "relative_drop": ratio[order].tolist(),
             "rank": list(range(1, len(order) + 1)),
         },
         info=info,
