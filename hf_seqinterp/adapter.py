@@ -241,8 +241,8 @@ class ModelAdapter:
     @property
     def layers(self) -> torch.nn.ModuleList:
         """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
-        `ModuleList` of `config.num_hidden_layers` modules."""
-        n = getattr(self.config, "num_hidden_layers", None)
+        `ModuleList` of `num_layers` modules."""
+        n = self.num_layers
         for module in self.model.modules():
             if isinstance(module, torch.nn.ModuleList) and n and len(module) == n:
                 return module
