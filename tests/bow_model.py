@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tiny_models import wordpiece_tokenizer
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
-
-from tiny_models import wordpiece_tokenizer
 
 
 class BagOfWordsConfig(PretrainedConfig):

@@ -19,8 +19,15 @@ import torch
 
 from ..adapter import Batch, Encoding
 from ..errors import InvalidParameterError
-from ..masking import FeatureLevel, feature_groups, keep_masks, resolve_replacement, target_scores, variant_logits
-from ._coalitions import check_count
+from ..masking import (
+    FeatureLevel,
+    feature_groups,
+    keep_masks,
+    resolve_replacement,
+    target_scores,
+    variant_logits,
+)
+from ._coalitions import check_count, check_seed
 from .base import Explainer, RowResult
 
 
@@ -83,6 +90,19 @@ class PerturbationExplainer(Explainer):
             extras = {"input_score": float(values[0]), **extras, "n_evaluations": len(distinct[i])}
             results.append(RowResult(spread(phi, groups[i], len(enc)), logits[i][0].astype(np.float32), target, extras))
         return results
+
+
+class SampledPerturbationExplainer(PerturbationExplainer):
+    """A perturbation explainer that draws its coalitions at random: each text's from a fresh
+    `numpy.random.default_rng(seed)`, so a text's numbers do not depend on its batch."""
+
+    def __init__(self, adapter, *, seed: int = 0, level: FeatureLevel = "word", replacement: str = "auto",
+                 max_batch_tokens: int = 8192, score: str = "logit"):
+        self.seed = check_seed(seed)
+        super().__init__(adapter, level=level, replacement=replacement, max_batch_tokens=max_batch_tokens, score=score)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
 
 
 def spread(phi: np.ndarray, groups: Sequence[np.ndarray], n_tokens: int) -> np.ndarray:

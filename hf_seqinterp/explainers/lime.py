@@ -6,13 +6,13 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ..masking import FeatureLevel
-from ._coalitions import check_count, check_seed, lime_coalitions, lime_weights, weighted_ridge
-from ._perturbation import PerturbationExplainer
+from ._coalitions import check_count, lime_coalitions, lime_weights, weighted_ridge
+from ._perturbation import SampledPerturbationExplainer
 from .base import register_explainer
 
 
 @register_explainer("lime")
-class Lime(PerturbationExplainer):
+class Lime(SampledPerturbationExplainer):
     r"""LIME: a locally weighted ridge regression on random word/token removals (Ribeiro et al. 2016).
 
     Text setup of the paper's code: the first sample is the input itself (z = 1); each of the other
@@ -50,11 +50,11 @@ class Lime(PerturbationExplainer):
             raise InvalidParameterError(f"alpha must be >= 0 (0 = no regularisation), got {alpha!r}.")
         self.kernel_width = float(kernel_width)
         self.alpha = float(alpha)
-        self.seed = check_seed(seed)
-        super().__init__(adapter, level=level, replacement=replacement, max_batch_tokens=max_batch_tokens, score=score)
+        super().__init__(adapter, seed=seed, level=level, replacement=replacement,
+                         max_batch_tokens=max_batch_tokens, score=score)
 
     def _coalitions(self, n_features: int) -> np.ndarray:
-        return lime_coalitions(n_features, self.n_samples, np.random.default_rng(self.seed))
+        return lime_coalitions(n_features, self.n_samples, self._rng())
 
     def _attribute(self, z, values, full_value):
         samples = np.vstack([np.ones((1, z.shape[1]), dtype=bool), z])

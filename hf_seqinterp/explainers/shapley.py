@@ -14,7 +14,6 @@ import numpy as np
 from ..masking import FeatureLevel
 from ._coalitions import (
     check_count,
-    check_seed,
     constrained_least_squares,
     kernel_shap_coalitions,
     kernel_shap_exact,
@@ -22,24 +21,12 @@ from ._coalitions import (
     permutation_coalitions,
     permutation_shapley,
 )
-from ._perturbation import PerturbationExplainer
+from ._perturbation import SampledPerturbationExplainer
 from .base import register_explainer
 
 
-class _ShapleyExplainer(PerturbationExplainer):
-    """Both estimators: seeded coalitions whose first row is the empty one."""
-
-    def __init__(self, adapter, *, seed: int = 0, level: FeatureLevel = "word", replacement: str = "auto",
-                 max_batch_tokens: int = 8192, score: str = "logit"):
-        self.seed = check_seed(seed)
-        super().__init__(adapter, level=level, replacement=replacement, max_batch_tokens=max_batch_tokens, score=score)
-
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
-
-
 @register_explainer("kernel_shap")
-class KernelShap(_ShapleyExplainer):
+class KernelShap(SampledPerturbationExplainer):
     r"""KernelSHAP: Shapley values as a weighted linear regression with efficiency imposed exactly (Lundberg & Lee 2017).
 
         φ = argmin Σ_z π(z) (v(z) − v(∅) − Σ_j φ_j z_j)²   subject to   Σ_j φ_j = v(N) − v(∅)
@@ -84,7 +71,7 @@ class KernelShap(_ShapleyExplainer):
 
 
 @register_explainer("shapley_sampling")
-class ShapleySampling(_ShapleyExplainer):
+class ShapleySampling(SampledPerturbationExplainer):
     r"""Shapley value sampling: average marginal gains over random feature orderings (Castro et al. 2009).
 
     For each of n_samples random permutations, features are added one at a time to the empty
