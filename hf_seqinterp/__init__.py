@@ -13,7 +13,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,8 +36,9 @@ from .explainers import (
     register_explainer,
 )
 from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, explainable
+from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
+from .representation import representation_erasure
 from .visualize import render_html, render_terminal, save_html
 
 register_pipeline()
@@ -62,21 +62,8 @@ def explain(
     bundled default sentiment classifier (loaded once, then reused). Other arguments as in
     `ExplainableMixin.explain`.
     """
-    if isinstance(model, ModelAdapter):
-        adapter = model
-    elif model is None:
-        adapter = _default_adapter()
-    elif isinstance(model, str):
-        adapter = ModelAdapter.from_pretrained(model)
-    else:
-        adapter = explainable(model, tokenizer).explain_adapter()
-    explainer = get_explainer(method).create(adapter, **params)
+    explainer = get_explainer(method).create(as_adapter(model, tokenizer), **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
-
-
-@functools.lru_cache(maxsize=1)
-def _default_adapter() -> ModelAdapter:
-    return ModelAdapter.from_pretrained()
 
 
 __all__ = [
@@ -98,6 +85,7 @@ __all__ = [
     "Word",
     "__version__",
     "applicable_explainers",
+    "as_adapter",
     "default_model_path",
     "describe_methods",
     "explain",
@@ -107,5 +95,6 @@ __all__ = [
     "register_explainer",
     "render_html",
     "render_terminal",
+    "representation_erasure",
     "save_html",
 ]

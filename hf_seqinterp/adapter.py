@@ -243,6 +243,19 @@ class ModelAdapter:
         """The id that pads batches: the pad token, else eos, else unk, else 0."""
         return self._pad_id()
 
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
+        `ModuleList` of `num_layers` modules."""
+        n = self.num_layers
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.ModuleList) and n and len(module) == n:
+                return module
+        raise UnsupportedModelError(
+            f"{type(self.model).__name__} has no list of {n} transformer blocks (config.num_hidden_layers); "
+            "its layers may be shared across depth (as in ALBERT), so one layer's units cannot be addressed."
+        )
+
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
             if candidate is not None:

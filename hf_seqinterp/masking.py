@@ -12,7 +12,9 @@ removed positions are replaced according to `replacement`:
 | `mask`/`pad`/`unk` | the id becomes the tokenizer's [MASK] / [PAD] / [UNK] id                   |
 | `attention`      | the id stays, its attention-mask entry becomes 0 (other positions unchanged) |
 | `zero_embedding` | the input embedding at the position is set to 0 (needs `inputs_embeds`)     |
+| `auto`           | `mask` if the tokenizer has a mask token, else `unk`, else `pad`, else `zero_embedding` |
 
+Features can also be given character spans (`span_groups`), mapped to tokens through the offsets.
 All variants of all texts are scored together in length-sorted forward batches of at most
 `max_batch_tokens` padded tokens, never one forward per variant.
 """
@@ -37,7 +39,9 @@ FeatureLevel = Literal["token", "word"]
 class TokenizedText(Protocol):
     """What masking needs of a text: an `Encoding` or an `Explanation` both qualify."""
 
+    text: str
     input_ids: list[int]
+    offsets: list[tuple[int, int]]
     word_ids: list[int | None]
     special_tokens_mask: list[bool]
 
@@ -53,6 +57,17 @@ def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
     return replacement
 
 
+def resolve_replacement(adapter: ModelAdapter, replacement: str) -> str:
+    """`check_replacement`, with 'auto' resolved to the first of mask / unk / pad the tokenizer has
+    (a [MASK] token is what masked-LM encoders saw in pre-training), else 'zero_embedding'."""
+    if replacement != "auto":
+        return check_replacement(adapter, replacement)
+    for kind in ("mask", "unk", "pad"):
+        if getattr(adapter.tokenizer, f"{kind}_token_id", None) is not None:
+            return kind
+    return check_replacement(adapter, "zero_embedding")
+
+
 def feature_groups(text: TokenizedText, level: FeatureLevel = "token") -> list[np.ndarray]:
     """Token positions of each feature: one per non-special token, or one per word."""
     if level not in ("token", "word"):
@@ -64,6 +79,32 @@ def feature_groups(text: TokenizedText, level: FeatureLevel = "token") -> list[n
         key = pos if level == "token" or wid is None else wid
         groups.setdefault(key, []).append(pos)
     return [np.asarray(g, dtype=np.int64) for g in groups.values()]
+
+
+def span_groups(text: TokenizedText, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Token positions of each character span `[start, end)` of `text.text`: the non-special tokens
+    whose offsets overlap it. A span that covers no token (e.g. cut off by truncation) is an error."""
+    offsets = np.asarray(text.offsets, dtype=np.int64).reshape(-1, 2)
+    usable = ~np.asarray(text.special_tokens_mask, dtype=bool) & (offsets[:, 1] > offsets[:, 0])
+    groups = []
+    for span in spans:
+        if len(span) != 2 or not all(isinstance(x, (int, np.integer)) for x in span):
+            raise InvalidParameterError(f"span {span!r} is not a pair of character offsets (start, end).")
+        start, end = int(span[0]), int(span[1])
+        if not 0 <= start < end <= len(text.text):
+            raise InvalidParameterError(
+                f"span ({start}, {end}) is not a non-empty range inside the text of {len(text.text)} characters "
+                f"({text.text[:40]!r}...); spans are [start, end) character offsets."
+            )
+        positions = np.flatnonzero(usable & (offsets[:, 0] < end) & (offsets[:, 1] > start))
+        if positions.size == 0:
+            raise InvalidParameterError(
+                f"span ({start}, {end}) = {text.text[start:end]!r} covers no token of the (possibly truncated) input."
+            )
+        groups.append(positions)
+    if not groups:
+        raise InvalidParameterError("spans is empty; give at least one (start, end) character span.")
+    return groups
 
 
 def keep_masks(text: TokenizedText, coalitions: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
@@ -100,25 +141,57 @@ def score_variants(
 
     Returns per text an array (n_variants,) of float64 scores.
     """
-    check_replacement(adapter, replacement)
     adapter.check_score_space(score)
+    logits = variant_logits(
+        adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
+        max_batch_rows=max_batch_rows, progress=progress,
+    )
+    return [target_scores(adapter, rows, target, score) for rows, target in zip(logits, targets)]
+
+
+def target_scores(adapter: ModelAdapter, logits: np.ndarray, target: int, score: str) -> np.ndarray:
+    """(n,) float64 scores of class `target` from (n, num_labels) logits."""
+    chosen = torch.full((len(logits),), int(target), dtype=torch.long)
+    return adapter.score(torch.as_tensor(logits), chosen, score).numpy()
+
+
+def variant_logits(
+    adapter: ModelAdapter,
+    texts: Sequence[TokenizedText],
+    keeps: Sequence[np.ndarray],
+    *,
+    replacement: Replacement = "mask",
+    max_batch_tokens: int = 8192,
+    max_batch_rows: int = 512,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """The model's logits on every edited copy of every text: per text an array
+    (n_variants, num_labels) of float64. A keep row of all ones is the unedited text."""
+    check_replacement(adapter, replacement)
     rows: list[tuple[int, int]] = [(t, v) for t, keep in enumerate(keeps) for v in range(len(keep))]
     lengths = [
         max(1, int(keeps[t][v].sum())) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
     ]
-    out = [np.empty(len(k), dtype=np.float64) for k in keeps]
+    if lengths and min(lengths) == 0:
+        t, _ = rows[lengths.index(0)]
+        raise InvalidParameterError(
+            f"replacement='delete' removes every token of text {t} ({texts[t].text[:40]!r}): its tokenizer adds "
+            "no special tokens, so the model would get an empty input. Use a replacement that keeps the "
+            "positions ('unk', 'pad', 'zero_embedding' or 'attention')."
+        )
+    out = [np.empty((len(k), adapter.num_labels), dtype=np.float64) for k in keeps]
     batches = length_grouped_batches(lengths, max_batch_rows, max_batch_tokens)
     with torch.no_grad(), adapter.evaluating(), progress_bar(len(rows), "variants", enabled=progress, unit="row") as bar:
         for batch_rows in batches:
             picked = [rows[i] for i in batch_rows]
-            scores = _score_rows(adapter, texts, keeps, targets, picked, replacement, score)
-            for (t, v), s in zip(picked, scores):
-                out[t][v] = s
+            logits = _logits_of_rows(adapter, texts, keeps, picked, replacement)
+            for (t, v), row in zip(picked, logits):
+                out[t][v] = row
             bar.update(len(picked))
     return out
 
 
-def _score_rows(adapter, texts, keeps, targets, picked, replacement, score) -> np.ndarray:
+def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> np.ndarray:
     ids_rows = []
     for t, v in picked:
         ids = np.asarray(texts[t].input_ids)
@@ -141,5 +214,4 @@ def _score_rows(adapter, texts, keeps, targets, picked, replacement, score) -> n
         logits = adapter.logits(batch, embeds)
     else:
         logits = adapter.logits(batch)
-    chosen = torch.tensor([targets[t] for t, _ in picked], device=logits.device)
-    return adapter.score(logits, chosen, score).double().cpu().numpy()
+    return logits.double().cpu().numpy()

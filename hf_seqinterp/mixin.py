@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,6 +119,24 @@ def explainable(model: torch.nn.Module, tokenizer: Any = None) -> ExplainableMix
             f"explainable() expects a Hugging Face model (a torch.nn.Module with a config), got {type(model).__name__}."
         )
     return ExplainableModel(model, tokenizer)
+
+
+def as_adapter(model: ModelAdapter | torch.nn.Module | str | None, tokenizer: Any = None) -> ModelAdapter:
+    """A ModelAdapter for `model`: an adapter (returned as is), a loaded model (with `tokenizer`, else
+    the one its `name_or_path` names), a path or Hub id, or None for the bundled default model."""
+    if isinstance(model, ModelAdapter):
+        return model
+    if model is None:
+        return _default_adapter()
+    if isinstance(model, str):
+        return ModelAdapter.from_pretrained(model)
+    return explainable(model, tokenizer).explain_adapter()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_adapter() -> ModelAdapter:
+    """The bundled default model, loaded once and then reused."""
+    return ModelAdapter.from_pretrained()
 
 
 def _load_tokenizer(model: torch.nn.Module) -> Any:
