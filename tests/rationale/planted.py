@@ -22,9 +22,10 @@ from transformers import BertConfig, BertForSequenceClassification
 from hf_seqinterp import ModelAdapter
 
 PHRASES = {1: ("superb", "splendid"), 0: ("dreadful", "tedious")}
-FILLER = tuple(
-    "the a an this that film movie story actor plot scene music script director cast ending is was are were "
-    "with of in on at to it its he she they we you and or".split()
+FILLER = (
+    "the", "a", "an", "this", "that", "film", "movie", "story", "actor", "plot", "scene", "music",
+    "script", "director", "cast", "ending", "is", "was", "are", "were", "with", "of", "in", "on",
+    "at", "to", "it", "its", "he", "she", "they", "we", "you", "and", "or",
 )
 
 
