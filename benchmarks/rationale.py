@@ -16,10 +16,11 @@ transformers-interpret have none), so there is no peer column.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
-
 from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences, timed
+
 from hf_seqinterp import get_explainer
 from hf_seqinterp.rationale import RationaleGenerator, RationaleTrainingArguments, train_rationale_generator
 from hf_seqinterp.utils import length_grouped_batches
@@ -72,14 +73,14 @@ def main() -> None:
         batches = prebuilt(adapter, generator, encodings, args.batch_size)
         generator.eval()
         explainer = get_explainer("rationale").create(adapter, generator=generator)
-        floor = timed(lambda: explain_floor(adapter.model, generator, batches), args.repeats)
-        method = timed(lambda: explainer.explain(texts, batch_size=args.batch_size, progress=False), args.repeats)
+        floor = timed(partial(explain_floor, adapter.model, generator, batches), args.repeats)
+        method = timed(partial(explainer.explain, texts, batch_size=args.batch_size, progress=False), args.repeats)
         rows.append([f"rationale explainer ({estimator})", "gen fwd + 2 fwd", floor / args.n, method / args.n, method / floor])
 
         settings = RationaleTrainingArguments(epochs=1, batch_size=args.batch_size, progress=False, seed=0)
         generator.train()
-        floor = timed(lambda: training_floor(adapter.model, generator, batches, estimator == "hardkuma"), args.repeats)
-        method = timed(lambda: train_rationale_generator(adapter, texts, generator=generator, args=settings), args.repeats)
+        floor = timed(partial(training_floor, adapter.model, generator, batches, estimator == "hardkuma"), args.repeats)
+        method = timed(partial(train_rationale_generator, adapter, texts, generator=generator, args=settings), args.repeats)
         passes = "fwd + (gen fwd+bwd, fwd+bwd) per step" if estimator == "hardkuma" else "fwd + (gen fwd+bwd, fwd) per step"
         rows.append([f"training epoch ({estimator})", passes, floor / args.n, method / args.n, method / floor])
     print(f"{args.n} SST-2 dev sentences, batch {args.batch_size}, best of {args.repeats}; {machine()}\n")

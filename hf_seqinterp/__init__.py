@@ -19,6 +19,7 @@ from typing import Any
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
 from .callbacks import ExplanationCallback
 from .errors import (
+    HubError,
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
@@ -39,9 +40,31 @@ from .explanation import Explanation, Word
 from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
 from .representation import representation_erasure
-from .visualize import render_html, render_terminal, save_html
+from .visualize import render_html, render_markdown, render_terminal, save_html
 
 register_pipeline()
+
+# Dataset and Hub features import `datasets` and `accelerate`; load them on first use.
+_LAZY = {
+    "explain_dataset": "distributed",
+    "push_explanations_to_hub": "hub",
+    "load_explanations": "hub",
+    "load_explanation_dataset": "hub",
+    "EXPLANATION_FEATURES": "dataset",
+    "explanation_to_row": "dataset",
+    "row_to_explanation": "dataset",
+    "explanations_to_dataset": "dataset",
+    "dataset_to_explanations": "dataset",
+    "load_text_dataset": "data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def explain(
@@ -68,12 +91,14 @@ def explain(
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "EXPLANATION_FEATURES",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
     "ExplanationCallback",
     "Explanation",
+    "HubError",
     "InputTooLongError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -86,15 +111,25 @@ __all__ = [
     "__version__",
     "applicable_explainers",
     "as_adapter",
+    "dataset_to_explanations",
     "default_model_path",
     "describe_methods",
     "explain",
+    "explain_dataset",
     "explainable",
+    "explanation_to_row",
+    "explanations_to_dataset",
     "get_explainer",
     "list_methods",
+    "load_explanation_dataset",
+    "load_explanations",
+    "load_text_dataset",
+    "push_explanations_to_hub",
     "register_explainer",
     "render_html",
+    "render_markdown",
     "render_terminal",
     "representation_erasure",
+    "row_to_explanation",
     "save_html",
 ]

@@ -7,6 +7,9 @@
     hf-seqinterp methods                         # registered methods with one-line descriptions
     hf-seqinterp evaluate data.tsv --model PATH --limit 200        # rank every applicable method
     hf-seqinterp evaluate val.jsonl --eraser-docs docs/ --metrics token_f1,iou_f1,auprc
+    hf-seqinterp explain-dataset data.tsv --output-dir out --method gradient_x_input \
+        --method integrated_gradients -p integrated_gradients.n_steps=20 [--push-to-hub user/repo]
+    accelerate launch -m hf_seqinterp.cli explain-dataset ...   # the same on several processes/GPUs
 
 Each subcommand is a pair of functions, `add_<name>_arguments(parser)` and `run_<name>(args)`,
 listed in `COMMANDS`.
@@ -15,9 +18,11 @@ listed in `COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -232,9 +237,120 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- explain-dataset
+def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
+    parser.add_argument("--output-dir", required=True, help="folder for the Parquet shards; rerun to resume")
+    parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
+    parser.add_argument("--limit", type=int, help="explain only the first N rows")
+    parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+    parser.add_argument("--id-column", help="column copied into source_id")
+    parser.add_argument("--label-column", help="column of gold class ids copied into label")
+    parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
+    parser.add_argument("--target-column", help="column with the class to explain, per row")
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
+    parser.add_argument(
+        "--method", action="append", help="explanation method, repeatable (default: gradient_x_input)"
+    )
+    parser.add_argument(
+        "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
+        help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
+        "(e.g. -p integrated_gradients.n_steps=20 -p score=log_prob)",
+    )
+    parser.add_argument("--batch-size", type=int, help="texts per batch (default: each method's own)")
+    parser.add_argument("--shard-size", type=int, default=256, help="source rows per shard file (default 256)")
+    parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="default: Accelerate's configuration")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    parser.add_argument("--overwrite", action="store_true", help="delete shards of a different run in --output-dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hub = parser.add_argument_group("publishing")
+    hub.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the explanations and a dataset card")
+    hub.add_argument("--private", action="store_true", help="create the dataset repo private")
+    hub.add_argument("--config-by", choices=("method", "model"), default="method", help="one config per ...")
+    hub.add_argument("--license", help="license of the published dataset (card metadata)")
+    hub.add_argument("--source-dataset", help="source dataset named in the card (default: DATA if a Hub id)")
+    hub.add_argument("--model-id", help="the model's Hub id for the card, when --model is a local folder")
+
+
+def method_params(methods: Sequence[str], params: Sequence[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{method: {key: value}} from --method and [METHOD.]KEY=VALUE pairs (scoped ones win)."""
+    specs: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    scoped = []
+    for key, value in params:
+        method, dot, name = key.rpartition(".")
+        if not dot:
+            for spec in specs.values():
+                spec[key] = value
+        elif method not in specs:
+            raise SeqInterpError(f"-p {key}=...: {method!r} is not one of the --method values {list(specs)}")
+        else:
+            scoped.append((method, name, value))
+    for method, name, value in scoped:
+        specs[method][name] = value
+    return specs
+
+
+def run_explain_dataset(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from .data import load_text_dataset
+    from .distributed import explain_dataset
+    from .explainers import get_explainer
+    from .hub import push_explanations_to_hub
+
+    specs = method_params(args.method or ["gradient_x_input"], args.param)
+    for name in specs:
+        get_explainer(name)  # fail on an unknown method before loading anything
+    dataset = load_text_dataset(args.data, split=args.split)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    with _log_to_stderr("hf_seqinterp"):
+        result = explain_dataset(
+            load_adapter(args.model), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
+            id_column=args.id_column, label_column=args.label_column, target=args.target,
+            target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
+            truncation=not args.no_truncation, mixed_precision=args.mixed_precision,
+            cpu=True if args.cpu else None, overwrite=args.overwrite, progress=not args.no_progress,
+        )
+    if not PartialState().is_main_process:
+        return 0
+    print(f"{len(result)} explanations ({len(dataset)} rows x {len(specs)} methods) in {args.output_dir}", file=sys.stderr)
+    if args.push_to_hub:
+        source = args.source_dataset or (args.data if not Path(args.data).exists() else None)
+        url = push_explanations_to_hub(
+            result, args.push_to_hub, config_by=args.config_by, private=args.private or None,
+            license=args.license, source_dataset=source, model_id=args.model_id,
+        )
+        print(f"pushed to {url}", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _log_to_stderr(name: str) -> Iterator[None]:
+    """Show the INFO messages of logger `name` (e.g. each shard written) on stderr during the block."""
+    log = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "explain": ("explain texts with a method and show a heat map", add_explain_arguments, run_explain),
     "methods": ("list the registered explanation methods", add_methods_arguments, run_methods),
+    "explain-dataset": (
+        "explain a whole dataset (resumable; multi-process under accelerate launch / torchrun) and "
+        "optionally publish it to the Hub",
+        add_explain_dataset_arguments,
+        run_explain_dataset,
+    ),
     "evaluate": ("rank explanation methods on faithfulness and plausibility metrics", add_evaluate_arguments,
                  run_evaluate),
 }

@@ -36,3 +36,8 @@ class InvalidParameterError(SeqInterpError, ValueError):
 
 class UnsupportedModelError(SeqInterpError, TypeError):
     """The model lacks something the chosen method needs (inputs_embeds, attention weights, ...)."""
+
+
+class HubError(SeqInterpError):
+    """Pushing explanations to, or loading them from, the Hugging Face Hub failed for good
+    (authentication, permission, missing repository, or retries exhausted)."""

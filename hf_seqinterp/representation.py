@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .adapter import Encoding, ModelAdapter
+from .data import text_column as text_column_of
 from .errors import InvalidInputError, InvalidParameterError
 from .mixin import as_adapter
 from .utils import chunks, progress_bar
@@ -45,7 +46,7 @@ def representation_erasure(
     units: Sequence[int] | None = None,
     relative: bool = False,
     tokenizer: Any = None,
-    text_column: str = "sentence",
+    text_column: str | None = None,
     label_column: str = "label",
     max_batch_tokens: int = 8192,
     truncation: bool = True,
@@ -55,7 +56,8 @@ def representation_erasure(
 
     Args:
         model: a ModelAdapter, a loaded model (with `tokenizer`), a path or Hub id, or None (default model).
-        data: a list of texts, or a `datasets.Dataset` with `text_column` (and `label_column`).
+        data: a list of texts, or a `datasets.Dataset` with a text column (`text_column`, by default
+            the first of "text", "sentence", ... it has) and optionally `label_column`.
         level: "embedding" (dimensions of the input word vectors, the output of
             `get_input_embeddings()`) or "hidden" (units of the output of transformer block `layer`).
         layer: block index for level="hidden" (negative counts from the end; default: the last block).
@@ -117,20 +119,16 @@ def representation_erasure(
     )
 
 
-def _corpus(data: Any, labels: Any, text_column: str, label_column: str) -> tuple[list[str], list | None]:
+def _corpus(data: Any, labels: Any, text_column: str | None, label_column: str) -> tuple[list[str], list | None]:
     """Texts and (optional) labels from a list of strings or a datasets.Dataset."""
     column_names = getattr(data, "column_names", None)
     if column_names is None:
         if isinstance(data, str):
             raise InvalidInputError("representation_erasure needs a corpus: pass a list of texts or a Dataset, not one string.")
         return list(data), None if labels is None else list(labels)
-    if text_column not in column_names:
-        raise InvalidParameterError(
-            f"The dataset has no column {text_column!r} (columns: {column_names}); pass text_column=..."
-        )
     if labels is None and label_column in column_names:
         labels = data[label_column]
-    return list(data[text_column]), None if labels is None else list(labels)
+    return list(data[text_column_of(data, text_column)]), None if labels is None else list(labels)
 
 
 def _erased_module(adapter: ModelAdapter, level: str, layer: int | None) -> tuple[torch.nn.Module, str]:

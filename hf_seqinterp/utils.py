@@ -39,12 +39,32 @@ def chunks(n: int, size: int) -> Iterator[slice]:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, desc: str, *, enabled: bool = True, unit: str = "text") -> Iterator[tqdm]:
-    """A tqdm bar that honours transformers' global progress-bar switch."""
+def progress_bar(
+    total: int, desc: str, *, enabled: bool = True, unit: str = "text", initial: int = 0
+) -> Iterator[tqdm]:
+    """A tqdm bar that honours transformers' global progress-bar switch (`initial`: work already done)."""
     from transformers.utils import logging as hf_logging
 
-    bar = tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and hf_logging.is_progress_bar_enabled()))
+    bar = tqdm(
+        total=total, desc=desc, unit=unit, initial=initial,
+        disable=not (enabled and hf_logging.is_progress_bar_enabled()),
+    )
     try:
         yield bar
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Hide `datasets`' own progress bars (Parquet conversion, split generation) inside a call that
+    shows its own progress; the caller's setting is restored."""
+    import datasets
+
+    was_disabled = datasets.utils.are_progress_bars_disabled()
+    datasets.utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.utils.enable_progress_bars()

@@ -1,4 +1,4 @@
-"""Rendering of Explanations: self-contained HTML and terminal heat maps.
+"""Rendering of Explanations: self-contained HTML and terminal heat maps, and Markdown tables.
 
 Colour of a token with attribution a, for an explanation whose scale s is the largest |a| over its
 non-special tokens (1 if all are 0):
@@ -167,4 +167,35 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
         lines.append(
             f"\x1b[97;48;2;{nr};{ng};{nb}m −{scale:.3g} \x1b[0m against · for \x1b[97;48;2;{pr};{pg};{pb}m +{scale:.3g} \x1b[0m"
         )
+    return "\n".join(lines)
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;"})
+
+
+def render_markdown(explanations: Explanation | Sequence[Explanation], *, bold_top: int = 3) -> str:
+    """A Markdown table of word scores: one row per word, one column per explanation of the same text.
+
+    For places that render Markdown but not HTML styles (Hub dataset cards, GitHub, notebooks'
+    markdown cells): colour is replaced by signed numbers, and the `bold_top` largest |scores| of each
+    column are bold. Scores are word scores under each method's default aggregation (`to_words()`).
+    """
+    items = [explanations] if isinstance(explanations, Explanation) else list(explanations)
+    if not items:
+        raise ValueError("render_markdown needs at least one explanation.")
+    words = [e.to_words() for e in items]
+    spans = [(w.start, w.end) for w in words[0]]
+    if any(e.text != items[0].text or [(w.start, w.end) for w in ws] != spans for e, ws in zip(items, words)):
+        raise ValueError("render_markdown compares explanations of the same text with the same words only.")
+    names = [e.method for e in items]
+    if len(set(names)) < len(names):
+        names = [f"{e.method} ({e.model_name})" for e in items]
+    bold = [set(sorted(range(len(ws)), key=lambda i: -abs(ws[i].score))[:bold_top]) for ws in words]
+    lines = [
+        "| word | " + " | ".join(n.translate(_MARKDOWN_SPECIAL) for n in names) + " |",
+        "|---|" + "---:|" * len(items),
+    ]
+    for i, word in enumerate(words[0]):
+        cells = [f"**{ws[i].score:+.3g}**" if i in top else f"{ws[i].score:+.3g}" for ws, top in zip(words, bold)]
+        lines.append(f"| {word.text.translate(_MARKDOWN_SPECIAL)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

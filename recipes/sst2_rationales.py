@@ -98,11 +98,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     evaluation_minutes = (time.perf_counter() - stage) / 60
 
     report = [
-        f"SST-2 dev, first {len(dev_texts)} sentences with >= {args.min_words} words; generator trained on "
-        f"{min(args.train_sentences, len(train_texts))} training sentences ({trained.global_step} steps).",
+        (f"SST-2 dev, first {len(dev_texts)} sentences with >= {args.min_words} words; generator trained on "
+         f"{min(args.train_sentences, len(train_texts))} training sentences ({trained.global_step} steps)."),
         "", markdown(rows), "",
-        f"Minutes: generator training {training_minutes:.1f}, evaluation {evaluation_minutes:.1f}, "
-        f"total {(time.perf_counter() - started) / 60:.1f}",
+        (f"Minutes: generator training {training_minutes:.1f}, evaluation {evaluation_minutes:.1f}, "
+         f"total {(time.perf_counter() - started) / 60:.1f}"),
     ]
     (args.output / "results.md").write_text("\n".join(report) + "\n")
     (args.output / "results.json").write_text(json.dumps(

@@ -10,7 +10,13 @@ from bow_model import bow_model
 from conftest import needs_minilm, needs_sst2, sst2_dev
 from tiny_models import ARCHITECTURES, random_texts, tiny_model
 
-from hf_seqinterp import InvalidParameterError, ModelAdapter, UnsupportedModelError, representation_erasure
+from hf_seqinterp import (
+    InvalidInputError,
+    InvalidParameterError,
+    ModelAdapter,
+    UnsupportedModelError,
+    representation_erasure,
+)
 
 TEXTS = random_texts(4, seed=9, min_words=3, max_words=10)
 
@@ -116,7 +122,7 @@ def test_dataset_input_uses_its_label_column():
     from_lists = representation_erasure(adapter, TEXTS, labels=["positive", "negative", "neutral", "neutral"],
                                         units=[1, 2], progress=False)
     assert from_dataset.to_dict() == from_lists.to_dict()
-    with pytest.raises(InvalidParameterError, match="no column 'text'"):
+    with pytest.raises(InvalidInputError, match="no column 'text'"):
         representation_erasure(adapter, data, text_column="text")
 
 

@@ -150,3 +150,11 @@ def tiny_model(model_type: str, seed: int = 0):
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config).eval()
     return model, tokenizer
+
+
+def save_tiny_model(path, model_type: str = "bert"):
+    """Save `tiny_model(model_type)` and its tokenizer to `path` (for CLI and subprocess tests); returns path."""
+    model, tokenizer = tiny_model(model_type)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

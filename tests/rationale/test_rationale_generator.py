@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 from tiny_models import random_texts, tiny_model
 from transformers import AutoConfig, AutoModel
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from hf_seqinterp.rationale import BernoulliGate, HardKumaGate, HardKumaObjective, ReinforceObjective
 from hf_seqinterp.rationale.objectives import expected_transitions, selection_rate, transitions

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from planted import planted_classifier, planted_data, precision_recall
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 from tiny_models import random_texts, tiny_model
 from transformers import BertConfig, BertForSequenceClassification
 

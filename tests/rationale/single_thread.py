@@ -1,4 +1,5 @@
-"""One torch thread for the rationale tests: their models are tiny (hidden 8-32), so intra-op threads
+"""One torch thread for the rationale tests (imported by each rationale test module: a conftest.py here
+would shadow tests/conftest.py for `from conftest import ...`). Their models are tiny (hidden 8-32), so intra-op threads
 only add synchronisation, which on a loaded machine made single steps up to 100x slower."""
 
 from __future__ import annotations

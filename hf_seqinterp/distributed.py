@@ -1,0 +1,295 @@
+"""`explain_dataset`: explain a whole dataset on one or many processes, resumably.
+
+    accelerate launch --num_processes 2 my_script.py      # or torchrun --nproc_per_node 2, or python
+
+The source rows are sorted by length and cut into shards of `shard_size` rows (see `shards.py` for
+why and for the layout). Every process lists the shards already on disk and takes every n-th missing
+one (round robin over the longest-first plan keeps the processes' loads even); it explains each
+(tokenising once, then every method on the same encodings, batched by length) and writes it as a
+Parquet file the moment it is done. When all are done, the shards are merged into one
+`datasets.Dataset` in source-row order. An interrupted run restarted with the same arguments
+recomputes only the missing shards; the manifest refuses to mix shards of a different run (other
+model, methods, parameters or data).
+
+Device placement and mixed precision come from Accelerate: the model is moved to
+`Accelerator().device`, and explanations run under `accelerator.autocast()` when mixed precision is
+on (`mixed_precision=` or `accelerate launch --mixed_precision`), which is recorded in every row's
+warnings. A launcher on a machine without GPUs gets Accelerate's multi-CPU mode (gloo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow as pa
+import torch
+
+from .adapter import ModelAdapter, Target, validate_texts
+from .data import load_text_dataset
+from .data import text_column as find_text_column
+from .dataset import DATASET_SCHEMA_VERSION, EXPLANATION_FEATURES, explanation_to_row
+from .errors import InvalidInputError, InvalidParameterError
+from .explainers import Explainer, get_explainer
+from .explanation import _jsonable
+from .mixin import as_adapter
+from .shards import RunLog, ShardStore, plan_shards
+from .utils import progress_bar
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 256
+Methods = str | Sequence[str] | Mapping[str, Mapping[str, Any]]
+
+
+def explain_dataset(
+    model: ModelAdapter | Any,
+    dataset: datasets.Dataset | Sequence[str] | str | Path,
+    methods: Methods = "gradient_x_input",
+    *,
+    output_dir: str | Path,
+    text_column: str | None = None,
+    id_column: str | None = None,
+    label_column: str | None = None,
+    target: Target = None,
+    target_column: str | None = None,
+    tokenizer: Any = None,
+    batch_size: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    truncation: bool = True,
+    mixed_precision: str | None = None,
+    cpu: bool | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> datasets.Dataset:
+    """Explain every row of `dataset` with every method; returns the explanation dataset.
+
+    Args:
+        model: a ModelAdapter, a loaded classifier (with `tokenizer`), a folder or Hub id, or None
+            for the bundled default model.
+        dataset: a `datasets.Dataset`, a list of texts, or anything `load_text_dataset` reads.
+        methods: a method name, a list of names, or {name: {parameter: value}}.
+        output_dir: where shards are written; rerunning with the same arguments resumes there.
+        text_column: column with the texts (default: the first of text, sentence, content, ...).
+        id_column / label_column: copied into `source_id` / `label` of each row.
+        target, target_column: the class to explain, for every row or per row from a column
+            (default: the predicted class).
+        batch_size: texts per batch (default: each method's own).
+        shard_size: source rows per shard; a crash loses at most one shard per process.
+        mixed_precision: "no", "fp16", "bf16" (default: what `accelerate launch` configured).
+        cpu: force the CPU (default: on machines without an accelerator).
+        overwrite: delete the shards of a different earlier run in `output_dir` instead of failing.
+        progress: show a progress bar (examples/s) on the main process.
+
+    Returns the merged `datasets.Dataset` (schema `EXPLANATION_FEATURES`) on every process: one row
+    per (source row, method), source rows in their original order, methods in the given order.
+    """
+    from accelerate import Accelerator
+
+    started = time.perf_counter()
+    accelerator = Accelerator(cpu=not _has_accelerator() if cpu is None else cpu, mixed_precision=mixed_precision)
+    dataset = _as_dataset(dataset)
+    column = find_text_column(dataset, text_column)
+    for name in (id_column, label_column, target_column):
+        if name is not None and name not in dataset.column_names:
+            raise InvalidInputError(f"The dataset has no column {name!r}; its columns are {dataset.column_names}.")
+    if target is not None and target_column is not None:
+        raise InvalidParameterError("Pass target= or target_column=, not both.")
+    specs = method_specs(methods)
+    for name in specs:
+        get_explainer(name)  # an unknown method fails before the model is loaded
+    adapter = as_adapter(model, tokenizer)
+    adapter.model.to(accelerator.device)
+    explainers = {name: get_explainer(name).create(adapter, **params) for name, params in specs.items()}
+
+    source = _SourceColumns.read(dataset, column, id_column, label_column, target_column, adapter, target)
+    manifest = {
+        "schema_version": DATASET_SCHEMA_VERSION,
+        "model_name": adapter.model_name,
+        "model_revision": adapter.model_revision,
+        "methods": {name: _json_params(e) for name, e in explainers.items()},
+        "text_column": column,
+        "id_column": id_column,
+        "label_column": label_column,
+        "target": target,
+        "target_column": target_column,
+        "num_rows": len(dataset),
+        "data_sha256": source.digest(),
+        "shard_size": shard_size,
+        "shard_plan": "rows by decreasing character length",
+        "truncation": truncation,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    store = ShardStore(output_dir)
+    plan = plan_shards([len(t) for t in source.texts], shard_size)
+    done = _claim(store, manifest, plan, len(explainers), accelerator, overwrite)
+    if accelerator.is_main_process:
+        logger.info(
+            "explain_dataset: %d rows, %d shards (%d already on disk), %d process(es), methods %s",
+            len(dataset), len(plan), len(done), accelerator.num_processes, ", ".join(explainers),
+        )
+    log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
+    # round robin over the longest-first plan: every process gets long and short shards alike
+    mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
+    with progress_bar(
+        len(dataset), "explain_dataset", unit="ex", initial=sum(len(plan[k]) for k in done),
+        enabled=progress and accelerator.is_main_process,
+    ) as bar:
+        for k in mine:
+            tick = time.perf_counter()
+            with accelerator.autocast():
+                table = _explain_shard(explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision)
+            wrote = time.perf_counter()
+            path = store.write(k, len(plan), table)
+            log.add_shard(len(plan[k]), explain_s=wrote - tick, write_s=time.perf_counter() - wrote)
+            logger.info("rank %d wrote %s (%.2f s)", log.rank, path.name, time.perf_counter() - tick)
+            if accelerator.is_main_process:  # count every process's finished shards (a directory listing)
+                bar.update(sum(len(plan[i]) for i, total in store.shards() if total == len(plan)) - bar.n)
+        log.wall_s = time.perf_counter() - started
+        store.write_log(log)
+        accelerator.wait_for_everyone()
+        bar.update(len(dataset) - bar.n)
+
+    missing = sorted(set(range(len(plan))) - store.completed(plan, len(explainers)))
+    if missing:
+        raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
+    with accelerator.main_process_first():
+        return store.merge(total=len(plan))
+
+
+def _claim(store: ShardStore, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool) -> set[int]:
+    """Make `store` this run's output folder and return the plan's shards already done there.
+
+    Every process takes part; the barriers make all of them read the old manifest before the main
+    process replaces it, and list the finished shards before any process writes a new one."""
+    conflicts = store.manifest_conflicts(manifest)
+    if conflicts and not overwrite:
+        raise InvalidParameterError(
+            f"{store.root} holds shards of a different run (it differs in: {', '.join(conflicts)}). "
+            "Use another output_dir, or pass overwrite=True (--overwrite) to delete them."
+        )
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if conflicts:
+            store.clear()
+        store.write_manifest(manifest)
+        store.remove_temporary()
+    accelerator.wait_for_everyone()
+    done = store.completed(plan, n_methods)
+    accelerator.wait_for_everyone()
+    return done
+
+
+def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:
+    """{method: params} from a name, a list of names, or a mapping of names to parameter dicts."""
+    if isinstance(methods, str):
+        return {methods: {}}
+    if isinstance(methods, Mapping):
+        return {str(name): dict(params or {}) for name, params in methods.items()}
+    names = list(methods)
+    if not names or len(set(names)) != len(names):
+        raise InvalidParameterError(f"methods={names!r}: give at least one method, each once.")
+    return {name: {} for name in names}
+
+
+def _has_accelerator() -> bool:
+    backend = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return bool(backend.is_available()) if backend is not None else torch.cuda.is_available()
+
+
+def _as_dataset(dataset: datasets.Dataset | Sequence[str] | str | Path) -> datasets.Dataset:
+    if isinstance(dataset, datasets.Dataset):
+        return dataset
+    if isinstance(dataset, (str, Path)):
+        return load_text_dataset(dataset)
+    if isinstance(dataset, datasets.DatasetDict):
+        raise InvalidInputError(f"Got a DatasetDict with splits {list(dataset)}; pass one split, e.g. dataset['test'].")
+    return datasets.Dataset.from_dict({"text": validate_texts(dataset)})
+
+
+def _json_params(explainer: Explainer) -> dict[str, Any]:
+    """The explainer's parameters as they are stored in rows (JSON types)."""
+    return json.loads(json.dumps(_jsonable(explainer.params)))
+
+
+class _SourceColumns:
+    """The columns of the source dataset the run reads, validated up front (a bad row 90% into a
+    run would waste it): texts, ids, gold labels, per-row targets."""
+
+    def __init__(self, texts, ids, labels, targets):
+        self.texts: list[str] = texts
+        self.ids: list[str] | None = ids
+        self.labels: list[int | None] | None = labels
+        self.targets: list[int | None] = targets
+
+    @classmethod
+    def read(cls, dataset, column, id_column, label_column, target_column, adapter, target) -> _SourceColumns:
+        texts = list(dataset[column])
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInputError(
+                    f"Row {i} of column {column!r} is {text!r}, which cannot be explained; remove such rows "
+                    "first, e.g. dataset.filter(lambda r: bool(r[column] and r[column].strip()))."
+                )
+        ids = [str(v) for v in dataset[id_column]] if id_column else None
+        labels = None
+        if label_column:
+            labels = list(dataset[label_column])
+            bad = next((i for i, v in enumerate(labels) if v is not None and not isinstance(v, int)), None)
+            if bad is not None:
+                raise InvalidInputError(
+                    f"label_column={label_column!r} must hold class ids (int); row {bad} holds {labels[bad]!r}."
+                )
+        if target_column:
+            targets = [adapter.check_target(v) for v in dataset[target_column]]
+        else:
+            targets = [adapter.check_target(target)] * len(texts)
+        return cls(texts, ids, labels, targets)
+
+    def digest(self) -> str:
+        """sha256 of everything read from the source, so a resumed run knows it is the same data."""
+        h = hashlib.sha256()
+        for values in (self.texts, self.ids, self.labels, self.targets):
+            for value in values or ():
+                h.update(repr(value).encode("utf-8"))
+                h.update(b"\x00")
+            h.update(b"\x01")
+        return h.hexdigest()
+
+
+def _explain_shard(
+    explainers: dict[str, Explainer],
+    source: _SourceColumns,
+    rows: Sequence[int],
+    batch_size: int | None,
+    truncation: bool,
+    mixed_precision: str,
+) -> pa.Table:
+    """The given source rows explained by every method, as an Arrow table (source-major row order)."""
+    adapter = next(iter(explainers.values())).adapter
+    encodings = adapter.encode([source.texts[i] for i in rows], truncation=truncation)
+    targets = [source.targets[i] for i in rows]
+    per_method = [
+        e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False) for e in explainers.values()
+    ]
+    out = []
+    for position, i in enumerate(rows):
+        for expls in per_method:
+            expl = expls[position]
+            if mixed_precision != "no":
+                expl.warnings.append(f"computed under {mixed_precision} mixed precision (autocast)")
+            out.append(
+                explanation_to_row(
+                    expl,
+                    source_index=i,
+                    source_id=source.ids[i] if source.ids else None,
+                    label=source.labels[i] if source.labels else None,
+                )
+            )
+    return pa.Table.from_pylist(out, schema=EXPLANATION_FEATURES.arrow_schema)
