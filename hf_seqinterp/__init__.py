@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ from .explainers import (
     register_explainer,
 )
 from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, as_adapter, explainable
+from .mixin import ExplainableMixin, ExplainableModel, explainable
 from .pipeline import ExplainTextPipeline, register_pipeline
 from .representation import representation_erasure
 from .visualize import render_html, render_markdown, render_terminal, save_html
@@ -85,8 +86,21 @@ def explain(
     bundled default sentiment classifier (loaded once, then reused). Other arguments as in
     `ExplainableMixin.explain`.
     """
-    explainer = get_explainer(method).create(as_adapter(model, tokenizer), **params)
+    if isinstance(model, ModelAdapter):
+        adapter = model
+    elif model is None:
+        adapter = _default_adapter()
+    elif isinstance(model, str):
+        adapter = ModelAdapter.from_pretrained(model)
+    else:
+        adapter = explainable(model, tokenizer).explain_adapter()
+    explainer = get_explainer(method).create(adapter, **params)
     return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_adapter() -> ModelAdapter:
+    return ModelAdapter.from_pretrained()
 
 
 __all__ = [
@@ -110,7 +124,6 @@ __all__ = [
     "Word",
     "__version__",
     "applicable_explainers",
-    "as_adapter",
     "dataset_to_explanations",
     "default_model_path",
     "describe_methods",

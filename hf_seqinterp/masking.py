@@ -8,7 +8,8 @@ removed positions are replaced according to `replacement`:
 | replacement      | what the model sees                                                          |
 |------------------|------------------------------------------------------------------------------|
 | `delete`         | the token ids are dropped; the sequence gets shorter (a text left with no   |
-|                  | token at all, possible without special tokens, becomes one padding token)    |
+|                  | token at all, possible without special tokens, is an error, or one padding   |
+|                  | token with `empty="pad"`, which faithfulness metrics use for the empty input) |
 | `mask`/`pad`/`unk` | the id becomes the tokenizer's [MASK] / [PAD] / [UNK] id                   |
 | `attention`      | the id stays, its attention-mask entry becomes 0 (other positions unchanged) |
 | `zero_embedding` | the input embedding at the position is set to 0 (needs `inputs_embeds`)     |
@@ -34,6 +35,7 @@ from .utils import length_grouped_batches, progress_bar
 Replacement = Literal["delete", "mask", "pad", "unk", "attention", "zero_embedding"]
 REPLACEMENTS: tuple[str, ...] = ("delete", "mask", "pad", "unk", "attention", "zero_embedding")
 FeatureLevel = Literal["token", "word"]
+EmptyInput = Literal["error", "pad"]
 
 
 class TokenizedText(Protocol):
@@ -129,6 +131,7 @@ def score_variants(
     max_batch_tokens: int = 8192,
     max_batch_rows: int = 512,
     progress: bool = False,
+    empty: EmptyInput = "error",
 ) -> list[np.ndarray]:
     """Score every edited copy of every text.
 
@@ -138,13 +141,15 @@ def score_variants(
         targets: per text, the class whose score is computed.
         replacement: how removed tokens are replaced (see the module docstring).
         score: 'logit', 'log_prob' or 'prob' of the target.
+        empty: what a deletion that leaves no token at all scores: an 'error' (default), or one
+            'pad' token (the model's output on an empty input, e.g. the start of an insertion curve).
 
     Returns per text an array (n_variants,) of float64 scores.
     """
     adapter.check_score_space(score)
     logits = variant_logits(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
-        max_batch_rows=max_batch_rows, progress=progress,
+        max_batch_rows=max_batch_rows, progress=progress, empty=empty,
     )
     return [target_scores(adapter, rows, target, score) for rows, target in zip(logits, targets)]
 
@@ -164,14 +169,20 @@ def variant_logits(
     max_batch_tokens: int = 8192,
     max_batch_rows: int = 512,
     progress: bool = False,
+    empty: EmptyInput = "error",
 ) -> list[np.ndarray]:
     """The model's logits on every edited copy of every text: per text an array
-    (n_variants, num_labels) of float64. A keep row of all ones is the unedited text."""
+    (n_variants, num_labels) of float64. A keep row of all ones is the unedited text. `empty`: see
+    `score_variants`."""
     check_replacement(adapter, replacement)
+    if empty not in ("error", "pad"):
+        raise InvalidParameterError(f"empty={empty!r}; use 'error' or 'pad'.")
     rows: list[tuple[int, int]] = [(t, v) for t, keep in enumerate(keeps) for v in range(len(keep))]
     lengths = [
-        max(1, int(keeps[t][v].sum())) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
+        int(keeps[t][v].sum()) if replacement == "delete" else len(texts[t].input_ids) for t, v in rows
     ]
+    if empty == "pad":
+        lengths = [max(1, n) for n in lengths]  # an empty deletion is scored as one pad token
     if lengths and min(lengths) == 0:
         t, _ = rows[lengths.index(0)]
         raise InvalidParameterError(

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,21 +121,13 @@ def explainable(model: torch.nn.Module, tokenizer: Any = None) -> ExplainableMix
 
 
 def as_adapter(model: ModelAdapter | torch.nn.Module | str | None, tokenizer: Any = None) -> ModelAdapter:
-    """A ModelAdapter for `model`: an adapter (returned as is), a loaded model (with `tokenizer`, else
-    the one its `name_or_path` names), a path or Hub id, or None for the bundled default model."""
+    """A ModelAdapter for what the user passed: an adapter (as is), a loaded model (with `tokenizer`
+    or the one saved next to it), a folder or Hub id, or None for the bundled default model."""
     if isinstance(model, ModelAdapter):
         return model
-    if model is None:
-        return _default_adapter()
-    if isinstance(model, str):
+    if model is None or isinstance(model, str):
         return ModelAdapter.from_pretrained(model)
     return explainable(model, tokenizer).explain_adapter()
-
-
-@functools.lru_cache(maxsize=1)
-def _default_adapter() -> ModelAdapter:
-    """The bundled default model, loaded once and then reused."""
-    return ModelAdapter.from_pretrained()
 
 
 def _load_tokenizer(model: torch.nn.Module) -> Any:

@@ -8,7 +8,7 @@ BERT-style models, the last real token for decoders; `ModelAdapter.readout_weigh
 to the text's real tokens. Padding never receives mass, so a batch equals its rows one by one.
 
 These scores are not additive and say where information is routed, not how the prediction
-depends on it; see docs/attention.md for when to use which and the evidence on faithfulness.
+depends on it; see docs/methods/attention.md for when to use which and the evidence on faithfulness.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Evaluation data: texts and optional human rationales from a `datasets` dataset, a local file, a
-saved dataset folder, a Hub id, or ERASER's annotation JSONL + docs folder.
+saved dataset folder, a Hub id (all read by `hf_seqinterp.data.load_text_dataset`), or ERASER's
+annotation JSONL + docs folder.
 
 Rationales are kept as character spans of each text, whatever the source format: a column of
 `[[start, end], ...]` character spans, or a column of word indices (`[3, 4, 7]`, or `[[start, end), ...]`
@@ -10,16 +11,14 @@ word ranges) into the text's whitespace-separated words. ERASER evidence is conv
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data import load_text_dataset
+from ..data import text_column as pick_text_column
 from ..errors import InvalidInputError
 from .alignment import Span, check_char_spans, words_to_char_spans
-
-TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
-FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
 @dataclass
@@ -65,11 +64,8 @@ def from_dataset(
     values may be JSON strings (as in CSV files).
     """
     columns = list(dataset.column_names)
-    if text_column is None:
-        text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
-        if text_column is None:
-            raise InvalidInputError(f"No text column found among {columns}; name it with text_column=/--text-column.")
-    for name in (text_column, rationale_column, rationale_words_column, id_column):
+    text_column = pick_text_column(dataset, text_column)
+    for name in (rationale_column, rationale_words_column, id_column):
         if name is not None and name not in columns:
             raise InvalidInputError(f"Column {name!r} is not in the data; its columns are {columns}.")
     texts = [str(t) for t in dataset[text_column]]
@@ -126,8 +122,8 @@ def load_examples(
     eraser_docs: str | Path | None = None,
     limit: int | None = None,
 ) -> EvaluationData:
-    """Load evaluation examples from a `datasets.Dataset`, a local CSV/TSV/JSON(L)/Parquet file, a
-    folder saved with `save_to_disk`, ERASER JSONL (with `eraser_docs`), or a Hub dataset id."""
+    """Load evaluation examples from a `datasets.Dataset`, ERASER JSONL (with `eraser_docs`), or
+    anything `hf_seqinterp.data.load_text_dataset` reads (a local file, a `save_to_disk` folder, a Hub id)."""
     if eraser_docs is not None:
         return load_eraser(source, eraser_docs, limit=limit)
     columns = {
@@ -138,46 +134,7 @@ def load_examples(
     }
     if not isinstance(source, (str, Path)):
         return from_dataset(source, **columns).head(limit)
-    dataset = _load_dataset(str(source), split)
+    dataset = load_text_dataset(source, split=split)
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return from_dataset(dataset, source=str(source), **columns)
-
-
-def _load_dataset(source: str, split: str | None):
-    import datasets
-
-    path = Path(source)
-    if path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise InvalidInputError(
-                f"Cannot read {path.name}: supported files are {', '.join(FILE_BUILDERS)} "
-                "(or pass a saved dataset folder, ERASER JSONL with --eraser-docs, or a Hub id)."
-            )
-        options = {"sep": "\t", "quoting": 3} if path.suffix.lower() == ".tsv" else {}
-        return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        return _pick_split(loaded, split, source)
-    if path.suffix or source.startswith((".", "/")):
-        raise InvalidInputError(f"{source} does not exist.")
-    try:
-        loaded = datasets.load_dataset(source, split=split)
-    except Exception as err:  # offline, unknown id, no such split: the datasets message says which
-        raise InvalidInputError(
-            f"Could not load the Hub dataset {source!r} ({type(err).__name__}: {err}). Hub datasets need network "
-            "access (unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE), or pass a local file or saved folder."
-        ) from err
-    return _pick_split(loaded, split, source)
-
-
-def _pick_split(loaded: Any, split: str | None, source: str):
-    if not hasattr(loaded, "keys"):
-        return loaded
-    names: Sequence[str] = list(loaded.keys())
-    if split is None:
-        split = next((s for s in ("validation", "test", "train") if s in names), names[0])
-    if split not in names:
-        raise InvalidInputError(f"{source} has no split {split!r}; its splits are {names}.")
-    return loaded[split]

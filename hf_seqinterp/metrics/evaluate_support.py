@@ -69,19 +69,28 @@ def _as_json(explanations: Any) -> Any:
     return [e.to_json() if isinstance(e, Explanation) else e for e in explanations]
 
 
-class FaithfulnessModule(evaluate.Metric):
-    """An `evaluate` metric over Explanations that runs the model (see `metrics.faithfulness`)."""
+class _PackagedMetric(evaluate.Metric):
+    """What every packaged module declares: its metric name, description, inputs and features."""
 
     metric_name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
+    about: ClassVar[str] = ""
+    inputs_doc: ClassVar[str] = ""
+    feature_types: ClassVar[dict[str, Any]] = {}
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description=self.description or self.metric_name,
+            description=self.about or self.metric_name,
             citation=_CITATION,
-            inputs_description=_FAITHFULNESS_INPUTS,
-            features=datasets.Features({"explanations": datasets.Value("string")}),
+            inputs_description=self.inputs_doc,
+            features=datasets.Features(self.feature_types),
         )
+
+
+class FaithfulnessModule(_PackagedMetric):
+    """An `evaluate` metric over Explanations that runs the model (see `metrics.faithfulness`)."""
+
+    inputs_doc = _FAITHFULNESS_INPUTS
+    feature_types: ClassVar[dict[str, Any]] = {"explanations": datasets.Value("string")}
 
     def add_batch(self, *, explanations=None, **kwargs):
         """Add Explanations (or their JSON) to the metric's stack."""
@@ -110,24 +119,14 @@ class FaithfulnessModule(evaluate.Metric):
         }
 
 
-class PlausibilityModule(evaluate.Metric):
+class PlausibilityModule(_PackagedMetric):
     """An `evaluate` metric of token scores against human rationale masks (see `metrics.plausibility`)."""
 
-    metric_name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=self.description or self.metric_name,
-            citation=_CITATION,
-            inputs_description=_PLAUSIBILITY_INPUTS,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("int32")),
-                }
-            ),
-        )
+    inputs_doc = _PLAUSIBILITY_INPUTS
+    feature_types: ClassVar[dict[str, Any]] = {
+        "predictions": datasets.Sequence(datasets.Value("float64")),
+        "references": datasets.Sequence(datasets.Value("int32")),
+    }
 
     def _compute(self, predictions, references, top="gold", rank_by="signed", iou_threshold=0.5):
         result = plausibility_arrays(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..adapter import ModelAdapter, Target
-from ..errors import InvalidParameterError
+from ..errors import InputTooLongError, InvalidParameterError
 from ..explainers import applicable_explainers
 from ..explanation import Explanation
 from ..utils import progress_bar
@@ -273,9 +273,16 @@ def evaluate_methods(
         for name, explainer in explainers.items():
             bar.set_postfix_str(name)
             start = time.perf_counter()
-            explained[name] = explainer.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
-            seconds[name] = time.perf_counter() - start
+            try:
+                explained[name] = explainer.explain_encodings(encodings, targets, batch_size=batch_size,
+                                                              progress=progress)
+            except InputTooLongError as err:  # raised before any work: the method does not apply to this data
+                skipped[name] = str(err)
+            else:
+                seconds[name] = time.perf_counter() - start
             bar.update(1)
+    if not explained:
+        raise InvalidParameterError(f"No method applies to these texts: {skipped}.")
 
     per_method: dict[str, dict[str, float]] = {name: {} for name in explained}
     curves: dict[str, list[float]] = {}

@@ -207,6 +207,7 @@ def faithfulness(
         score=config.score,
         max_batch_tokens=config.max_batch_tokens,
         progress=progress,
+        empty="pad",  # insertion curves and sufficiency start from the empty input
     )
     result = _collect([(scored[t], needs) for t, needs in plan.needs], metrics, config)
     result.n_variants = sum(len(k) for k in plan.keeps)

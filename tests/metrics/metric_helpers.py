@@ -1,46 +1,24 @@
-"""Shared helpers of the metrics tests: a bag-of-words classifier whose outputs can be computed by
-hand, and Explanations with hand-set attributions."""
+"""Shared helpers of the metrics tests: the bag-of-words classifier (whose outputs can be computed by
+hand) as an adapter, and Explanations with hand-set attributions."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import torch
-from tiny_models import wordpiece_tokenizer
-from transformers import BertConfig
+from bow_model import bow_model
 
 from hf_seqinterp import Explanation, ModelAdapter
 
 
-class BagOfWords(torch.nn.Module):
-    """logits(x) = Σ_t W[x_t] over the attended tokens (special tokens included): removing a token
-    subtracts its row of W, so every faithfulness value has a closed form."""
-
-    def __init__(self, vocab_size: int, num_labels: int = 3, seed: int = 0):
-        super().__init__()
-        self.config = BertConfig(
-            vocab_size=vocab_size, num_labels=num_labels, max_position_embeddings=64,
-            id2label={i: f"class{i}" for i in range(num_labels)},
-        )
-        self.weight = torch.nn.Embedding(vocab_size, num_labels)
-        with torch.no_grad():
-            self.weight.weight.copy_(torch.randn(vocab_size, num_labels, generator=torch.Generator().manual_seed(seed)))
-
-    def get_input_embeddings(self) -> torch.nn.Module:
-        return self.weight
-
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, **kwargs):
-        embeds = self.weight(input_ids) if inputs_embeds is None else inputs_embeds
-        return SimpleNamespace(logits=(embeds * attention_mask.unsqueeze(-1).to(embeds.dtype)).sum(1))
-
-    def table(self) -> np.ndarray:
-        return self.weight.weight.detach().double().numpy()
-
-
 def bow_adapter(seed: int = 0) -> ModelAdapter:
-    tokenizer = wordpiece_tokenizer()
-    return ModelAdapter(BagOfWords(len(tokenizer), seed=seed).eval(), tokenizer)
+    """The shared bag-of-words classifier (`tests/bow_model.py`), 3 labels, every token used."""
+    return ModelAdapter(*bow_model(seed, unused_fraction=0.0, num_labels=3))
+
+
+def bow_logits(adapter: ModelAdapter, ids) -> np.ndarray:
+    """The bag-of-words logits of the token ids `ids`, by hand: b + Σ_t W[ids_t]."""
+    model = adapter.model
+    return model.embeddings.weight.detach().double().numpy()[np.asarray(ids)].sum(0) + model.bias.detach().double().numpy()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

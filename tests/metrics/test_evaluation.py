@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import numpy as np
 import pytest
 from conftest import ERASER, MINILM, needs_eraser, needs_minilm
@@ -14,6 +15,7 @@ from hf_seqinterp.cli import main
 from hf_seqinterp.errors import (
     InvalidInputError,
     InvalidParameterError,
+    SeqInterpError,
     UnknownMethodError,
     UnsupportedModelError,
 )
@@ -53,10 +55,15 @@ def saved_model(tmp_path_factory, tiny_bert):
 
 
 # ----------------------------------------------------------------------------- applicable methods
+#: methods that cannot run with their defaults alone (they need a trained model passed in)
+NEEDS_AN_ARTEFACT = {"rationale"}
+
+
 def test_all_that_apply_skips_inapplicable_methods_with_the_reason(tiny_bert, inapplicable_method):
     built, skipped = applicable_explainers(tiny_bert)
-    assert set(built) == set(list_methods()) - {inapplicable_method}
+    assert set(built) == set(list_methods()) - {inapplicable_method} - NEEDS_AN_ARTEFACT
     assert "has none" in skipped[inapplicable_method]
+    assert "needs a trained generator" in skipped["rationale"]
     built, _ = applicable_explainers(tiny_bert, exclude=["saliency"], params={"random": {"seed": 3}})
     assert "saliency" not in built and built["random"].seed == 3
     with pytest.raises(UnsupportedModelError, match="unicorn"):
@@ -67,13 +74,24 @@ def test_all_that_apply_skips_inapplicable_methods_with_the_reason(tiny_bert, in
         applicable_explainers(tiny_bert, params={"random": {"n_steps": 3}})
 
 
+def test_methods_that_refuse_the_texts_are_skipped_with_the_reason(tiny_bert):
+    texts = random_texts(3, seed=4, min_words=4)
+    too_short = {"attention_flow": {"max_tokens": 4}}  # attention_flow refuses longer texts before any work
+    report = evaluate_methods(tiny_bert, texts, methods=["attention_flow", "random"], method_params=too_short,
+                              metrics=["aopc_comprehensiveness"], progress=False)
+    assert [r.method for r in report.results] == ["random"]
+    assert "limit max_tokens=4" in report.skipped["attention_flow"]
+    with pytest.raises(InvalidParameterError, match="No method applies to these texts"):
+        evaluate_methods(tiny_bert, texts, methods=["attention_flow"], method_params=too_short, progress=False)
+
+
 # ----------------------------------------------------------------------------- the report
 def test_report_ranks_every_applicable_method(tiny_bert, inapplicable_method, tmp_path):
     texts = random_texts(6, seed=21, min_words=3)
     spans = [[(0, len(t.split()[0]))] for t in texts]
     report = evaluate_methods(tiny_bert, texts, rationales=spans, method_params=FAST, progress=False)
     methods = [r.method for r in report.results]
-    assert set(methods) == set(list_methods()) - {inapplicable_method}
+    assert set(methods) == set(list_methods()) - {inapplicable_method} - NEEDS_AN_ARTEFACT
     assert inapplicable_method in report.skipped
     assert report.metrics == ["aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc", "insertion_auc",
                               "tau_loo", "token_f1", "iou_f1", "auprc"]
@@ -107,8 +125,6 @@ def test_evaluate_methods_errors(tiny_bert):
 
 # ----------------------------------------------------------------------------- data sources
 def test_load_examples_from_files_and_folders(tmp_path):
-    import datasets
-
     (tmp_path / "d.tsv").write_text('sentence\tlabel\nit \'s "great"\t1\nawful\t0\n')
     assert load_examples(tmp_path / "d.tsv").texts == ['it \'s "great"', "awful"]
     rows = [{"review": "a fine film", "words": [1, 2]}, {"review": "so bad", "words": [[1, 2]]}]
@@ -119,17 +135,16 @@ def test_load_examples_from_files_and_folders(tmp_path):
     assert load_examples(tmp_path / "d.csv", rationale_column="spans").rationales == [[(6, 11)]]
     datasets.Dataset.from_dict({"text": ["x", "y", "z"]}).save_to_disk(tmp_path / "saved")
     assert load_examples(tmp_path / "saved", limit=2).texts == ["x", "y"]
-    with pytest.raises(InvalidInputError, match="No text column found among \\['words'\\]"):
+    with pytest.raises(InvalidInputError, match="the dataset's columns are \\['words'\\]"):
         load_examples(datasets.Dataset.from_dict({"words": ["a"]}))
-    with pytest.raises(InvalidInputError, match="supported files are"):
+    with pytest.raises(InvalidInputError, match="supported data files"):
         (tmp_path / "d.txt").write_text("x")
         load_examples(tmp_path / "d.txt")
 
 
 def test_hub_ids_fail_clearly_offline(monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InvalidInputError, match="Hub datasets need network access"):
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SeqInterpError, match="the Hub is offline"):
         load_examples("nyu-mll/glue-that-does-not-exist")
 
 
@@ -159,7 +174,7 @@ def test_cli_errors_are_clear(saved_model, tmp_path, capsys):
     assert main([*args, "--methods", "lime2"]) == 2
     assert "'lime2' is not a registered" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.tsv")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "No such data file or folder" in capsys.readouterr().err
 
 
 @needs_minilm

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from metric_helpers import bow_adapter, distinct_word_texts, make_explanation, softmax
+from metric_helpers import bow_adapter, bow_logits, distinct_word_texts, make_explanation, softmax
 from scipy.stats import kendalltau
 from tiny_models import random_texts, tiny_model
 
@@ -73,7 +73,6 @@ def test_aopc_is_the_mean_of_per_bin_comprehensiveness(tiny_bert):
 # ----------------------------------------------------------------------------- closed forms (bag of words)
 def _hand(adapter, expl, replacement: str, bins=ERASER_BINS, points: int = 11) -> dict[str, float]:
     """Every metric recomputed with numpy from the bag-of-words table."""
-    table = adapter.model.table()
     ids = np.asarray(expl.input_ids)
     special = np.asarray(expl.special_tokens_mask)
     content = np.flatnonzero(~special)
@@ -86,7 +85,7 @@ def _hand(adapter, expl, replacement: str, bins=ERASER_BINS, points: int = 11) -
         keep = np.ones(len(ids), dtype=bool)
         keep[list(removed)] = False
         edited = ids[keep] if replacement == "delete" else np.where(keep, ids, replace_id)
-        return softmax(table[edited].sum(0))[t]
+        return softmax(bow_logits(adapter, edited))[t]
 
     full = p([])
     out = {
@@ -131,9 +130,9 @@ def test_word_level_removes_whole_words(bow):
     best = max(groups.values(), key=lambda g: expl.attributions[g].sum())
     rationale = np.zeros(len(expl), dtype=bool)
     rationale[best] = True
-    table, ids = bow.model.table(), np.asarray(expl.input_ids)
-    full = softmax(table[ids].sum(0))[expl.target]
-    removed = softmax(table[np.delete(ids, best)].sum(0))[expl.target]
+    ids = np.asarray(expl.input_ids)
+    full = softmax(bow_logits(bow, ids))[expl.target]
+    removed = softmax(bow_logits(bow, np.delete(ids, best)))[expl.target]
     result = faithfulness([expl], bow, ["aopc_comprehensiveness"], level="word", bins=[0.25])
     assert result.values["aopc_comprehensiveness"][0] == pytest.approx(full - removed, abs=1e-6)
 
@@ -163,11 +162,19 @@ def test_tau_loo_of_leave_one_out_scores_is_one(tiny_bert):
     assert tau_loo(as_explanations, tiny_bert).tolist() == [1.0] * 5
 
 
+def test_leave_one_out_equals_the_erasure_explainer(tiny_bert):
+    texts = random_texts(4, seed=3, min_words=3)
+    erasure = get_explainer("erasure").create(tiny_bert, score="prob").explain(texts)
+    for expl, loo in zip(erasure, leave_one_out(erasure, tiny_bert)):
+        content = ~np.asarray(expl.special_tokens_mask)
+        np.testing.assert_allclose(loo[content], expl.attributions[content], atol=1e-6)
+
+
 def test_leave_one_out_scores_by_hand(bow):
     expl = make_explanation(bow, "the plot was dull")
-    table, ids = bow.model.table(), np.asarray(expl.input_ids)
-    full = softmax(table[ids].sum(0))[expl.target]
-    expected = [0.0 if s else full - softmax(table[np.delete(ids, i)].sum(0))[expl.target]
+    ids = np.asarray(expl.input_ids)
+    full = softmax(bow_logits(bow, ids))[expl.target]
+    expected = [0.0 if s else full - softmax(bow_logits(bow, np.delete(ids, i)))[expl.target]
                 for i, s in enumerate(expl.special_tokens_mask)]
     np.testing.assert_allclose(leave_one_out(expl, bow)[0], expected, atol=1e-6)
 

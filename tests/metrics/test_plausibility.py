@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ERASER, needs_eraser
+from conftest import ERASER, MINILM, needs_eraser, needs_minilm
 from metric_helpers import make_explanation
 from sklearn.metrics import auc, precision_recall_curve
 from tiny_models import tiny_model
 
-from hf_seqinterp import ModelAdapter
+from hf_seqinterp import ModelAdapter, get_explainer
 from hf_seqinterp.errors import InvalidInputError, InvalidParameterError
 from hf_seqinterp.metrics import (
     auprc,
@@ -147,3 +147,21 @@ def test_eraser_evidence_becomes_the_annotated_words():
     for text, spans, record in zip(data.texts, data.rationales, records):
         evidence = sorted({(ev["start_token"], ev["end_token"], ev["text"]) for g in record["evidences"] for ev in g})
         assert [" ".join(text[s:e].split()) for s, e in spans] == [ev[2] for ev in evidence]
+
+
+@needs_eraser
+@needs_minilm
+@pytest.mark.slow
+def test_saliency_is_more_plausible_than_random_on_eraser_reviews():
+    adapter = ModelAdapter.from_pretrained(str(MINILM))
+    data = load_eraser(ERASER / "val.jsonl", ERASER / "docs", limit=30)
+    expls = {name: get_explainer(name).create(adapter).explain(data.texts) for name in ("saliency", "random")}
+    scores = {name: plausibility(e, data.rationales).summary() for name, e in expls.items()}
+    masks = [
+        char_spans_to_token_mask(e, s)[~np.asarray(e.special_tokens_mask)]
+        for e, s in zip(expls["random"], data.rationales)
+    ]
+    prevalence = np.mean([m.mean() for m in masks if m.any()])
+    assert abs(scores["random"]["auprc"] - prevalence) < 0.03  # random ranking: AUPRC ~ share of evidence tokens
+    for metric in ("token_f1", "auprc"):
+        assert scores["saliency"][metric] > scores["random"][metric] + 0.02, (metric, scores)

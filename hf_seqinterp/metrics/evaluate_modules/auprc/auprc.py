@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class Auprc(support.PlausibilityModule):
     metric_name = "auprc"
-    description = __doc__
+    about = __doc__

@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class Comprehensiveness(support.FaithfulnessModule):
     metric_name = "comprehensiveness"
-    description = __doc__
+    about = __doc__

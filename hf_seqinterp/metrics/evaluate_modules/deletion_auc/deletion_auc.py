@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class DeletionAuc(support.FaithfulnessModule):
     metric_name = "deletion_auc"
-    description = __doc__
+    about = __doc__

@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class InsertionAuc(support.FaithfulnessModule):
     metric_name = "insertion_auc"
-    description = __doc__
+    about = __doc__

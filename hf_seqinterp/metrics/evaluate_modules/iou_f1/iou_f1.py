@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class IouF1(support.PlausibilityModule):
     metric_name = "iou_f1"
-    description = __doc__
+    about = __doc__

@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class Sufficiency(support.FaithfulnessModule):
     metric_name = "sufficiency"
-    description = __doc__
+    about = __doc__

@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class TauLoo(support.FaithfulnessModule):
     metric_name = "tau_loo"
-    description = __doc__
+    about = __doc__

@@ -10,4 +10,4 @@ from hf_seqinterp.metrics import evaluate_support as support
 
 class TokenF1(support.PlausibilityModule):
     metric_name = "token_f1"
-    description = __doc__
+    about = __doc__
