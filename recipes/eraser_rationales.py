@@ -85,18 +85,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "SST-2 model), used as is or fine-tuned on the reviews with --finetune-epochs")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "outputs/eraser")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per review window (its end)")
-    parser.add_argument("--finetune-epochs", type=int, default=0, help="0: use --base as is")
+    parser.add_argument("--finetune-epochs", type=int, default=1, help="0: use --base as is")
     parser.add_argument("--finetune-lr", type=float, default=5e-5)
     parser.add_argument("--mask-augment", type=float, default=0.5,
                         help="fraction of fine-tuning examples with a random share of their words [MASK]ed")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--estimator", choices=("hardkuma", "reinforce"), default="hardkuma")
+    parser.add_argument("--estimator", choices=("hardkuma", "reinforce"), default="reinforce")
     parser.add_argument("--target-rate", type=float, default=0.1, help="HardKuma: selection rate bound")
-    parser.add_argument("--sparsity", type=float, default=0.5, help="REINFORCE: λ1 per selected word share")
+    parser.add_argument("--sparsity", type=float, default=0.4, help="REINFORCE: λ1 per selected word share")
     parser.add_argument("--coherence", type=float, default=0.2, help="λ2 per transition per word boundary")
     parser.add_argument("--generator-epochs", type=int, default=2)
     parser.add_argument("--generator-lr", type=float, default=3e-3)
-    parser.add_argument("--lagrange-lr", type=float, default=0.1)
+    parser.add_argument("--lagrange-lr", type=float, default=0.5)
+    parser.add_argument("--lambda-max", type=float, default=30.0,
+                        help="HardKuma: the multiplier's cap (the rate's gradient per word shrinks as 1/words)")
     parser.add_argument("--lambda-init", type=float, default=1.0,
                         help="HardKuma: the initial multiplier (small values let the task loss open every gate first)")
     parser.add_argument("--loo-docs", type=int, default=50, help="validation reviews for leave-one-out")
@@ -208,7 +210,8 @@ def train_generator(args: argparse.Namespace, adapter: ModelAdapter, train: Spli
     )
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
-        learning_rate=args.generator_lr, lagrange_lr=args.lagrange_lr, lambda_init=args.lambda_init, seed=args.seed,
+        learning_rate=args.generator_lr, lagrange_lr=args.lagrange_lr, lambda_init=args.lambda_init,
+        lambda_max=args.lambda_max, seed=args.seed,
         logging_steps=10,
     )
     result = train_rationale_generator(adapter, train.texts, generator=generator, args=settings)
