@@ -16,7 +16,8 @@ from __future__ import annotations
 import html
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,16 @@ _CSS = (
     ".hfsi-special{font-size:0.75em;font-family:ui-monospace,monospace;opacity:0.8}"
     ".hfsi-warning{font-size:0.8em;color:#9a3412}"
     ".hfsi-legend{font-size:0.75em;color:#555}"
+    ".hfsi-hierarchy{margin-top:0.5em;line-height:2.4}"
+    ".hfsi-level{white-space:nowrap}"
+    ".hfsi-level-label{display:inline-block;width:4.5em;font-size:0.75em;color:#555}"
+    ".hfsi-phrase{padding:0.15em 0.3em;border:1px solid #888;border-radius:0.35em}"
+    ".hfsi-unselected{color:#aaa;padding:0.15em 0.1em}"
+    ".hfsi-phrase sup{font-size:0.65em;margin-left:0.2em}"
 )
+
+#: extras key -> renderer(explanation, extras[key]) of an HTML section shown under the heat map
+EXTRAS_HTML: dict[str, Callable[[Explanation, Any], str]] = {}
 
 
 def _explanation_html(expl: Explanation, index: int) -> str:
@@ -111,11 +121,71 @@ def _explanation_html(expl: Explanation, index: int) -> str:
         f"against · for "
         f'<span style="background-color:rgb{pos}">&nbsp;+{scale:.3g}&nbsp;</span></div>'
     )
+    sections = "".join(render(expl, expl.extras[key]) for key, render in EXTRAS_HTML.items() if key in expl.extras)
     return (
         f'<div class="hfsi-explanation" data-explanation="{index}" data-scale="{scale:.9g}">'
         f'<div class="hfsi-header">{html.escape(_header(expl))}</div>{warnings}'
-        f'<div class="hfsi-tokens">{"".join(spans)}</div>{legend}</div>'
+        f'<div class="hfsi-tokens">{"".join(spans)}</div>{legend}{sections}</div>'
     )
+
+
+def render_hierarchy_html(hierarchy: dict[str, Any], *, full_page: bool = False) -> str:
+    """A phrase hierarchy (`PhraseHierarchy.to_dict()`) as self-contained HTML; see `_hierarchy_html`."""
+    body = _hierarchy_html(hierarchy)
+    if not full_page:
+        return f"<style>{_CSS}</style>\n{body}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Phrase hierarchy</title>'
+        f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _hierarchy_html(hierarchy: dict[str, Any]) -> str:
+    """One row per level, tokens at the top. A level's phrases are boxed, coloured by their score
+    (the heat-map colours, with s = the largest |score| of any node) and labelled with it; tokens
+    not yet in a phrase are grey."""
+    nodes = hierarchy["nodes"]
+    leaves = [nodes[i] for i in hierarchy["levels"][0]]
+    gaps = [k > 0 and leaf["start"] > leaves[k - 1]["end"] for k, leaf in enumerate(leaves)]
+    scale = max((abs(n["score"]) for n in nodes), default=0.0) or 1.0
+    rows = []
+    for depth, level in enumerate(hierarchy["levels"]):
+        owner = {t: i for i in level for t in nodes[i]["tokens"]}
+        groups: list[list[int]] = []  # runs of leaf positions with the same owner
+        for k, leaf in enumerate(leaves):
+            node = owner.get(leaf["tokens"][0])
+            if groups and node is not None and owner.get(leaves[groups[-1][-1]]["tokens"][0]) == node:
+                groups[-1].append(k)
+            else:
+                groups.append([k])
+        pieces = []
+        for group in groups:
+            words = "".join((" " if gaps[k] and k != group[0] else "") + html.escape(leaves[k]["text"]) for k in group)
+            lead = " " if gaps[group[0]] else ""
+            node_id = owner.get(leaves[group[0]]["tokens"][0])
+            if node_id is None:
+                pieces.append(f'{lead}<span class="hfsi-unselected">{words}</span>')
+                continue
+            node = nodes[node_id]
+            bg = attribution_rgb(node["score"], scale)
+            pieces.append(
+                f'{lead}<span class="hfsi-phrase" data-node="{node_id}" data-score="{node["score"]:.9g}" '
+                f'title="{html.escape(node["text"])}: {node["score"]:+.4g}" '
+                f'style="background-color:rgb({bg[0]},{bg[1]},{bg[2]});color:{_text_rgb(bg)}">'
+                f'{words}<sup>{node["score"]:+.2f}</sup></span>'
+            )
+        label = "tokens" if depth == 0 else f"level {depth}"
+        rows.append(
+            f'<div class="hfsi-level" data-level="{depth}"><span class="hfsi-level-label">{label}</span>'
+            f'{"".join(pieces)}</div>'
+        )
+    return (
+        f'<div class="hfsi-hierarchy" data-target="{int(hierarchy["target"])}" data-scale="{scale:.9g}">'
+        f'<div class="hfsi-header">phrase hierarchy (contextual decomposition scores)</div>{"".join(rows)}</div>'
+    )
+
+
+EXTRAS_HTML["hierarchy"] = lambda expl, value: _hierarchy_html(value)
 
 
 def render_html(explanations: Sequence[Explanation], *, full_page: bool = True, title: str = "Explanations") -> str:
