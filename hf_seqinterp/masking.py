@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from .adapter import ModelAdapter
+from .adapter import Batch, ModelAdapter
 from .errors import InvalidParameterError
 from .utils import length_grouped_batches, progress_bar
 
@@ -226,3 +226,41 @@ def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> np.ndarray:
     else:
         logits = adapter.logits(batch)
     return logits.double().cpu().numpy()
+
+
+def soft_masked_logits(
+    adapter: ModelAdapter, batch: Batch, keep: torch.Tensor, replacement: Replacement = "mask"
+) -> torch.Tensor:
+    r"""Logits of `batch` with each token weighted by keep ∈ [0, 1] (rows, L), differentiable in keep:
+    how a rationale generator's selections reach the classifier during training.
+
+    Embedding replacements blend each input embedding towards the replacement's,
+
+        e'_t = keep_t · E(x_t) + (1 − keep_t) · E(r),     E(r) = E([MASK]) / E([PAD]) / E([UNK]) or 0,
+
+    which equals `variant_logits` with the same replacement wherever keep is exactly 0 or 1.
+    'attention' multiplies the attention mask by keep, which must then be exactly 0/1 and carry no
+    gradient (an attention mask cannot express a fractional selection). Special tokens and padding
+    always keep their input.
+    """
+    keep = torch.where(batch.special_mask, torch.ones_like(keep), keep)
+    if replacement == "attention":
+        if keep.requires_grad or not bool(((keep == 0) | (keep == 1)).all()):
+            raise InvalidParameterError(
+                "replacement='attention' needs hard 0/1 selections without gradients (REINFORCE); relaxed "
+                "selections need an embedding replacement ('mask', 'pad', 'unk' or 'zero_embedding')."
+            )
+        return adapter.logits(batch, attention_mask=batch.attention_mask * keep.to(batch.attention_mask.dtype))
+    if replacement not in ("mask", "pad", "unk", "zero_embedding"):
+        raise InvalidParameterError(
+            f"replacement={replacement!r} cannot weight tokens; use 'mask', 'pad', 'unk', 'zero_embedding' or "
+            "'attention'."
+        )
+    embeds = adapter.embed(batch.input_ids)
+    if replacement == "zero_embedding":
+        substitute = torch.zeros((), dtype=embeds.dtype, device=embeds.device)
+    else:
+        token = torch.tensor([adapter.token_id(replacement)], device=batch.input_ids.device)
+        substitute = adapter.embed(token)[0]
+    weight = keep.to(embeds.dtype).unsqueeze(-1)
+    return adapter.logits(batch, weight * embeds + (1.0 - weight) * substitute)

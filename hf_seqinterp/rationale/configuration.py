@@ -1,0 +1,121 @@
+"""`RationaleGeneratorConfig`: what a rationale generator is, how it was trained, and for which tokenizer.
+
+A generator reads token ids, so it only makes sense with the tokenizer it was trained for; the
+config records that tokenizer's name, vocabulary size and a hash of its token -> id map, and
+`check_tokenizer` refuses any other (a clear error instead of silently wrong selections).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+from ..errors import InvalidParameterError
+
+ESTIMATORS: tuple[str, ...] = ("reinforce", "hardkuma")
+#: how the predictor sees unselected words (the `masking.REPLACEMENTS` that keep the sequence length)
+GENERATOR_REPLACEMENTS: tuple[str, ...] = ("mask", "pad", "unk", "zero_embedding", "attention")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
+    """Name, vocabulary size and a SHA-256 prefix of the token -> id map (added tokens included)."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    digest = hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return {
+        "tokenizer_name": str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__),
+        "tokenizer_vocab_size": len(vocab),
+        "tokenizer_hash": digest[:16],
+    }
+
+
+class RationaleGeneratorConfig(PreTrainedConfig):
+    r"""Configuration of a `RationaleGenerator`.
+
+    Architecture: token embeddings (`embedding_size`, optionally initialised from the predictor's and
+    frozen), a bidirectional GRU (`hidden_size` per direction, `num_layers`), mean-pooling of each
+    word's sub-tokens, and a linear head giving each word a Bernoulli logit (`estimator="reinforce"`)
+    or the two shape parameters of a HardKuma gate (`estimator="hardkuma"`).
+
+    Objective (see `hf_seqinterp.rationale.objectives`): task loss of the predictor on the selected
+    words, plus `sparsity` (λ1) × selection rate (REINFORCE) or a Lagrangian keeping the expected
+    selection rate at most `target_rate` (HardKuma), plus `coherence` (λ2) × transitions per word
+    boundary. `replacement` says how the predictor sees unselected words. At inference a word is
+    selected when P(z > 0) > `threshold`.
+
+    `tokenizer_*` identify the tokenizer the generator was trained for; `predictor_name` and
+    `predictor_labels` the classifier it was trained against.
+    """
+
+    model_type = "hf_seqinterp_rationale_generator"
+
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.1
+    freeze_embeddings: bool = True
+    estimator: str = "hardkuma"
+    replacement: str = "mask"
+    sparsity: float = 0.0
+    coherence: float = 0.0
+    target_rate: float | None = 0.2
+    threshold: float = 0.5
+    stretch: list[float] | tuple[float, float] = (-0.1, 1.1)
+    pad_token_id: int | None = 0
+    tokenizer_name: str | None = None
+    tokenizer_vocab_size: int | None = None
+    tokenizer_hash: str | None = None
+    predictor_name: str | None = None
+    predictor_labels: list[str] | None = None
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise InvalidParameterError(f"estimator={self.estimator!r} is not one of {', '.join(ESTIMATORS)}.")
+        if self.replacement not in GENERATOR_REPLACEMENTS:
+            raise InvalidParameterError(
+                f"replacement={self.replacement!r} is not one of {', '.join(GENERATOR_REPLACEMENTS)} "
+                "(deletion changes the input length and cannot be learned through; score it afterwards instead)."
+            )
+        if self.estimator == "hardkuma":
+            if self.replacement == "attention":
+                raise InvalidParameterError(
+                    "estimator='hardkuma' passes gradients through relaxed (fractional) selections, which an "
+                    "attention mask cannot express; use an embedding replacement ('mask', 'pad', 'unk', "
+                    "'zero_embedding') or estimator='reinforce'."
+                )
+            if self.target_rate is None:
+                raise InvalidParameterError("estimator='hardkuma' needs target_rate, a selection rate in (0, 1].")
+        if self.target_rate is not None and not 0 < self.target_rate <= 1:
+            raise InvalidParameterError(f"target_rate={self.target_rate!r}: give a selection rate in (0, 1].")
+        for name in ("sparsity", "coherence"):
+            if getattr(self, name) < 0:
+                raise InvalidParameterError(f"{name}={getattr(self, name)!r} must be >= 0.")
+        if not 0 < self.threshold < 1:
+            raise InvalidParameterError(f"threshold={self.threshold!r}: give a probability in (0, 1).")
+        lower, upper = self.stretch
+        if not (lower < 0 and upper > 1):
+            raise InvalidParameterError(f"stretch={tuple(self.stretch)!r}: HardKuma needs l < 0 and r > 1.")
+        self.stretch = [float(lower), float(upper)]
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidParameterError(f"{name}={getattr(self, name)!r} must be a positive integer.")
+        if not 0 <= self.dropout < 1:
+            raise InvalidParameterError(f"dropout={self.dropout!r}: give a probability in [0, 1).")
+        super().__post_init__(**kwargs)
+
+    def check_tokenizer(self, tokenizer: Any) -> None:
+        """Raise `InvalidParameterError` unless `tokenizer` has the vocabulary this generator was trained for."""
+        if self.tokenizer_hash is None:
+            return
+        found = tokenizer_fingerprint(tokenizer)
+        if found["tokenizer_hash"] != self.tokenizer_hash:
+            raise InvalidParameterError(
+                f"This rationale generator was trained for tokenizer {self.tokenizer_name!r} "
+                f"({self.tokenizer_vocab_size} tokens, vocabulary hash {self.tokenizer_hash}), but the model's "
+                f"tokenizer is {found['tokenizer_name']!r} ({found['tokenizer_vocab_size']} tokens, hash "
+                f"{found['tokenizer_hash']}); it reads token ids, so its selections would be meaningless. Use a "
+                "generator trained for this tokenizer (hf_seqinterp.rationale.train_rationale_generator)."
+            )

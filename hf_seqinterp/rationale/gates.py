@@ -1,0 +1,87 @@
+r"""The selection distributions of a rationale generator: one gate z_t per word.
+
+`BernoulliGate` (Lei et al. 2016, arXiv:1606.04155): z_t ~ Bernoulli(σ(s_t)), sampled without a
+gradient and trained with REINFORCE through log p(z) = Σ_t z_t log σ(s_t) + (1 − z_t) log σ(−s_t).
+
+`HardKumaGate` (Bastings, Aziz & Titov 2019, arXiv:1905.08160): k ~ Kuma(a, b), stretched to
+s = l + (r − l)·k with (l, r) = (−0.1, 1.1) and rectified to z = min(1, max(0, s)), so z has point
+masses at 0 and 1 and a density in between. The sample is reparameterised,
+k = (1 − (1 − u)^{1/b})^{1/a} with u ~ U(0, 1), so gradients flow from the task loss into (a, b);
+the point masses have closed forms with the Kumaraswamy CDF F_K(x) = 1 − (1 − x^a)^b:
+
+    P(z = 0) = F_K(−l / (r − l)),        P(z = 1) = 1 − F_K((1 − l) / (r − l)).
+
+Both gates expose P(z_t > 0) (`selection_probability`): the deterministic selection at inference is
+z_t = 1[P(z_t > 0) > threshold], which at threshold 1/2 is "the gate's median is not zero".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+#: keeps u away from 0 and 1 so that the Kumaraswamy inverse CDF stays finite
+UNIFORM_EPS = 1e-6
+#: range of the HardKuma shape parameters (Bastings et al. clamp to the same range)
+SHAPE_RANGE = (1e-6, 100.0)
+
+
+@dataclass
+class BernoulliGate:
+    """Independent Bernoulli selections from logits (rows, words)."""
+
+    logits: torch.Tensor
+
+    def selection_probability(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def sample(self) -> torch.Tensor:
+        """A 0/1 sample (no gradient: train with REINFORCE through `log_prob`)."""
+        return torch.bernoulli(self.selection_probability().detach())
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z_t) per word."""
+        return -F.binary_cross_entropy_with_logits(self.logits, z, reduction="none")
+
+
+@dataclass
+class HardKumaGate:
+    """HardKuma gates with shape parameters a, b (rows, words) and stretch interval (l, r)."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    lower: float = -0.1
+    upper: float = 1.1
+
+    @classmethod
+    def from_raw(cls, raw: torch.Tensor, lower: float, upper: float) -> HardKumaGate:
+        """Gates from a head's raw outputs (..., 2): a, b = clamp(softplus(raw))."""
+        shapes = F.softplus(raw).clamp(*SHAPE_RANGE)
+        return cls(shapes[..., 0], shapes[..., 1], lower, upper)
+
+    def kuma_cdf(self, x: float) -> torch.Tensor:
+        """F_K(x) = 1 − (1 − x^a)^b for a constant x in (0, 1), computed in log space."""
+        return 1.0 - torch.exp(self.b * torch.log1p(-torch.exp(self.a * math.log(x))))
+
+    def prob_zero(self) -> torch.Tensor:
+        """P(z = 0): the stretched sample falls below 0."""
+        return self.kuma_cdf(-self.lower / (self.upper - self.lower))
+
+    def prob_one(self) -> torch.Tensor:
+        """P(z = 1): the stretched sample falls above 1."""
+        return 1.0 - self.kuma_cdf((1.0 - self.lower) / (self.upper - self.lower))
+
+    def selection_probability(self) -> torch.Tensor:
+        return 1.0 - self.prob_zero()
+
+    def sample(self) -> torch.Tensor:
+        """A reparameterised sample z ∈ [0, 1] (differentiable in a and b where 0 < z < 1)."""
+        u = torch.rand_like(self.a).clamp(UNIFORM_EPS, 1.0 - UNIFORM_EPS)
+        k = torch.exp(torch.log1p(-torch.exp(torch.log1p(-u) / self.b)) / self.a)
+        return (self.lower + (self.upper - self.lower) * k).clamp(0.0, 1.0)
+
+
+Gate = BernoulliGate | HardKumaGate

@@ -1,0 +1,222 @@
+r"""`RationaleGenerator`: scores every word of an input and selects a rationale (Lei et al. 2016).
+
+    h = BiGRU(E_g(x))                       token states (E_g: the generator's own embeddings)
+    w_j = mean_{t ∈ word j} h_t             one state per word (sub-tokens pooled via word ids)
+    s_j = head(w_j)                         a Bernoulli logit, or the raw HardKuma shapes (a, b)
+
+Selections are made per word, never per sub-token, and special tokens are never scored: they are
+always kept. The generator is a `PreTrainedModel`, so `save_pretrained`, `from_pretrained` (also
+through `AutoModel` once hf_seqinterp is imported) and `push_to_hub` work as for any model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import PreTrainedModel
+
+from ..adapter import Batch, ModelAdapter
+from ..errors import InvalidParameterError, UnsupportedModelError
+from ..masking import TokenizedText, feature_groups
+from .configuration import RationaleGeneratorConfig, tokenizer_fingerprint
+from .gates import BernoulliGate, Gate, HardKumaGate
+
+
+@dataclass
+class WordBatch:
+    """Right-padded generator inputs for tokenised texts, with each token's word.
+
+    `word_index[i, t]` is the index of the word of token t of text i, −1 at special tokens and
+    padding; `groups[i][j]` are the token positions of word j of text i.
+    """
+
+    input_ids: torch.Tensor
+    lengths: torch.Tensor
+    word_index: torch.Tensor
+    word_mask: torch.Tensor
+    groups: list[list[np.ndarray]]
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[TokenizedText], pad_id: int, device: torch.device | str) -> WordBatch:
+        groups = [feature_groups(text, "word") for text in texts]
+        lengths = [len(text.input_ids) for text in texts]
+        width, n_words = max(lengths), max(1, max(len(g) for g in groups))
+        input_ids = torch.full((len(texts), width), pad_id, dtype=torch.long)
+        word_index = torch.full((len(texts), width), -1, dtype=torch.long)
+        word_mask = torch.zeros((len(texts), n_words), dtype=torch.bool)
+        for row, (text, words) in enumerate(zip(texts, groups)):
+            input_ids[row, : lengths[row]] = torch.as_tensor(text.input_ids, dtype=torch.long)
+            for j, positions in enumerate(words):
+                word_index[row, torch.from_numpy(positions)] = j
+            word_mask[row, : len(words)] = True
+        return cls(
+            input_ids.to(device),
+            torch.as_tensor(lengths, dtype=torch.long),
+            word_index.to(device),
+            word_mask.to(device),
+            groups,
+        )
+
+    def token_values(self, word_values: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
+        """Per-token values from per-word values (rows, words): each token gets its word's value,
+        special tokens and padding get 1 (always kept). Laid out like `batch` when given (whose rows
+        must be the same texts, e.g. left-padded for decoders), else like this WordBatch."""
+        tokens = word_values.gather(1, self.word_index.clamp(min=0))
+        tokens = torch.where(self.word_index >= 0, tokens, torch.ones_like(tokens))
+        if batch is None:
+            return tokens
+        width = batch.input_ids.shape[1]
+        starts = torch.as_tensor(batch.starts, device=tokens.device)
+        source = torch.arange(width, device=tokens.device)[None, :] - starts[:, None]
+        inside = (source >= 0) & (source < self.lengths.to(tokens.device)[:, None])
+        picked = tokens.gather(1, source.clamp(0, tokens.shape[1] - 1))
+        return torch.where(inside, picked, torch.ones_like(picked))
+
+
+def pool_words(states: torch.Tensor, word_index: torch.Tensor, num_words: int) -> torch.Tensor:
+    """Mean of the token states (rows, L, H) of each word -> (rows, num_words, H)."""
+    rows, _, hidden = states.shape
+    slot = word_index + 1  # slot 0 collects special tokens and padding, dropped below
+    sums = states.new_zeros(rows, num_words + 1, hidden).scatter_add_(1, slot[..., None].expand(-1, -1, hidden), states)
+    counts = states.new_zeros(rows, num_words + 1).scatter_add_(1, slot, torch.ones_like(states[..., 0]))
+    return sums[:, 1:] / counts[:, 1:, None].clamp(min=1.0)
+
+
+def principal_embeddings(weight: torch.Tensor, size: int) -> torch.Tensor:
+    """The rows of an embedding matrix projected on its top `size` principal components, scaled to unit
+    standard deviation: a small table that keeps most of what the predictor's embeddings encode."""
+    centered = weight.detach().float() - weight.detach().float().mean(0)
+    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    projected = centered @ vh[:size].T
+    return projected / projected.std().clamp(min=1e-12)
+
+
+class RationaleGenerator(PreTrainedModel):
+    """Selects, per word, the rationale of a classifier's input; see the module docstring and
+    `RationaleGeneratorConfig`. Build one for a classifier with `RationaleGenerator.for_predictor`."""
+
+    config_class = RationaleGeneratorConfig
+    base_model_prefix = "rationale_generator"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: RationaleGeneratorConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = nn.GRU(
+            config.embedding_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(2 * config.hidden_size, 1 if config.estimator == "reinforce" else 2)
+        self.post_init()
+        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=1.0)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def for_predictor(
+        cls, adapter: ModelAdapter, *, init_embeddings: bool = True, **config_kwargs: Any
+    ) -> RationaleGenerator:
+        """A new generator for `adapter`'s tokenizer (recorded in its config) and classifier.
+
+        With `init_embeddings`, its token embeddings are the predictor's input embeddings reduced to
+        `embedding_size` principal components (default: min(128, the predictor's size)); other
+        keyword arguments are `RationaleGeneratorConfig` fields (estimator, target_rate, ...).
+        """
+        weight = getattr(adapter.embeddings, "weight", None)
+        if init_embeddings and weight is None:
+            raise UnsupportedModelError(
+                f"{type(adapter.model).__name__}'s input embeddings have no weight matrix to initialise the "
+                "generator from; pass init_embeddings=False."
+            )
+        vocab_size = int(weight.shape[0]) if weight is not None else len(adapter.tokenizer)
+        if init_embeddings:
+            config_kwargs.setdefault("embedding_size", min(128, int(weight.shape[1])))
+            if config_kwargs["embedding_size"] > weight.shape[1]:
+                raise InvalidParameterError(
+                    f"embedding_size={config_kwargs['embedding_size']} exceeds the predictor's embedding size "
+                    f"({weight.shape[1]}), so it cannot be initialised from it; use at most {weight.shape[1]} "
+                    "or init_embeddings=False."
+                )
+        config = RationaleGeneratorConfig(
+            vocab_size=vocab_size,
+            pad_token_id=adapter.pad_id,
+            predictor_name=adapter.model_name,
+            predictor_labels=adapter.labels,
+            **tokenizer_fingerprint(adapter.tokenizer),
+            **config_kwargs,
+        )
+        generator = cls(config)
+        if init_embeddings:
+            with torch.no_grad():
+                generator.embeddings.weight.copy_(principal_embeddings(weight, config.embedding_size))
+        return generator.to(adapter.device)
+
+    # ----------------------------------------------------------------- scoring
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
+        """Head outputs per word: (rows, words) Bernoulli logits, or (rows, words, 2) raw HardKuma
+        shapes (before softplus). `lengths` are the real tokens per row (right padding)."""
+        num_words = max(1, int(word_index.max()) + 1)
+        x = self.dropout(self.embeddings(input_ids))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = self.encoder(packed)
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=input_ids.shape[1])
+        scores = self.head(self.dropout(pool_words(states, word_index, num_words)))
+        return scores.squeeze(-1) if self.config.estimator == "reinforce" else scores
+
+    def gate(self, words: WordBatch) -> Gate:
+        """The selection distribution of every word of a WordBatch."""
+        out = self(words.input_ids, words.lengths, words.word_index)
+        if self.config.estimator == "reinforce":
+            return BernoulliGate(out)
+        return HardKumaGate.from_raw(out, *self.config.stretch)
+
+    def word_batch(self, texts: Sequence[TokenizedText]) -> WordBatch:
+        return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device)
+
+    @torch.no_grad()
+    def selection_probabilities(self, texts: Sequence[TokenizedText]) -> list[np.ndarray]:
+        """P(z_j > 0) for every word j of each text (dropout off), as float64 arrays."""
+        was_training = self.training
+        self.eval()
+        try:
+            words = self.word_batch(texts)
+            probs = self.gate(words).selection_probability().double().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return [probs[i, : len(groups)] for i, groups in enumerate(words.groups)]
+
+    def check_tokenizer(self, tokenizer: Any) -> None:
+        """Clear error unless `tokenizer` is the one this generator was trained for."""
+        self.config.check_tokenizer(tokenizer)
+
+
+def load_generator(source: str | Path | RationaleGenerator) -> RationaleGenerator:
+    """A RationaleGenerator from itself, a folder saved with `save_pretrained`, or a Hub id."""
+    if isinstance(source, RationaleGenerator):
+        return source
+    if not isinstance(source, (str, Path)):
+        raise InvalidParameterError(
+            f"generator={source!r} must be a RationaleGenerator, a folder saved with save_pretrained, or a Hub id."
+        )
+    try:
+        return RationaleGenerator.from_pretrained(str(source))
+    except (OSError, ValueError) as err:
+        raise InvalidParameterError(f"Could not load a rationale generator from {str(source)!r}: {err}") from err

@@ -1,0 +1,167 @@
+"""Training rationale generators: the planted-signal task, determinism and resuming, joint training,
+and clear errors for predictors and generators that cannot be trained together."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from planted import planted_classifier, planted_data, precision_recall
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
+from tiny_models import random_texts, tiny_model
+from transformers import BertConfig, BertForSequenceClassification
+
+import hf_seqinterp as hsi
+from hf_seqinterp import InvalidInputError, InvalidParameterError, ModelAdapter, UnsupportedModelError
+from hf_seqinterp.rationale import RationaleGenerator, RationaleTrainingArguments, train_rationale_generator
+
+OBJECTIVES = {
+    "reinforce": {"sparsity": 1.0, "coherence": 0.1},
+    "hardkuma": {"target_rate": 0.15},
+}
+
+
+def selected_words(explanations) -> list[set[int]]:
+    return [{j for j, word in enumerate(e.to_words()) if word.score > 0} for e in explanations]
+
+
+@pytest.mark.parametrize("estimator", sorted(OBJECTIVES))
+def test_generator_recovers_the_planted_phrase(estimator, tmp_path):
+    """Each objective finds the two planted words (several WordPiece tokens each) among the filler,
+    and the rationale alone keeps the classifier's prediction; saving and loading changes nothing."""
+    adapter = planted_classifier()
+    train, test = planted_data(320, seed=5), planted_data(200, seed=99)
+    torch.manual_seed(0)
+    generator = RationaleGenerator.for_predictor(adapter, estimator=estimator, hidden_size=32, **OBJECTIVES[estimator])
+    args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, progress=False)
+    result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
+
+    explanations = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
+    precision, recall = precision_recall(selected_words(explanations), test.planted)
+    rate = np.mean([e.extras["selection_rate"] for e in explanations])
+    planted_rate = np.mean([2 / len(t.split()) for t in test.texts])
+    assert precision >= 0.9 and recall >= 0.8, (precision, recall, rate)
+    assert abs(rate - planted_rate) < 0.03  # converged to the phrase: about 2 words of 12-18
+    assert abs(result.history[-1]["selection_rate"] - planted_rate) < 0.03
+    kept = [e.extras["rationale_prediction"] == e.predicted for e in explanations]
+    assert np.mean(kept) >= 0.95
+
+    generator.save_pretrained(tmp_path)
+    reloaded = hsi.explain(test.texts[:50], adapter, method="rationale", generator=str(tmp_path))
+    assert [e.attributions.tolist() for e in reloaded] == [e.attributions.tolist() for e in explanations[:50]]
+
+
+def _tiny_generator(adapter, **kwargs) -> RationaleGenerator:
+    torch.manual_seed(0)
+    return RationaleGenerator.for_predictor(adapter, hidden_size=8, **kwargs)
+
+
+def _state(module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("estimator", ["reinforce", "hardkuma"])
+def test_same_seed_same_generator_and_resuming_continues_exactly(estimator, tmp_path):
+    adapter = ModelAdapter(*tiny_model("bert"))
+    texts = random_texts(40, seed=3)
+    settings = {"epochs": 2, "batch_size": 8, "progress": False, "logging_steps": 1}
+    kwargs = {"estimator": estimator, "sparsity": 0.2, "target_rate": 0.3}
+
+    full = train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter, **kwargs),
+                                     args=RationaleTrainingArguments(output_dir=str(tmp_path / "full"), **settings))
+    again = train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter, **kwargs),
+                                      args=RationaleTrainingArguments(**settings))
+    assert full.global_step == 10 and len(full.history) == 10
+    assert full.history == again.history
+    for name, value in _state(full.generator).items():
+        assert torch.equal(value, again.generator.state_dict()[name]), name
+
+    # stop after 7 steps (mid-epoch 2), then resume from that checkpoint in a new run
+    train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter, **kwargs),
+                              args=RationaleTrainingArguments(output_dir=str(tmp_path / "cut"), max_steps=7, **settings))
+    assert sorted(p.name for p in (tmp_path / "cut").glob("checkpoint-*")) == ["checkpoint-5", "checkpoint-7"]
+    resumed = train_rationale_generator(
+        adapter, texts, generator=_tiny_generator(adapter, **kwargs),
+        args=RationaleTrainingArguments(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-7"), **settings),
+    )
+    assert resumed.global_step == 10 and resumed.history == full.history
+    for name, value in _state(full.generator).items():
+        assert torch.equal(value, resumed.generator.state_dict()[name]), name
+    assert (tmp_path / "full" / "config.json").exists()  # the final generator, ready for from_pretrained
+    loaded = RationaleGenerator.from_pretrained(tmp_path / "full" / "checkpoint-10" / "generator")
+    assert torch.equal(loaded.head.weight, full.generator.head.weight)
+
+
+def test_frozen_predictor_is_untouched_and_joint_training_updates_it(tmp_path):
+    model, tokenizer = tiny_model("bert")
+    model = copy.deepcopy(model)
+    adapter = ModelAdapter(model, tokenizer)
+    texts = random_texts(24, seed=5)
+    labels = [i % 3 for i in range(len(texts))]
+    before = _state(model)
+    args = {"epochs": 1, "batch_size": 8, "progress": False}
+    train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter, estimator="reinforce"),
+                              args=RationaleTrainingArguments(**args))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
+
+    train_rationale_generator(
+        adapter, texts, labels, generator=_tiny_generator(adapter, estimator="hardkuma"),
+        args=RationaleTrainingArguments(train_predictor=True, predictor_learning_rate=1e-2,
+                                        output_dir=str(tmp_path), **args),
+    )
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
+    saved = BertForSequenceClassification.from_pretrained(tmp_path / "predictor")
+    assert torch.equal(saved.classifier.weight, model.classifier.weight)
+    assert (tmp_path / "checkpoint-3" / "predictor" / "config.json").exists()
+    with pytest.raises(InvalidInputError, match="train_predictor=True trains on gold labels"):
+        train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter),
+                                  args=RationaleTrainingArguments(train_predictor=True, **args))
+
+
+class _NoEmbedsBert(BertForSequenceClassification):
+    """A classifier whose forward() takes no inputs_embeds."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+
+def test_embedding_masking_needs_inputs_embeds_and_attention_masking_does_not():
+    model, tokenizer = tiny_model("bert")
+    plain = _NoEmbedsBert(model.config)
+    plain.load_state_dict(model.state_dict())
+    adapter = ModelAdapter(plain.eval(), tokenizer)
+    texts = random_texts(16, seed=6)
+    args = RationaleTrainingArguments(epochs=1, batch_size=8, progress=False)
+    with pytest.raises(UnsupportedModelError, match="_NoEmbedsBert.forward\\(\\) takes no `inputs_embeds`.*replacement='attention'"):
+        train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter, estimator="reinforce"), args=args)
+    generator = _tiny_generator(adapter, estimator="reinforce", replacement="attention")
+    result = train_rationale_generator(adapter, texts, generator=generator, args=args)
+    assert result.global_step == 2
+    expl = hsi.explain(texts[0], adapter, method="rationale", generator=generator)
+    assert expl.params["replacement"] == "attention"
+
+
+def test_bad_predictors_and_generators_get_clear_errors():
+    adapter = ModelAdapter(*tiny_model("bert"))
+    roberta = ModelAdapter(*tiny_model("roberta"))
+    texts = random_texts(4)
+    args = RationaleTrainingArguments(epochs=1, progress=False)
+    with pytest.raises(InvalidParameterError, match="trained for tokenizer"):
+        train_rationale_generator(roberta, texts, generator=_tiny_generator(adapter), args=args)
+    with pytest.raises(InvalidParameterError, match="predictor must be a ModelAdapter"):
+        train_rationale_generator(adapter.model, texts, args=args)
+    _, tokenizer = tiny_model("bert")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, num_labels=1)
+    regression = ModelAdapter(BertForSequenceClassification(config).eval(), tokenizer)
+    with pytest.raises(UnsupportedModelError, match="single-label classifiers.*regression"):
+        train_rationale_generator(regression, texts, args=args)
+    with pytest.raises(InvalidParameterError, match="batch_size=0"):
+        RationaleTrainingArguments(batch_size=0)
+    with pytest.raises(InvalidParameterError, match="not a checkpoint folder"):
+        train_rationale_generator(adapter, texts, generator=_tiny_generator(adapter),
+                                  args=RationaleTrainingArguments(resume_from_checkpoint="nowhere", progress=False))
