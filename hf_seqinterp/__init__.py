@@ -30,6 +30,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .explainers import (
+    DEFAULT_METHOD,
     Explainer,
     applicable_explainers,
     describe_methods,
@@ -71,7 +72,7 @@ def __getattr__(name: str) -> Any:
 def explain(
     texts: str | Sequence[str],
     model: ModelAdapter | Any = None,
-    method: str = "gradient_x_input",
+    method: str = DEFAULT_METHOD,
     target: Any = None,
     *,
     tokenizer: Any = None,
@@ -104,6 +105,7 @@ def _default_adapter() -> ModelAdapter:
 
 
 __all__ = [
+    "DEFAULT_METHOD",
     "DEFAULT_MODEL_DIR",
     "EXPLANATION_FEATURES",
     "ExplainTextPipeline",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SeqInterpError
+from .explainers import DEFAULT_METHOD
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -69,7 +70,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to explain")
     parser.add_argument("--file", help="read more texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
-    parser.add_argument("--method", default="gradient_x_input", help="explanation method (see `methods`)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, help=f"explanation method (see `methods`; default: {DEFAULT_METHOD})")
     parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
@@ -250,7 +251,7 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-column", help="column with the class to explain, per row")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     parser.add_argument(
-        "--method", action="append", help="explanation method, repeatable (default: gradient_x_input)"
+        "--method", action="append", help=f"explanation method, repeatable (default: {DEFAULT_METHOD})"
     )
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
@@ -299,7 +300,7 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     from .explainers import get_explainer
     from .hub import push_explanations_to_hub
 
-    specs = method_params(args.method or ["gradient_x_input"], args.param)
+    specs = method_params(args.method or [DEFAULT_METHOD], args.param)
     for name in specs:
         get_explainer(name)  # fail on an unknown method before loading anything
     dataset = load_text_dataset(args.data, split=args.split)

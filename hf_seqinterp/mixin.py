@@ -17,10 +17,8 @@ import torch
 
 from .adapter import ModelAdapter, Target
 from .errors import UnsupportedModelError
-from .explainers import get_explainer
+from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
-
-DEFAULT_METHOD = "gradient_x_input"
 
 
 class ExplainableMixin:

@@ -17,11 +17,10 @@ from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
-from .explainers import get_explainer
+from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
 
 TASK = "explain-text"
-DEFAULT_METHOD = "gradient_x_input"
 
 
 class ExplainTextPipeline(Pipeline):

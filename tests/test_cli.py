@@ -67,7 +67,7 @@ def test_json_output_parses_and_matches_python(model_dir):
 def test_html_output_is_self_contained(model_dir, tmp_path):
     page = tmp_path / "out.html"
     proc = run_cli("explain", "a good film", "--model", str(model_dir), "--html", str(page))
-    assert "method: gradient_x_input" in proc.stdout  # the terminal heat map is still printed
+    assert "method: integrated_gradients" in proc.stdout  # the terminal heat map is still printed
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"(src|href)\s*=|@import|url\(|<script|<link", html)
@@ -80,7 +80,7 @@ def test_texts_from_a_file_and_word_scores(model_dir, tmp_path, capsys):
     source.write_text("good film\n\nbad plot\n", encoding="utf-8")
     code, out, _ = call_main(capsys, "explain", "--file", str(source), "--model", str(model_dir), "--words", "--color", "never")
     assert code == 0
-    assert out.count("method: gradient_x_input") == 2
+    assert out.count("method: integrated_gradients") == 2
     assert re.search(r"^\s+plot [+-]\d\.\d{4}$", out, re.M)
 
 

@@ -43,7 +43,7 @@ def test_explain_matches_the_functional_api():
 def test_single_text_returns_one_explanation():
     model, tokenizer = tiny_model("bert")
     expl = explainable(model, tokenizer).explain("good film")
-    assert isinstance(expl, hsi.Explanation) and expl.method == "gradient_x_input"
+    assert isinstance(expl, hsi.Explanation) and expl.method == hsi.DEFAULT_METHOD == "integrated_gradients"
 
 
 class ExplainableBert(ExplainableMixin, BertForSequenceClassification):

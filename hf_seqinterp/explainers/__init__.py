@@ -5,6 +5,7 @@ import importlib
 import pkgutil
 
 from .base import (
+    DEFAULT_METHOD,
     Explainer,
     RowResult,
     applicable_explainers,
@@ -19,6 +20,7 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
+    "DEFAULT_METHOD",
     "Explainer",
     "RowResult",
     "applicable_explainers",
