@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import torch
-
-import hf_seqinterp as hsi
 from common import REPO, load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences, timed
 from gradients import gxi_floor
+
+import hf_seqinterp as hsi
 from hf_seqinterp.shards import ShardStore
 
 METHOD = "gradient_x_input"

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 
 import torch
+from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences, timed
 
 import hf_seqinterp as hsi
-from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences, timed
 from hf_seqinterp.utils import chunks, length_grouped_batches
 
 

@@ -22,12 +22,11 @@ import time
 
 import numpy as np
 import torch
-
 from common import load_minilm, machine, markdown_table, setup_torch, sst2_dev_sentences
+
 from hf_seqinterp import ModelAdapter, get_explainer
 from hf_seqinterp.masking import feature_groups, keep_masks
 from hf_seqinterp.utils import length_grouped_batches
-
 
 METHODS = ("erasure", "lime", "kernel_shap")
 TARGETS = {"erasure": 1.2, "lime": 1.3, "kernel_shap": 1.3}  # the targets for ours / floor

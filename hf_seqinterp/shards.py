@@ -25,8 +25,8 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 

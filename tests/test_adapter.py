@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import DECODERS, random_texts, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp import (
@@ -15,7 +16,6 @@ from hf_seqinterp import (
     UnknownTargetError,
     UnsupportedModelError,
 )
-from tiny_models import DECODERS, random_texts, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_model_without_inputs_embeds_is_a_clear_error():
     model, tokenizer = tiny_model("bert")
     adapter = ModelAdapter(NoEmbedsClassifier(model), tokenizer)
     with pytest.raises(UnsupportedModelError, match="gradient_x_input.*NoEmbedsClassifier.*inputs_embeds"):
-        hsi.explain("good", adapter)
+        hsi.explain("good", adapter, method="gradient_x_input")
 
 
 def test_slow_tokenizer_is_rejected():

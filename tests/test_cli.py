@@ -11,11 +11,11 @@ import sys
 
 import numpy as np
 import pytest
+from tiny_models import tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp import Explanation, ModelAdapter
 from hf_seqinterp.cli import main
-from tiny_models import tiny_model
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -47,7 +47,7 @@ def model_dir(tmp_path_factory):
 def test_methods_lists_every_registered_method():
     out = run_cli("methods").stdout
     for name, summary in hsi.describe_methods().items():
-        assert re.search(rf"^{name}\s+{re.escape(summary)}$", out, re.M), name
+        assert re.search(rf"^{name}\s+{re.escape(summary)}$", out, re.MULTILINE), name
 
 
 def test_json_output_parses_and_matches_python(model_dir):
@@ -81,7 +81,7 @@ def test_texts_from_a_file_and_word_scores(model_dir, tmp_path, capsys):
     code, out, _ = call_main(capsys, "explain", "--file", str(source), "--model", str(model_dir), "--words", "--color", "never")
     assert code == 0
     assert out.count("method: integrated_gradients") == 2
-    assert re.search(r"^\s+plot [+-]\d\.\d{4}$", out, re.M)
+    assert re.search(r"^\s+plot [+-]\d\.\d{4}$", out, re.MULTILINE)
 
 
 @pytest.mark.parametrize(

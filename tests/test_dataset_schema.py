@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_explanation import make_explanation
+from tiny_models import random_texts, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp.dataset import (
@@ -23,8 +25,6 @@ from hf_seqinterp.dataset import (
     row_to_explanation,
 )
 from hf_seqinterp.errors import InvalidInputError
-from test_explanation import make_explanation
-from tiny_models import random_texts, tiny_model
 
 
 @pytest.fixture(scope="module", params=["bert", "gpt2"])
@@ -83,10 +83,11 @@ def test_schema_is_fixed_and_documented():
 
 def test_documented_schema_is_the_code_schema():
     from conftest import REPO
+
     from hf_seqinterp.card import _type_name
 
     page = (REPO / "docs" / "explain_dataset.md").read_text(encoding="utf-8")
-    documented = re.findall(r"^\| `(\w+)` \| ([\w\[\], ]+) \|", page, re.M)
+    documented = re.findall(r"^\| `(\w+)` \| ([\w\[\], ]+) \|", page, re.MULTILINE)
     assert documented == [(name, _type_name(feature)) for name, (feature, _) in SCHEMA.items()]
 
 

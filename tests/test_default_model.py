@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+from conftest import needs_sst2, sst2_dev
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import needs_sst2, sst2_dev
 from hf_seqinterp import DEFAULT_MODEL_DIR, default_model_path
 from hf_seqinterp.utils import length_grouped_batches
 

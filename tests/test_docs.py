@@ -18,7 +18,7 @@ from hf_seqinterp.explainers import base as registry
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-BLOCK = re.compile(r"^(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.S | re.M)
+BLOCK = re.compile(r"^(<!-- no-test -->\s*\n)?```python\n(.*?)```", re.DOTALL | re.MULTILINE)
 
 
 def python_blocks(page: Path) -> list[str]:

@@ -4,17 +4,16 @@ after a crash without recomputing finished shards, refusal to mix runs, clear er
 from __future__ import annotations
 
 import json
-import os
 
 import datasets
 import numpy as np
 import pytest
+from tiny_models import random_texts, save_tiny_model, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp.cli import main, method_params
 from hf_seqinterp.errors import InvalidInputError, InvalidParameterError, SeqInterpError, UnknownMethodError
 from hf_seqinterp.shards import ShardStore, plan_shards
-from tiny_models import random_texts, save_tiny_model, tiny_model
 
 TEXTS = random_texts(23, seed=5)
 METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 4}}

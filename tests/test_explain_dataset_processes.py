@@ -12,11 +12,11 @@ import time
 
 import psutil
 import pytest
+from test_explain_dataset import assert_same_explanations
+from tiny_models import random_texts, save_tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp.shards import ShardStore
-from test_explain_dataset import assert_same_explanations
-from tiny_models import random_texts, save_tiny_model
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
+from tiny_models import ARCHITECTURES, random_texts, tiny_model
 
 from hf_seqinterp import Explanation, ModelAdapter, explain
-from tiny_models import ARCHITECTURES, random_texts, tiny_model
 
 
 def make_explanation(**overrides) -> Explanation:

@@ -16,10 +16,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from tiny_models import random_texts, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp import ModelAdapter, save_html
-from tiny_models import random_texts, tiny_model
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(
@@ -56,7 +56,7 @@ def render_in_chromium(page_html: str, tmp_path) -> list[dict]:
          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
-    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert found, f"Chromium returned no probe output (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return json.loads(html_lib.unescape(found.group(1)))
 

@@ -8,14 +8,14 @@ import re
 
 import datasets
 import pytest
-from huggingface_hub import DatasetCard, hf_hub_download
 from hub_server import OTHER_USER
+from huggingface_hub import DatasetCard, hf_hub_download
+from tiny_models import random_texts, save_tiny_model, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp.cli import main
 from hf_seqinterp.errors import HubError
 from hf_seqinterp.hub import _Retrying, dataset_card
-from tiny_models import random_texts, save_tiny_model, tiny_model
 
 METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 4}}
 FAST = {"retry_wait": 0.01}
@@ -81,9 +81,9 @@ def test_push_then_load_round_trip_with_card(hub, table):
     first = hsi.dataset_to_explanations(table)[0]
     assert f"> {first.text}" in card.text and "| word | gradient\\_x\\_input | integrated\\_gradients |" in card.text
     for word in first.to_words():
-        assert re.search(rf"^\| {re.escape(word.text)} \| \**[+-]", card.text, re.M), word.text
+        assert re.search(rf"^\| {re.escape(word.text)} \| \**[+-]", card.text, re.MULTILINE), word.text
     namespace: dict = {}
-    for block in re.findall(r"```python\n(.*?)```", card.text, re.S):
+    for block in re.findall(r"```python\n(.*?)```", card.text, re.DOTALL):
         exec(block, namespace)
     assert namespace["explanations"] == hsi.dataset_to_explanations(table)
     assert namespace["ds"].to_dict() == table.filter(lambda r: r["method"] == "gradient_x_input").to_dict()

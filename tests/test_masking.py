@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import random_texts, tiny_model
 
 from hf_seqinterp import InvalidParameterError, ModelAdapter
 from hf_seqinterp.masking import REPLACEMENTS, feature_groups, keep_masks, score_variants
-from tiny_models import random_texts, tiny_model
 
 
 @pytest.fixture(scope="module", params=["bert", "llama"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import random_texts, tiny_model
 from transformers import BertForSequenceClassification
 
 import hf_seqinterp as hsi
 from hf_seqinterp import ExplainableMixin, ExplainableModel, ModelAdapter, explainable
-from tiny_models import random_texts, tiny_model
 
 
 def test_explainable_adds_explain_without_copying_weights():

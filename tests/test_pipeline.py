@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from tiny_models import random_texts, tiny_model
 from transformers import pipeline
 
 import hf_seqinterp as hsi
 from hf_seqinterp import ExplainTextPipeline, ModelAdapter
-from tiny_models import random_texts, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedTokenizerFast
 
-WORDS = (
-    "the a an this that film movie story actor plot scene music script director cast ending "
-    "good great bad awful dull boring brilliant funny sad moving gripping terrible wonderful "
-    "not never very quite really rather too so and but or with without of in on at to "
-    "is was are were be been it its he she they we you i love hate like enjoyed loved hated "
-    "unbelievable overlong underwhelming predictable charming heartfelt clumsy"
-).split()
+WORDS = ["the", "a", "an", "this", "that", "film", "movie", "story", "actor", "plot", "scene", "music", "script", "director", "cast", "ending", "good", "great", "bad", "awful", "dull", "boring", "brilliant", "funny", "sad", "moving", "gripping", "terrible", "wonderful", "not", "never", "very", "quite", "really", "rather", "too", "so", "and", "but", "or", "with", "without", "of", "in", "on", "at", "to", "is", "was", "are", "were", "be", "been", "it", "its", "he", "she", "they", "we", "you", "i", "love", "hate", "like", "enjoyed", "loved", "hated", "unbelievable", "overlong", "underwhelming", "predictable", "charming", "heartfelt", "clumsy"]
 
 NUM_LABELS = 3
 MAX_POSITIONS = 64
@@ -47,7 +41,7 @@ def random_texts(n: int, seed: int = 1, min_words: int = 1, max_words: int = 14)
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wordpiece_tokenizer() -> PreTrainedTokenizerFast:
     """BERT-style uncased WordPiece: [CLS] text [SEP]."""
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -81,7 +75,7 @@ def _byte_bpe(specials: list[str]) -> Tokenizer:
     return tok
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def roberta_tokenizer() -> PreTrainedTokenizerFast:
     """RoBERTa-style byte-level BPE: <s> text </s>, pad id 1."""
     tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
@@ -99,7 +93,7 @@ def roberta_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def decoder_tokenizer() -> PreTrainedTokenizerFast:
     """GPT-2/Llama-style byte-level BPE: no special tokens added, no pad token."""
     tok = _byte_bpe(["<|endoftext|>"])
@@ -131,7 +125,7 @@ ARCHITECTURES = {
 DECODERS = ("gpt2", "llama", "qwen2")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_model(model_type: str, seed: int = 0):
     """(model, tokenizer) for `model_type`: random weights, eval mode, float32."""
     overrides, make_tokenizer = ARCHITECTURES[model_type]

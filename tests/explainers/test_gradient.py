@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import sst2_dev_sentences
+from tiny_models import ARCHITECTURES, random_texts, tiny_model
 
 import hf_seqinterp as hsi
-from conftest import sst2_dev_sentences
 from hf_seqinterp import ModelAdapter
 from hf_seqinterp.explainers.gradient import QUADRATURES, quadrature_rule
-from tiny_models import ARCHITECTURES, random_texts, tiny_model
 
 GRADIENT_METHODS = {
     "saliency": {},
