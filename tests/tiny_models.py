@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -41,14 +42,22 @@ def random_texts(n: int, seed: int = 1, min_words: int = 1, max_words: int = 14)
     return out
 
 
+def wordpiece_vocab() -> dict[str, int]:
+    """The tiny WordPiece vocabulary, one token per line of data/tiny_wordpiece_vocab.txt (id = line).
+
+    It was trained once on `corpus()` with `trainers.WordPieceTrainer(vocab_size=260)` and BERT's
+    specials, and is read from the file because that trainer breaks frequency ties differently
+    from run to run: trained in-process, every test session got different tiny models."""
+    tokens = (Path(__file__).parent / "data" / "tiny_wordpiece_vocab.txt").read_text(encoding="utf-8").splitlines()
+    return {token: i for i, token in enumerate(tokens)}
+
+
 @functools.cache
 def wordpiece_tokenizer() -> PreTrainedTokenizerFast:
     """BERT-style uncased WordPiece: [CLS] text [SEP]."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok = Tokenizer(models.WordPiece(wordpiece_vocab(), unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(vocab_size=260, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )

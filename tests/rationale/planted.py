@@ -68,7 +68,7 @@ def _masked_example(ids: list[int], word_ids: list[int | None], planted: set[int
 @functools.lru_cache(maxsize=1)
 def planted_classifier(steps: int = 300, seed: int = 0, lr: float = 3e-3) -> ModelAdapter:
     """A 1-layer tiny BERT trained on the planted task (cached: built once per test session)."""
-    tokenizer = wordpiece_tokenizer.__wrapped__()  # a fresh one: other tests may change the cached tokenizer
+    tokenizer = wordpiece_tokenizer()
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
