@@ -241,7 +241,10 @@ class ModelAdapter:
     @property
     def pad_id(self) -> int:
         """The id that pads batches: the pad token, else eos, else unk, else 0."""
-        return self._pad_id()
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
 
     @property
     def layers(self) -> torch.nn.ModuleList:
@@ -255,12 +258,6 @@ class ModelAdapter:
             f"{type(self.model).__name__} has no list of {n} transformer blocks (config.num_hidden_layers); "
             "its layers may be shared across depth (as in ALBERT), so one layer's units cannot be addressed."
         )
-
-    def _pad_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, self.tokenizer.unk_token_id):
-            if candidate is not None:
-                return int(candidate)
-        return 0
 
     def token_id(self, kind: Literal["pad", "mask", "unk"]) -> int:
         """The id of the tokenizer's pad/mask/unk token, or a clear error if it has none."""
@@ -360,7 +357,7 @@ class ModelAdapter:
         """
         rows = [list(e.input_ids) for e in encodings] if input_ids is None else [list(r) for r in input_ids]
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         starts = []
         for i, r in enumerate(rows):
@@ -483,7 +480,7 @@ class ModelAdapter:
         if config.pad_token_id is not None:
             yield
             return
-        config.pad_token_id = self._pad_id()
+        config.pad_token_id = self.pad_id
         try:
             yield
         finally:
