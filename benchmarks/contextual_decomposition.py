@@ -132,7 +132,7 @@ def hierarchy_cost(adapter, texts, args) -> str:
 def quality(adapter, texts, args) -> str:
     fractions = (0.1, 0.2, 0.3)
     methods = [(rule, make(adapter, rule)) for rule in ALL_RULES]
-    methods.append(("gradient_x_input", get_explainer("gradient_x_input").create(adapter)))
+    methods.append(("gradient_x_input", get_explainer("gradient_x_input").create(adapter, at="word_embeddings")))
     rows = []
     for name, explainer in methods:
         expls = explainer.explain(texts, progress=False)

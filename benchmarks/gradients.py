@@ -96,7 +96,7 @@ def main() -> None:
     adapter = load_minilm()
     texts = sst2_dev_sentences(args.n)
     encodings = adapter.encode(texts)
-    gxi = hsi.get_explainer("gradient_x_input").create(adapter)
+    gxi = hsi.get_explainer("gradient_x_input").create(adapter, at="word_embeddings")  # what Captum InputXGradient computes
     ig = hsi.get_explainer("integrated_gradients").create(adapter, n_steps=args.steps)
     ig_batch = ig.default_batch_size
     hsi.explain(texts[:8], adapter, method="integrated_gradients", n_steps=4)  # warm-up

@@ -13,6 +13,7 @@ unpadded text would.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -124,6 +125,12 @@ def _install_warning_filter() -> None:
             sub.addFilter(_DropPaddingWarning())
 
 
+def _is_normalization(module: torch.nn.Module) -> bool:
+    """LayerNorm, RMSNorm and the models' own variants (DebertaLayerNorm, LlamaRMSNorm, ...)."""
+    name = type(module).__name__
+    return isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm)) or name.endswith(("LayerNorm", "RMSNorm"))
+
+
 def _classifies_from_last_token(model_type: str) -> bool:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -139,11 +146,20 @@ class ModelAdapter:
     Args:
         model: any Hugging Face sequence classifier.
         tokenizer: its fast tokenizer (offsets and word ids are required).
-        max_length: maximum tokens per text; defaults to what the tokenizer and the model's position
-            embeddings allow.
+        max_length: maximum tokens per text (special tokens included); defaults to, and may not
+            exceed, what the tokenizer and the model's position embeddings allow.
+        truncation_side: which end of a longer text is kept: "right" keeps the first `max_length`
+            tokens, "left" the last; defaults to the tokenizer's `truncation_side`.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, *, max_length: int | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        max_length: int | None = None,
+        truncation_side: Literal["right", "left"] | None = None,
+    ):
         if not getattr(tokenizer, "is_fast", False):
             raise UnsupportedModelError(
                 f"{type(tokenizer).__name__} is not a fast tokenizer; hf_seqinterp needs character offsets "
@@ -153,7 +169,13 @@ class ModelAdapter:
         self.tokenizer = tokenizer
         self.config = model.config
         self._arch = ARCH_OVERRIDES.get(self.config.model_type, {})
-        self.max_length = max_length or self._default_max_length()
+        limit = self._default_max_length()
+        if max_length is not None and not 2 < max_length <= limit:
+            raise InvalidParameterError(f"max_length={max_length}: the model accepts 3 to {limit} tokens per text.")
+        self.max_length = max_length or limit
+        self.truncation_side = truncation_side or getattr(tokenizer, "truncation_side", "right")
+        if self.truncation_side not in ("right", "left"):
+            raise InvalidParameterError(f"truncation_side={truncation_side!r}; use 'right' or 'left'.")
         _install_warning_filter()
 
     # ----------------------------------------------------------------- construction
@@ -164,9 +186,12 @@ class ModelAdapter:
         *,
         revision: str | None = None,
         device: str | torch.device | None = None,
+        max_length: int | None = None,
+        truncation_side: Literal["right", "left"] | None = None,
         **model_kwargs: Any,
     ) -> ModelAdapter:
-        """Load a classifier and its tokenizer; `None` loads the bundled default sentiment model."""
+        """Load a classifier and its tokenizer; `None` loads the bundled default sentiment model.
+        `max_length` and `truncation_side` are the constructor's; other keywords go to the model."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
@@ -175,7 +200,7 @@ class ModelAdapter:
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
         if device is not None:
             model.to(device)
-        return cls(model.eval(), tokenizer)
+        return cls(model.eval(), tokenizer, max_length=max_length, truncation_side=truncation_side)
 
     def _default_max_length(self) -> int:
         candidates = []
@@ -309,29 +334,33 @@ class ModelAdapter:
             verbose=False,
         )
         too_long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > self.max_length]
+        kept = "first" if self.truncation_side == "right" else "last"
         if too_long and not truncation:
             i = too_long[0]
             raise InputTooLongError(
-                f"Text {i} has {len(enc['input_ids'][i])} tokens but the model accepts at most {self.max_length}. "
-                "Shorten it, or leave truncation on (the default) to explain the first "
-                f"{self.max_length} tokens."
+                f"Text {i} has {len(enc['input_ids'][i])} tokens but at most {self.max_length} are accepted. "
+                f"Shorten it, or leave truncation on (the default) to explain the {kept} {self.max_length} tokens."
             )
         truncated = {}
         if too_long:
-            cut = self.tokenizer(
-                [texts[i] for i in too_long],
-                return_offsets_mapping=True,
-                return_special_tokens_mask=True,
-                truncation=True,
-                max_length=self.max_length,
-            )
+            side, self.tokenizer.truncation_side = self.tokenizer.truncation_side, self.truncation_side
+            try:
+                cut = self.tokenizer(
+                    [texts[i] for i in too_long],
+                    return_offsets_mapping=True,
+                    return_special_tokens_mask=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                )
+            finally:
+                self.tokenizer.truncation_side = side
             truncated = {i: (cut, j, len(enc["input_ids"][i])) for j, i in enumerate(too_long)}
         out = []
         for i, text in enumerate(texts):
             source, row, warns = enc, i, []
             if i in truncated:
                 source, row, full = truncated[i]
-                warns.append(f"truncated from {full} to {self.max_length} tokens (the model's maximum)")
+                warns.append(f"truncated from {full} to the {kept} {self.max_length} tokens")
             ids = list(source["input_ids"][row])
             specials = [bool(s) for s in source["special_tokens_mask"][row]]
             if all(specials):
@@ -423,6 +452,53 @@ class ModelAdapter:
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """(rows, num_labels) logits; see `forward`."""
         return self.forward(batch, inputs_embeds, **kwargs).logits
+
+    @contextlib.contextmanager
+    def differentiable_block_input(self) -> Iterator[list[torch.Tensor]]:
+        """Context in which every forward hands the first transformer block, in place of its input
+        hidden states h₀, a detached copy that requires grad, appended to the yielded list, so that
+        ∂f/∂h₀ can be taken. h₀ is the embedding output: word + position (+ segment) embeddings,
+        normalised where the model normalises them (BERT's LayerNorm)."""
+        leaves: list[torch.Tensor] = []
+
+        def swap(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+            if args:
+                leaves.append(args[0].detach().requires_grad_(True))
+                return (leaves[-1], *args[1:]), kwargs
+            leaves.append(kwargs["hidden_states"].detach().requires_grad_(True))
+            return args, {**kwargs, "hidden_states": leaves[-1]}
+
+        handle = self.layers[0].register_forward_pre_hook(swap, with_kwargs=True)
+        try:
+            yield leaves
+        finally:
+            handle.remove()
+
+    @functools.cached_property
+    def normalizes_embeddings(self) -> bool:
+        """Whether a normalisation layer (LayerNorm, RMSNorm, ...) runs between the input embeddings
+        and the first transformer block, as BERT's LayerNorm over word + position + segment
+        embeddings does. Such a layer is invariant to scaling its input x, so x · ∂f/∂x = 0 and a
+        word embedding's product with its gradient is exactly minus that of the other summands.
+        Traced once, on a forward of one short text; False when the blocks cannot be located."""
+        try:
+            first_block = self.layers[0]
+        except UnsupportedModelError:
+            return False
+        ran: list[str] = []
+        norms = [m for m in self.model.modules() if _is_normalization(m)]
+        handles = [m.register_forward_hook(lambda *_: ran.append("norm")) for m in norms]
+        handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
+        handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
+        try:
+            with torch.no_grad(), self.evaluating():
+                self.forward(self.collate(self.encode(["a b"])))
+        finally:
+            for handle in handles:
+                handle.remove()
+        start = ran.index("embeddings") if "embeddings" in ran else 0
+        end = ran.index("block") if "block" in ran else len(ran)
+        return "norm" in ran[start:end]
 
     # ----------------------------------------------------------------- attention
     def eager_attention(self) -> contextlib.AbstractContextManager[None]:

@@ -53,12 +53,24 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def load_adapter(model: str | None):
-    """The ModelAdapter for --model (the bundled default when not given), with a clear error."""
+def add_length_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-length", type=int, help="tokens per text, special tokens included (default: the model's maximum)"
+    )
+    parser.add_argument(
+        "--truncation-side", choices=("right", "left"),
+        help="keep the first (right, the default) or the last (left) tokens of longer texts",
+    )
+
+
+def load_adapter(model: str | None, args: argparse.Namespace | None = None):
+    """The ModelAdapter for --model (the bundled default when not given), with a clear error;
+    `args` carries --max-length and --truncation-side where the command has them."""
     from .adapter import ModelAdapter
 
+    lengths = {key: getattr(args, key, None) for key in ("max_length", "truncation_side")}
     try:
-        return ModelAdapter.from_pretrained(model)
+        return ModelAdapter.from_pretrained(model, **lengths)
     except OSError as err:
         raise SeqInterpError(
             f"could not load model {model!r}: {err}. Pass a local folder, or a Hub id with network access."
@@ -78,6 +90,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, help="texts per batch")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    add_length_arguments(parser)
     parser.add_argument("--words", action="store_true", help="also print word-level scores")
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     parser.add_argument("--json", action="store_true", help="print the explanations as JSON instead of a heat map")
@@ -90,7 +103,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     texts = _read_texts(args)
     get_explainer(args.method)  # fail on an unknown method before loading the model
-    adapter = load_adapter(args.model)
+    adapter = load_adapter(args.model, args)
     target = adapter.check_target(args.target)
     explainer = get_explainer(args.method).create(adapter, **dict(args.param))
     explanations = explainer.explain(
@@ -167,6 +180,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--eraser-docs", metavar="DIR", help="ERASER docs folder; DATA is then e.g. val.jsonl")
     data.add_argument("--limit", type=int, help="use only the first N examples")
+    add_length_arguments(data)
     methods = parser.add_argument_group("methods")
     methods.add_argument("--methods", type=_names, help="comma-separated methods (default: all that apply)")
     methods.add_argument("--exclude", type=_names, default=[], help="comma-separated methods to leave out")
@@ -214,7 +228,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         eraser_docs=args.eraser_docs,
         limit=args.limit,
     )
-    adapter = load_adapter(args.model)
+    adapter = load_adapter(args.model, args)
     report = evaluate_methods(
         adapter,
         data.texts,
@@ -261,6 +275,7 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="texts per batch (default: each method's own)")
     parser.add_argument("--shard-size", type=int, default=256, help="source rows per shard file (default 256)")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    add_length_arguments(parser)
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="default: Accelerate's configuration")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     parser.add_argument("--overwrite", action="store_true", help="delete shards of a different run in --output-dir")
@@ -308,7 +323,7 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     with _log_to_stderr("hf_seqinterp"):
         result = explain_dataset(
-            load_adapter(args.model), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
+            load_adapter(args.model, args), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
             id_column=args.id_column, label_column=args.label_column, target=args.target,
             target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
             truncation=not args.no_truncation, mixed_precision=args.mixed_precision,

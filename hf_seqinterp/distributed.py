@@ -124,6 +124,8 @@ def explain_dataset(
         "shard_size": shard_size,
         "shard_plan": "rows by decreasing character length",
         "truncation": truncation,
+        "max_length": adapter.max_length,
+        "truncation_side": adapter.truncation_side,
         "mixed_precision": accelerator.mixed_precision,
     }
     store = ShardStore(output_dir)

@@ -233,7 +233,7 @@ def head(method: MethodRationales, n: int) -> MethodRationales:
 def evaluate(args: argparse.Namespace, adapter: ModelAdapter, val: Split, generator: Path) -> dict:
     produced = generator_rationales(adapter, val.texts, str(generator))
     counts = [selected_words(e, m) for e, m in zip(produced.explanations, produced.masks)]
-    gxi = run_method("gradient_x_input", adapter, val.texts, counts)
+    gxi = run_method("gradient_x_input", adapter, val.texts, counts, at="word_embeddings")  # as in the docs tables
     gxi.name = "gradient × input, top-k words"
     rand = run_method("random", adapter, val.texts, counts, seed=args.seed)
     rand.name = "random words"

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     stage = time.perf_counter()
     produced = generator_rationales(adapter, dev_texts, generator)
     counts = [selected_words(e, m) for e, m in zip(produced.explanations, produced.masks)]
-    gxi = run_method("gradient_x_input", adapter, dev_texts, counts)
+    gxi = run_method("gradient_x_input", adapter, dev_texts, counts, at="word_embeddings")  # as in the docs tables
     gxi.name = "gradient × input, top-k words"
     loo = run_method("erasure", adapter, dev_texts, counts, level="word", replacement="mask")
     loo.name = "leave-one-out (word, [MASK]), top-k words"

@@ -72,9 +72,31 @@ def test_long_text_is_truncated_with_a_warning_or_rejected(bert):
     expl = hsi.explain(long_text, bert)
     assert len(expl.tokens) == bert.max_length == 64
     assert expl.tokens[-1] == "[SEP]"
-    assert any("truncated from 202 to 64 tokens" in w for w in expl.warnings)
-    with pytest.raises(InputTooLongError, match="202 tokens but the model accepts at most 64"):
+    assert any("truncated from 202 to the first 64 tokens" in w for w in expl.warnings)
+    with pytest.raises(InputTooLongError, match="202 tokens but at most 64 are accepted"):
         hsi.explain(long_text, bert, truncation=False)
+
+
+def test_left_truncation_keeps_the_end_with_its_character_offsets(bert):
+    text = "opening words " + " ".join(["fine"] * 100) + " closing verdict: dreadful"
+    left = hsi.ModelAdapter(bert.model, bert.tokenizer, max_length=16, truncation_side="left")
+    (enc,) = left.encode([text])
+    assert len(enc) == 16 and enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
+    assert text[enc.offsets[-2][1]:] == "" and "the last 16 tokens" in enc.warnings[0]
+    assert text[enc.offsets[1][0]:].startswith("fine")
+    assert bert.tokenizer.truncation_side == "right"  # the shared tokenizer is left as it was
+    (first,) = hsi.ModelAdapter(bert.model, bert.tokenizer, max_length=16).encode([text])
+    assert first.offsets[1][0] == 0 and text[first.offsets[-2][1]:].startswith(" fine")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_length": 65}, "accepts 3 to 64 tokens"),
+    ({"max_length": 2}, "accepts 3 to 64 tokens"),
+    ({"truncation_side": "middle"}, "use 'right' or 'left'"),
+])
+def test_bad_truncation_settings_are_refused(bert, kwargs, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        hsi.ModelAdapter(bert.model, bert.tokenizer, **kwargs)
 
 
 def test_unknown_method_lists_the_available_ones(bert):

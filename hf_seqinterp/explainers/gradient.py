@@ -2,7 +2,8 @@ r"""Gradient explainers: saliency, gradient × input, integrated gradients.
 
 All three differentiate the explained score f (the target's logit by default) with respect to the
 input embeddings E ∈ R^{L×d} (the output of `model.get_input_embeddings()`, what `inputs_embeds`
-takes) and pool over the embedding dimension to one score per token.
+takes) and pool over the embedding dimension to one score per token. Gradient × input may instead
+take the first block's input h₀ (its `at` parameter; the default on models that normalise E).
 
 Our own batched code rather than Captum: Captum's `InputXGradient`/`IntegratedGradients` run one
 input at a time from its docs' recipes and recompute per call what we batch across texts and
@@ -31,15 +32,26 @@ class _GradientExplainer(Explainer):
     needs_gradients = True
     needs_inputs_embeds = True
 
+    #: where the gradient is taken: "word_embeddings" (E, what `inputs_embeds` takes) or
+    #: "embedding_output" (h₀, the first transformer block's input)
+    at: str = "word_embeddings"
+
     def _input_gradients(self, batch: Batch, targets: list[int | None]):
-        """Embeddings, ∂f/∂E, logits and resolved targets for a batch (one forward + one backward)."""
+        """Inputs (E or h₀, see `at`), ∂f/∂inputs, logits and resolved targets for a batch
+        (one forward + one backward)."""
+        adapter = self.adapter
         with torch.enable_grad():
-            embeds = self.adapter.embed(batch.input_ids).detach().requires_grad_(True)
-            logits = self.adapter.logits(batch, embeds)
-            chosen = self.adapter.pick_targets(targets, logits)
-            scores = self.adapter.score(logits, chosen, self.score)
-            (grads,) = torch.autograd.grad(scores.sum(), embeds)
-        return embeds.detach(), grads, logits.detach(), chosen
+            embeds = adapter.embed(batch.input_ids).detach().requires_grad_(self.at == "word_embeddings")
+            if self.at == "embedding_output":
+                with adapter.differentiable_block_input() as captured:
+                    logits = adapter.logits(batch, embeds)
+                inputs = captured[0]
+            else:
+                logits, inputs = adapter.logits(batch, embeds), embeds
+            chosen = adapter.pick_targets(targets, logits)
+            scores = adapter.score(logits, chosen, self.score)
+            (grads,) = torch.autograd.grad(scores.sum(), inputs)
+        return inputs.detach(), grads, logits.detach(), chosen
 
     def _token_scores(self, embeds: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -78,14 +90,38 @@ class Saliency(_GradientExplainer):
 
 @register_explainer("gradient_x_input")
 class GradientXInput(_GradientExplainer):
-    r"""Gradient × input: a_t = Σ_d e_{t,d} · ∂f/∂e_{t,d} (Shrikumar et al. 2016).
+    r"""Gradient × input: a_t = Σ_d x_{t,d} · ∂f/∂x_{t,d} (Shrikumar et al. 2016).
 
-    Signed; positive supports the target. Equals integrated gradients with a zero baseline on a
-    linear model. 1 forward + 1 backward. Reference: arXiv:1605.01713.
+    Signed; positive supports the target. 1 forward + 1 backward. Reference: arXiv:1605.01713.
+
+    `at` chooses x: "word_embeddings" (E, Captum's `InputXGradient` on `inputs_embeds`; equals
+    integrated gradients with a zero baseline on a linear model) or "embedding_output" (h₀, the
+    first block's input; Captum's `LayerGradientXActivation` on that input). "auto" (default) takes
+    h₀ when the model normalises its embedding sum before the first block (`adapter.
+    normalizes_embeddings`: BERT, RoBERTa, ELECTRA, DeBERTa, ModernBERT, ...), and E otherwise.
+    Why: LayerNorm is invariant to scaling its input x = e + p + s (word, position, segment), so
+    x · ∂f/∂x = 0 and e · ∂f/∂e = −(p + s) · ∂f/∂x exactly: on such models the product with the
+    word embedding scores the position embeddings (and is zero without them, as in ModernBERT).
     """
 
-    def __init__(self, adapter, *, score: str = "logit"):
+    def __init__(
+        self,
+        adapter,
+        *,
+        at: Literal["auto", "word_embeddings", "embedding_output"] = "auto",
+        score: str = "logit",
+    ):
+        if at == "auto":
+            at = "embedding_output" if adapter.normalizes_embeddings else "word_embeddings"
+        if at not in ("word_embeddings", "embedding_output"):
+            raise InvalidParameterError(f"at={at!r}; use 'auto', 'word_embeddings' or 'embedding_output'.")
+        self.at = at
         super().__init__(adapter, score=score)
+
+    def check_model(self) -> None:
+        super().check_model()
+        if self.at == "embedding_output":
+            self.adapter.layers  # noqa: B018 - raises UnsupportedModelError when the blocks cannot be located
 
     def _token_scores(self, embeds, grads):
         return (embeds * grads).sum(-1)

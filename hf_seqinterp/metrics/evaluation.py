@@ -53,6 +53,7 @@ TITLES = {
     "iou_f1": "IOU-F1",
     "auprc": "AUPRC",
 }
+_KEPT = {"right": "first", "left": "last"}
 
 
 @dataclass
@@ -120,7 +121,8 @@ class EvaluationReport:
         info = self.info
         first = (
             f"Model `{info.get('model')}`, {info.get('n_texts')} texts from {info.get('source') or 'memory'} "
-            f"({info.get('n_truncated', 0)} truncated to {info.get('max_length')} tokens). "
+            f"({info.get('n_truncated', 0)} truncated to their {_KEPT[info.get('truncation_side', 'right')]} "
+            f"{info.get('max_length')} tokens). "
             f"Sorted by {TITLES[self.sort_metric]}; ↑/↓: higher/lower is better."
         )
         notes = [first]
@@ -291,6 +293,7 @@ def evaluate_methods(
         "n_texts": len(encodings),
         "n_truncated": sum(bool(e.warnings) for e in encodings),
         "max_length": adapter.max_length,
+        "truncation_side": adapter.truncation_side,
         "source": source,
     }
     settings: dict[str, Any] = {"sort_by": sort_by or metrics[0]}

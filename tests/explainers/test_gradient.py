@@ -100,13 +100,62 @@ def test_gradient_x_input_equals_captum(minilm):
     from captum.attr import InputXGradient
 
     texts = sst2_dev_sentences(12)
-    ours = hsi.explain(texts, minilm, method="gradient_x_input", batch_size=12)
+    ours = hsi.explain(texts, minilm, method="gradient_x_input", at="word_embeddings", batch_size=12)
     captum = InputXGradient(_captum_forward(minilm))
     for expl in ours:
         ids = torch.tensor([expl.input_ids])
         embeds = minilm.embed(ids).detach()
         attr = captum.attribute(embeds, target=expl.target, additional_forward_args=(torch.ones_like(ids),))
         np.testing.assert_allclose(expl.attributions, attr.sum(-1)[0].detach().numpy(), atol=1e-5, rtol=0)
+
+
+def test_gradient_x_input_at_the_embedding_output_equals_captum(minilm):
+    """The default on BERT-style models: x = h₀, the first block's input = the output of BERT's
+    embeddings module (which Captum hooks; BERT passes h₀ to the block as a keyword)."""
+    from captum.attr import LayerGradientXActivation
+
+    texts = sst2_dev_sentences(12, offset=20)
+    ours = hsi.explain(texts, minilm, method="gradient_x_input", batch_size=12)
+    assert {e.params["at"] for e in ours} == {"embedding_output"}
+    captum = LayerGradientXActivation(_captum_forward(minilm), minilm.model.bert.embeddings)
+    for expl in ours:
+        ids = torch.tensor([expl.input_ids])
+        attr = captum.attribute(
+            minilm.embed(ids).detach(), target=expl.target, additional_forward_args=(torch.ones_like(ids),)
+        )
+        np.testing.assert_allclose(expl.attributions, attr.sum(-1)[0].detach().numpy(), atol=1e-5, rtol=0)
+
+
+NORMALIZED = {"bert", "roberta", "distilbert", "electra", "deberta-v2", "modernbert"}
+
+
+@pytest.mark.parametrize("model_type", list(ARCHITECTURES))
+def test_gradient_x_input_takes_the_block_input_where_embeddings_are_normalized(model_type):
+    """Found by tracing the forward: a LayerNorm/RMSNorm between the input embeddings and the first
+    block (ALBERT has one, but no list of blocks to hook, so it keeps the word embeddings)."""
+    adapter = ModelAdapter(*tiny_model(model_type))
+    assert adapter.normalizes_embeddings == (model_type in NORMALIZED)
+    expected = "embedding_output" if model_type in NORMALIZED else "word_embeddings"
+    assert hsi.get_explainer("gradient_x_input").create(adapter).params["at"] == expected
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_block_input_is_the_word_embedding_where_nothing_is_added(model_type):
+    """Rotary models add no position vector: h₀ = E, so both choices of x give the same scores."""
+    adapter = ModelAdapter(*tiny_model(model_type))
+    texts = random_texts(4, seed=3)
+    words = hsi.explain(texts, adapter, method="gradient_x_input", at="word_embeddings")
+    block = hsi.explain(texts, adapter, method="gradient_x_input", at="embedding_output")
+    for a, b in zip(words, block):
+        np.testing.assert_allclose(a.attributions, b.attributions, atol=1e-7, rtol=0)
+        assert np.abs(a.attributions).max() > 0
+
+
+def test_gradient_x_input_refuses_an_unknown_input_or_an_unhookable_model():
+    with pytest.raises(hsi.InvalidParameterError, match="at='logits'"):
+        hsi.explain("good", ModelAdapter(*tiny_model("bert")), method="gradient_x_input", at="logits")
+    with pytest.raises(hsi.UnsupportedModelError, match="no list of"):
+        hsi.explain("good", ModelAdapter(*tiny_model("albert")), method="gradient_x_input", at="embedding_output")
 
 
 def test_integrated_gradients_equals_captum(minilm):

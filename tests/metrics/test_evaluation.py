@@ -175,6 +175,8 @@ def test_cli_errors_are_clear(saved_model, tmp_path, capsys):
     assert "'lime2' is not a registered" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.tsv")]) == 2
     assert "No such data file or folder" in capsys.readouterr().err
+    assert main([*args, "--max-length", "100000"]) == 2
+    assert "max_length=100000: the model accepts 3 to" in capsys.readouterr().err
 
 
 @needs_minilm
@@ -191,3 +193,24 @@ def test_cli_on_eraser_reviews(tmp_path, capsys):
     data = load_examples(ERASER / "val.jsonl", eraser_docs=ERASER / "docs", limit=2)
     inside = sum(char_spans_to_token_mask(enc, spans).any() for enc, spans in zip(adapter.encode(data.texts), data.rationales))
     assert f"{inside} of 2 texts have human rationale tokens inside the model's window" in capsys.readouterr().out
+
+
+@needs_minilm
+@needs_eraser
+def test_cli_on_the_end_of_eraser_reviews(tmp_path, capsys):
+    """--max-length/--truncation-side: the window is each review's last 128 tokens, and the human
+    rationales are aligned inside that window."""
+    code = main(["evaluate", str(ERASER / "val.jsonl"), "--eraser-docs", str(ERASER / "docs"), "--limit", "3",
+                 "--model", str(MINILM), "--methods", "random", "--max-length", "128", "--truncation-side", "left",
+                 "--metrics", "token_f1", "--output-dir", str(tmp_path), "--no-progress"])
+    assert code == 0
+    info = json.loads((tmp_path / "results.json").read_text())["info"]
+    assert (info["max_length"], info["truncation_side"], info["n_truncated"]) == (128, "left", 3)
+    adapter = ModelAdapter.from_pretrained(str(MINILM), max_length=128, truncation_side="left")
+    data = load_examples(ERASER / "val.jsonl", eraser_docs=ERASER / "docs", limit=3)
+    encodings = adapter.encode(data.texts)
+    assert all(enc.offsets[-2][1] == len(text.rstrip()) for enc, text in zip(encodings, data.texts))
+    inside = sum(char_spans_to_token_mask(enc, spans).any() for enc, spans in zip(encodings, data.rationales))
+    out = capsys.readouterr().out
+    assert "3 truncated to their last 128 tokens" in out
+    assert f"{inside} of 3 texts have human rationale tokens inside the model's window" in out
