@@ -68,7 +68,7 @@ def test_push_then_load_round_trip_with_card(hub, table):
     meta = card.data.to_dict()
     info = meta["hf_seqinterp"]
     assert info["models"] == [{"name": "org/tiny-bert", "revision": None}] and info["models_as_recorded"] == ["tiny/bert"]
-    assert info["methods"]["gradient_x_input"] == [{"score": "logit"}]
+    assert info["methods"]["gradient_x_input"] == [{"at": "embedding_output", "score": "logit"}]
     assert info["methods"]["integrated_gradients"] == [
         {"baseline": "pad", "n_steps": 4, "quadrature": "gausslegendre", "max_batch_tokens": 4096, "score": "logit"}
     ]
