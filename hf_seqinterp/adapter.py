@@ -38,6 +38,8 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 ScoreSpace = Literal["logit", "log_prob", "prob"]
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
 BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "zero")
+#: which tokens of a longer text each `truncation_side` keeps
+KEPT_TOKENS: dict[str, str] = {"right": "first", "left": "last"}
 Target = int | str | None
 
 # Per-architecture facts, as data. Keys are `config.model_type`.
@@ -174,7 +176,7 @@ class ModelAdapter:
             raise InvalidParameterError(f"max_length={max_length}: the model accepts 3 to {limit} tokens per text.")
         self.max_length = max_length or limit
         self.truncation_side = truncation_side or getattr(tokenizer, "truncation_side", "right")
-        if self.truncation_side not in ("right", "left"):
+        if self.truncation_side not in KEPT_TOKENS:
             raise InvalidParameterError(f"truncation_side={truncation_side!r}; use 'right' or 'left'.")
         _install_warning_filter()
 
@@ -334,7 +336,7 @@ class ModelAdapter:
             verbose=False,
         )
         too_long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > self.max_length]
-        kept = "first" if self.truncation_side == "right" else "last"
+        kept = KEPT_TOKENS[self.truncation_side]
         if too_long and not truncation:
             i = too_long[0]
             raise InputTooLongError(

@@ -24,9 +24,8 @@ from ..explanation import Explanation
 from ..utils import length_grouped_batches, progress_bar
 
 _REGISTRY: dict[str, type[Explainer]] = {}
-# What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named. Integrated
-# gradients, not gradient × input: on BERT-style models the embedding sum feeds a LayerNorm, so
-# gradient × input on the word embeddings measures the position embeddings (docs/metrics.md, Caveats).
+# What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named: integrated
+# gradients, whose token scores add up to f(x) − f(baseline) (gradient × input is a first-order estimate).
 DEFAULT_METHOD = "integrated_gradients"
 logger = logging.getLogger(__name__)
 

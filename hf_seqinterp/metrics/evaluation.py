@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapter import ModelAdapter, Target
+from ..adapter import KEPT_TOKENS, ModelAdapter, Target
 from ..errors import InputTooLongError, InvalidParameterError
 from ..explainers import applicable_explainers
 from ..explanation import Explanation
@@ -53,7 +53,6 @@ TITLES = {
     "iou_f1": "IOU-F1",
     "auprc": "AUPRC",
 }
-_KEPT = {"right": "first", "left": "last"}
 
 
 @dataclass
@@ -121,7 +120,7 @@ class EvaluationReport:
         info = self.info
         first = (
             f"Model `{info.get('model')}`, {info.get('n_texts')} texts from {info.get('source') or 'memory'} "
-            f"({info.get('n_truncated', 0)} truncated to their {_KEPT[info.get('truncation_side', 'right')]} "
+            f"({info.get('n_truncated', 0)} truncated to their {KEPT_TOKENS[info.get('truncation_side', 'right')]} "
             f"{info.get('max_length')} tokens). "
             f"Sorted by {TITLES[self.sort_metric]}; ↑/↓: higher/lower is better."
         )

@@ -179,6 +179,10 @@ def test_cli_errors_are_clear(saved_model, tmp_path, capsys):
     assert "max_length=100000: the model accepts 3 to" in capsys.readouterr().err
 
 
+def _texts_with_evidence_in_window(encodings, rationales) -> int:
+    return sum(char_spans_to_token_mask(enc, spans).any() for enc, spans in zip(encodings, rationales))
+
+
 @needs_minilm
 @needs_eraser
 def test_cli_on_eraser_reviews(tmp_path, capsys):
@@ -191,7 +195,7 @@ def test_cli_on_eraser_reviews(tmp_path, capsys):
     assert all(0 <= r["metrics"]["auprc"] <= 1 for r in saved["results"])
     adapter = ModelAdapter.from_pretrained(str(MINILM))
     data = load_examples(ERASER / "val.jsonl", eraser_docs=ERASER / "docs", limit=2)
-    inside = sum(char_spans_to_token_mask(enc, spans).any() for enc, spans in zip(adapter.encode(data.texts), data.rationales))
+    inside = _texts_with_evidence_in_window(adapter.encode(data.texts), data.rationales)
     assert f"{inside} of 2 texts have human rationale tokens inside the model's window" in capsys.readouterr().out
 
 
@@ -210,7 +214,7 @@ def test_cli_on_the_end_of_eraser_reviews(tmp_path, capsys):
     data = load_examples(ERASER / "val.jsonl", eraser_docs=ERASER / "docs", limit=3)
     encodings = adapter.encode(data.texts)
     assert all(enc.offsets[-2][1] == len(text.rstrip()) for enc, text in zip(encodings, data.texts))
-    inside = sum(char_spans_to_token_mask(enc, spans).any() for enc, spans in zip(encodings, data.rationales))
+    inside = _texts_with_evidence_in_window(encodings, data.rationales)
     out = capsys.readouterr().out
     assert "3 truncated to their last 128 tokens" in out
     assert f"{inside} of 3 texts have human rationale tokens inside the model's window" in out
