@@ -26,20 +26,18 @@ import torch
 
 from . import attention_hooks
 from .errors import (
-    InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
     UnknownTargetError,
     UnsupportedModelError,
 )
+from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
 BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "zero")
-#: which tokens of a longer text each `truncation_side` keeps
-KEPT_TOKENS: dict[str, str] = {"right": "first", "left": "last"}
 Target = int | str | None
 
 # Per-architecture facts, as data. Keys are `config.model_type`.
@@ -55,22 +53,6 @@ ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class Encoding:
-    """One tokenised text, unpadded."""
-
-    text: str
-    input_ids: list[int]
-    tokens: list[str]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
-    special_tokens_mask: list[bool]
-    warnings: list[str]
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-@dataclass
 class Batch:
     """Padded tensors for a list of encodings (row i holds encoding i)."""
 
@@ -79,6 +61,7 @@ class Batch:
     attention_mask: torch.Tensor
     position_ids: torch.Tensor | None
     starts: list[int]
+    token_type_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.encodings)
@@ -98,6 +81,7 @@ class Batch:
             attention_mask=self.attention_mask[index],
             position_ids=None if self.position_ids is None else self.position_ids[index],
             starts=[self.starts[i] for i in picked],
+            token_type_ids=None if self.token_type_ids is None else self.token_type_ids[index],
         )
 
     @property
@@ -321,80 +305,59 @@ class ModelAdapter:
             )
 
     # ----------------------------------------------------------------- tokenisation
-    def encode(self, texts: Sequence[str], *, truncation: bool = True) -> list[Encoding]:
-        """Tokenise texts with offsets, word ids and special-token flags (no padding).
+    def encode(
+        self, texts: str | Sequence[str] | Sequence[tuple[str, str]], *, truncation: bool = True
+    ) -> list[Encoding]:
+        """Tokenise texts or text pairs with offsets, word ids, segments and special-token flags (no
+        padding). A pair is a `(text, text_pair)` tuple or a `{"text": ..., "text_pair": ...}` dict.
 
-        Texts longer than `max_length` are truncated with a warning recorded on the Encoding, or
+        Inputs longer than `max_length` are truncated with a warning recorded on the Encoding, or
         rejected with `InputTooLongError` when `truncation=False`.
         """
-        texts = validate_texts(texts)
-        enc = self.tokenizer(
-            list(texts),
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            truncation=False,
-            verbose=False,
+        items, _ = normalize_inputs(texts)
+        return tokenize(
+            self.tokenizer,
+            items,
+            max_length=self.max_length,
+            truncation_side=self.truncation_side,
+            truncation=truncation,
+            truncating=lambda: self._truncating_tokenizer,
         )
-        too_long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > self.max_length]
-        kept = KEPT_TOKENS[self.truncation_side]
-        if too_long and not truncation:
-            i = too_long[0]
-            raise InputTooLongError(
-                f"Text {i} has {len(enc['input_ids'][i])} tokens but at most {self.max_length} are accepted. "
-                f"Shorten it, or leave truncation on (the default) to explain the {kept} {self.max_length} tokens."
-            )
-        truncated = {}
-        if too_long:
-            side, self.tokenizer.truncation_side = self.tokenizer.truncation_side, self.truncation_side
-            try:
-                cut = self.tokenizer(
-                    [texts[i] for i in too_long],
-                    return_offsets_mapping=True,
-                    return_special_tokens_mask=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
-            finally:
-                self.tokenizer.truncation_side = side
-            truncated = {i: (cut, j, len(enc["input_ids"][i])) for j, i in enumerate(too_long)}
-        out = []
-        for i, text in enumerate(texts):
-            source, row, warns = enc, i, []
-            if i in truncated:
-                source, row, full = truncated[i]
-                warns.append(f"truncated from {full} to the {kept} {self.max_length} tokens")
-            ids = list(source["input_ids"][row])
-            specials = [bool(s) for s in source["special_tokens_mask"][row]]
-            if all(specials):
-                raise InvalidInputError(f"Text {i} ({text!r}) produced no tokens besides special tokens.")
-            out.append(
-                Encoding(
-                    text=text,
-                    input_ids=ids,
-                    tokens=self.tokenizer.convert_ids_to_tokens(ids),
-                    offsets=[tuple(o) for o in source["offset_mapping"][row]],
-                    word_ids=[None if s else w for w, s in zip(source.word_ids(row), specials)],
-                    special_tokens_mask=specials,
-                    warnings=warns,
-                )
-            )
-        return out
 
-    def collate(self, encodings: Sequence[Encoding], input_ids: Sequence[Sequence[int]] | None = None) -> Batch:
+    @functools.cached_property
+    def _truncating_tokenizer(self) -> Any:
+        return side_copy(self.tokenizer, self.truncation_side)
+
+    def collate(
+        self,
+        encodings: Sequence[Encoding],
+        input_ids: Sequence[Sequence[int]] | None = None,
+        keep: Sequence[np.ndarray] | None = None,
+    ) -> Batch:
         """Pad encodings into one batch on the model's device.
 
-        `input_ids` optionally replaces each encoding's ids (same lengths not required), which lets
-        perturbation methods batch edited copies of a text.
+        `input_ids` optionally replaces each encoding's ids (same length), which lets perturbation
+        methods batch edited copies of a text; `keep` (a bool mask per row) drops the positions it
+        marks False from every per-token input, ids and token types alike (deletion).
         """
         rows = [list(e.input_ids) for e in encodings] if input_ids is None else [list(r) for r in input_ids]
+        types = None
+        if any(e.token_type_ids is not None for e in encodings):
+            types = [list(e.token_type_ids or [0] * len(e)) for e in encodings]
+        if keep is not None:
+            rows = [np.asarray(r)[k].tolist() for r, k in zip(rows, keep)]
+            types = None if types is None else [np.asarray(t)[k].tolist() for t, k in zip(types, keep)]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
+        type_ids = None if types is None else torch.zeros((len(rows), width), dtype=torch.long)
         starts = []
         for i, r in enumerate(rows):
             start = width - len(r) if self.padding_side == "left" else 0
             ids[i, start : start + len(r)] = torch.tensor(r, dtype=torch.long)
             mask[i, start : start + len(r)] = 1
+            if type_ids is not None:
+                type_ids[i, start : start + len(r)] = torch.tensor(types[i], dtype=torch.long)
             starts.append(start)
         position_ids = None
         if self.padding_side == "left":
@@ -406,6 +369,7 @@ class ModelAdapter:
             attention_mask=mask.to(device),
             position_ids=None if position_ids is None else position_ids.to(device),
             starts=starts,
+            token_type_ids=None if type_ids is None else type_ids.to(device),
         )
 
     # ----------------------------------------------------------------- running the model
@@ -443,6 +407,8 @@ class ModelAdapter:
         the real last token."""
         if batch.position_ids is not None:
             kwargs.setdefault("position_ids", batch.position_ids)
+        if batch.token_type_ids is not None:
+            kwargs.setdefault("token_type_ids", batch.token_type_ids)
         kwargs.setdefault("attention_mask", batch.attention_mask)
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
@@ -659,22 +625,63 @@ class ModelAdapter:
         return space
 
 
-def validate_texts(texts: Sequence[str]) -> list[str]:
-    """Reject what cannot be explained: a non-list, non-strings, empty or whitespace-only strings."""
-    if isinstance(texts, str):
-        texts = [texts]
+#: one model input: a text, or a (text, text_pair) sentence pair
+TextInput = str | tuple[str, str]
+
+
+def _pair(item: Any, index: int) -> tuple[str, str | None]:
+    """(text, text_pair or None) from a str, a (text, text_pair) tuple or a {"text", "text_pair"} dict."""
+    if isinstance(item, dict):
+        if set(item) - {"text", "text_pair"} or "text" not in item:
+            raise InvalidInputError(
+                f"Input {index} is a dict with keys {sorted(item)}; a sentence pair is "
+                '{"text": ..., "text_pair": ...} (as in the text-classification pipeline).'
+            )
+        item = (item["text"], item.get("text_pair"))
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise InvalidInputError(f"Input {index} is a tuple of {len(item)} items; a sentence pair is (text, text_pair).")
+        text, pair = item
+    else:
+        text, pair = item, None
+    for name, value in ((f"Text {index}", text), (f"The text_pair of input {index}", pair)):
+        if value is None and pair is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name} is a {type(value).__name__} ({value!r}), not a string.")
+        if not value.strip():
+            raise InvalidInputError(f"{name} is empty or whitespace only; there is nothing to explain.")
+    return text, pair
+
+
+def normalize_inputs(inputs: Any) -> tuple[list[tuple[str, str | None]], bool]:
+    """One `(text, text_pair or None)` per input, and whether a single input was given.
+
+    Accepted: a string, a `(text, text_pair)` tuple, a `{"text": ..., "text_pair": ...}` dict, or a
+    list of any of these."""
+    single = isinstance(inputs, (str, dict)) or (
+        isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
+    )
+    items = [inputs] if single else inputs
     try:
-        texts = list(texts)
+        items = list(items)
     except TypeError:
-        raise InvalidInputError(f"Expected a string or a list of strings, got {type(texts).__name__}.") from None
-    if not texts:
+        raise InvalidInputError(
+            f"Expected a string, a (text, text_pair) pair or a list of them, got {type(inputs).__name__}."
+        ) from None
+    if not items:
         raise InvalidInputError("No texts given: pass a string or a non-empty list of strings.")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InvalidInputError(f"Text {i} is a {type(t).__name__} ({t!r}), not a string.")
-        if not t.strip():
-            raise InvalidInputError(f"Text {i} is empty or whitespace only; there is nothing to explain.")
-    return texts
+    return [_pair(item, i) for i, item in enumerate(items)], single
+
+
+def validate_texts(texts: Sequence[str]) -> list[str]:
+    """Reject what cannot be explained as single texts: a non-list, non-strings, empty or
+    whitespace-only strings (sentence pairs go through `normalize_inputs`)."""
+    items, _ = normalize_inputs(texts)
+    paired = [i for i, (_, pair) in enumerate(items) if pair is not None]
+    if paired:
+        raise InvalidInputError(f"Input {paired[0]} is a sentence pair; single texts are expected here.")
+    return [text for text, _ in items]
 
 
 def default_model_path() -> Path:

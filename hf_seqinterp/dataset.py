@@ -26,22 +26,28 @@ from .errors import InvalidInputError
 from .explanation import Explanation
 
 #: version of the explanation-dataset schema below; bumped on any change to its columns
-DATASET_SCHEMA_VERSION = 1
+DATASET_SCHEMA_VERSION = 2
 
 #: column -> (feature, description). The descriptions are the documented schema (docs and cards).
 SCHEMA: dict[str, tuple[Any, str]] = {
     "schema_version": (Value("int32"), "version of this schema (DATASET_SCHEMA_VERSION)"),
     "source_index": (Value("int64"), "position of the explained row in the source dataset"),
     "source_id": (Value("string"), "the source row's id column, or str(source_index) when there is none"),
-    "text": (Value("string"), "the explained text"),
+    "text": (Value("string"), "the explained text (a sentence pair's first segment)"),
+    "text_pair": (Value("string"), "a sentence pair's second segment (null for single texts)"),
     "label": (Value("int64"), "gold label of the source row (null when no label column was given)"),
     "method": (Value("string"), "registered explanation method"),
     "params": (Value("string"), "every parameter of the method, incl. the score space, as a JSON object"),
     "tokens": (List(Value("string")), "model tokens, special tokens included"),
     "input_ids": (List(Value("int64")), "token ids"),
-    "offsets": (List(List(Value("int32"), length=2)), "[start, end) character span of each token in `text`"),
+    "offsets": (
+        List(List(Value("int32"), length=2)),
+        "[start, end) character span of each token in its segment (`text`, or `text_pair` where `segment_ids` is 1)",
+    ),
     "word_ids": (List(Value("int32")), "word index of each token (null for special tokens)"),
     "special_tokens_mask": (List(Value("bool")), "true at special tokens"),
+    "segment_ids": (List(Value("int32")), "sentence pairs: 0 (text) or 1 (text_pair) per token, null at specials"),
+    "token_type_ids": (List(Value("int32")), "sentence pairs: the token type ids the model was given"),
     "attributions": (List(Value("float32")), "one attribution per token; positive supports `target`"),
     "target": (Value("int32"), "explained class id"),
     "target_label": (Value("string"), "explained class name"),
@@ -60,6 +66,8 @@ SCHEMA: dict[str, tuple[Any, str]] = {
 EXPLANATION_FEATURES = Features({name: feature for name, (feature, _) in SCHEMA.items()})
 
 _DERIVED = ("schema_version", "source_index", "source_id", "label", "prediction", "predicted_label")
+#: columns added in schema 2 (sentence pairs); schema-1 datasets lack them
+_PAIR_COLUMNS = ("text_pair", "segment_ids", "token_type_ids")
 
 
 def explanation_to_row(
@@ -129,7 +137,7 @@ def in_source_order(dataset: datasets.Dataset) -> datasets.Dataset:
 
 def dataset_to_explanations(dataset: datasets.Dataset) -> list[Explanation]:
     """Every row of an explanation dataset as an Explanation, in row order."""
-    missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names) - set(_DERIVED))
+    missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names) - set(_DERIVED) - set(_PAIR_COLUMNS))
     if missing:
         raise InvalidInputError(
             f"This dataset is not an explanation dataset: it lacks the columns {missing} "

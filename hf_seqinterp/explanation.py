@@ -16,6 +16,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .errors import InvalidParameterError
+from .text import TokenizedText
+
 SCHEMA_VERSION = 1
 
 Aggregation = Literal["sum", "mean", "max", "absmax", "l2", "sum_renorm"]
@@ -25,8 +28,9 @@ AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max", "absmax", "l2", "sum_reno
 class Word(NamedTuple):
     """One word of the input with its aggregated score.
 
-    `start`/`end` are character offsets into `Explanation.text`; `token_indices` are the positions of
-    the word's tokens in `Explanation.tokens`.
+    `start`/`end` are character offsets into the word's segment: `Explanation.text` (segment 0) or,
+    for sentence pairs, `Explanation.text_pair` (segment 1); `token_indices` are the positions of the
+    word's tokens in `Explanation.tokens`.
     """
 
     text: str
@@ -34,6 +38,7 @@ class Word(NamedTuple):
     start: int
     end: int
     token_indices: tuple[int, ...]
+    segment: int = 0
 
 
 class Attribution(NamedTuple):
@@ -61,23 +66,18 @@ def aggregate(values: np.ndarray, how: str) -> float:
         return float(values[np.argmax(np.abs(values))])
     if how == "l2":
         return float(np.sqrt(np.square(values, dtype=np.float64).sum()))
-    raise ValueError(f"aggregate={how!r} is not one of {', '.join(AGGREGATIONS)}.")
+    raise InvalidParameterError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
 
 
 @dataclass
-class Explanation:
-    """Attribution of one model prediction to the tokens of one input text.
+class Explanation(TokenizedText):
+    """Attribution of one model prediction to the tokens of one input (a text or a text pair; the
+    token fields are `TokenizedText`'s).
 
     Sign convention: a positive attribution supports `target`. Attributions are raw (never
     normalised), so additive methods keep their completeness/efficiency properties.
     """
 
-    text: str
-    tokens: list[str]
-    input_ids: list[int]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
-    special_tokens_mask: list[bool]
     attributions: np.ndarray
     target: int
     target_label: str | None
@@ -95,19 +95,7 @@ class Explanation:
     def __post_init__(self) -> None:
         self.attributions = np.asarray(self.attributions, dtype=np.float32).reshape(-1)
         self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(-1)
-        self.offsets = [(int(s), int(e)) for s, e in self.offsets]
-        self.special_tokens_mask = [bool(m) for m in self.special_tokens_mask]
-        n = len(self.tokens)
-        lengths = {
-            "input_ids": len(self.input_ids),
-            "offsets": len(self.offsets),
-            "word_ids": len(self.word_ids),
-            "special_tokens_mask": len(self.special_tokens_mask),
-            "attributions": len(self.attributions),
-        }
-        bad = {k: v for k, v in lengths.items() if v != n}
-        if bad:
-            raise ValueError(f"Explanation has {n} tokens but these fields have other lengths: {bad}.")
+        super().__post_init__()
         if self.library_version is None:
             from . import __version__
 
@@ -128,33 +116,25 @@ class Explanation:
     def predicted_label(self) -> str | None:
         return self.labels[self.predicted] if self.labels else None
 
-    def __len__(self) -> int:
-        return len(self.tokens)
+    def token_fields(self) -> dict[str, Any]:
+        return {**super().token_fields(), "attributions": self.attributions}
 
     def to_words(self, aggregation: str | None = None) -> list[Word]:
         """Word-level view: the scores of each word's tokens reduced with `aggregation`.
 
-        Words come from the fast tokenizer's word ids; special tokens are left out (their scores are
-        in `special_scores()`). The default aggregation is the one the method declared: `sum` for
-        additive methods, so Σ word scores + Σ special-token scores == Σ token scores.
+        Words come from the fast tokenizer's word ids (per segment, for pairs); special tokens are
+        left out (their scores are in `special_scores()`). The default aggregation is the one the
+        method declared: `sum` for additive methods, so Σ word scores + Σ special-token scores ==
+        Σ token scores.
         """
         how = aggregation or self.aggregation
         if how not in AGGREGATIONS:
-            raise ValueError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
-        groups: dict[int, list[int]] = {}
-        for i, (wid, special) in enumerate(zip(self.word_ids, self.special_tokens_mask)):
-            if wid is not None and not special:
-                groups.setdefault(wid, []).append(i)
+            raise InvalidParameterError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
         words = []
-        for idx in groups.values():
-            start = min(self.offsets[i][0] for i in idx)
-            end = max(self.offsets[i][1] for i in idx)
-            raw = self.text[start:end]
-            stripped = raw.strip()
-            start += len(raw) - len(raw.lstrip())
-            end = start + len(stripped)
-            score = aggregate(self.attributions[idx], how)
-            words.append(Word(stripped, score, start, end, tuple(idx)))
+        for group in self.word_groups():
+            start, end = self.word_span(group)
+            score = aggregate(self.attributions[list(group.positions)], how)
+            words.append(Word(self.segment_text(group.segment)[start:end], score, start, end, group.positions, group.segment))
         if how == "sum_renorm":
             total = sum(w.score for w in words)
             if total != 0:
@@ -186,13 +166,13 @@ class Explanation:
         elif level == "word":
             items = [Attribution(w.text, w.score, i) for i, w in enumerate(self.to_words())]
         else:
-            raise ValueError(f"level={level!r}; use 'token' or 'word'.")
+            raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
         if by == "positive":
             items = [x for x in items if x.score > 0]
         elif by == "negative":
             items = [x for x in items if x.score < 0]
         elif by != "abs":
-            raise ValueError(f"by={by!r}; use 'abs', 'positive' or 'negative'.")
+            raise InvalidParameterError(f"by={by!r}; use 'abs', 'positive' or 'negative'.")
         return sorted(items, key=lambda x: -abs(x.score))[:k]
 
     # ----------------------------------------------------------------- serialisation

@@ -23,29 +23,20 @@ All variants of all texts are scored together in length-sorted forward batches o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import torch
 
 from .adapter import Batch, ModelAdapter
 from .errors import InvalidParameterError
+from .text import TokenizedText
 from .utils import length_grouped_batches, progress_bar
 
 Replacement = Literal["delete", "mask", "pad", "unk", "attention", "zero_embedding"]
 REPLACEMENTS: tuple[str, ...] = ("delete", "mask", "pad", "unk", "attention", "zero_embedding")
 FeatureLevel = Literal["token", "word"]
 EmptyInput = Literal["error", "pad"]
-
-
-class TokenizedText(Protocol):
-    """What masking needs of a text: an `Encoding` or an `Explanation` both qualify."""
-
-    text: str
-    input_ids: list[int]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
-    special_tokens_mask: list[bool]
 
 
 def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
@@ -74,36 +65,19 @@ def feature_groups(text: TokenizedText, level: FeatureLevel = "token") -> list[n
     """Token positions of each feature: one per non-special token, or one per word."""
     if level not in ("token", "word"):
         raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
-    groups: dict[int, list[int]] = {}
-    for pos, (wid, special) in enumerate(zip(text.word_ids, text.special_tokens_mask)):
-        if special:
-            continue
-        key = pos if level == "token" or wid is None else wid
-        groups.setdefault(key, []).append(pos)
-    return [np.asarray(g, dtype=np.int64) for g in groups.values()]
+    if level == "word":
+        return [np.asarray(group.positions, dtype=np.int64) for group in text.word_groups()]
+    return [np.asarray([pos], dtype=np.int64) for pos, special in enumerate(text.special_tokens_mask) if not special]
 
 
 def span_groups(text: TokenizedText, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     """Token positions of each character span `[start, end)` of `text.text`: the non-special tokens
     whose offsets overlap it. A span that covers no token (e.g. cut off by truncation) is an error."""
-    offsets = np.asarray(text.offsets, dtype=np.int64).reshape(-1, 2)
-    usable = ~np.asarray(text.special_tokens_mask, dtype=bool) & (offsets[:, 1] > offsets[:, 0])
     groups = []
     for span in spans:
-        if len(span) != 2 or not all(isinstance(x, (int, np.integer)) for x in span):
+        if len(span) != 2:
             raise InvalidParameterError(f"span {span!r} is not a pair of character offsets (start, end).")
-        start, end = int(span[0]), int(span[1])
-        if not 0 <= start < end <= len(text.text):
-            raise InvalidParameterError(
-                f"span ({start}, {end}) is not a non-empty range inside the text of {len(text.text)} characters "
-                f"({text.text[:40]!r}...); spans are [start, end) character offsets."
-            )
-        positions = np.flatnonzero(usable & (offsets[:, 0] < end) & (offsets[:, 1] > start))
-        if positions.size == 0:
-            raise InvalidParameterError(
-                f"span ({start}, {end}) = {text.text[start:end]!r} covers no token of the (possibly truncated) input."
-            )
-        groups.append(positions)
+        groups.append(text.tokens_in_span(span[0], span[1]))
     if not groups:
         raise InvalidParameterError("spans is empty; give at least one (start, end) character span.")
     return groups
@@ -203,16 +177,19 @@ def variant_logits(
 
 
 def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> np.ndarray:
-    ids_rows = []
+    ids_rows, kept = [], []
     for t, v in picked:
         ids = np.asarray(texts[t].input_ids)
         keep = keeps[t][v]
-        if replacement == "delete":
-            ids = ids[keep] if keep.any() else np.asarray([adapter.pad_id])
+        if replacement == "delete" and not keep.any():  # the empty input: one pad token
+            ids, keep = np.asarray([adapter.pad_id]), np.ones(1, dtype=bool)
         elif replacement in ("mask", "pad", "unk"):
             ids = np.where(keep, ids, adapter.token_id(replacement))
         ids_rows.append(ids.tolist())
-    batch = adapter.collate([texts[t] for t, _ in picked], input_ids=ids_rows)
+        kept.append(keep)
+    batch = adapter.collate(
+        [texts[t] for t, _ in picked], input_ids=ids_rows, keep=kept if replacement == "delete" else None
+    )
     removed = None
     if replacement in ("attention", "zero_embedding"):
         removed = torch.zeros_like(batch.attention_mask, dtype=torch.bool)

@@ -62,24 +62,6 @@ def phrase_occurrences(text: str, phrase: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(pattern, text, flags=re.IGNORECASE)]
 
 
-def char_span_tokens(enc: Encoding, start: int, end: int) -> tuple[int, ...]:
-    """Non-special tokens whose characters overlap [start, end)."""
-    if not (isinstance(start, int) and isinstance(end, int)) or not 0 <= start < end <= len(enc.text):
-        raise InvalidParameterError(
-            f"Character span ({start!r}, {end!r}) is not a non-empty range inside the text of length {len(enc.text)}."
-        )
-    found = tuple(
-        i
-        for i, ((s, e), special) in enumerate(zip(enc.offsets, enc.special_tokens_mask))
-        if not special and s < end and e > start and e > s
-    )
-    if not found:
-        raise InvalidParameterError(
-            f"Character span ({start}, {end}) = {enc.text[start:end]!r} covers no token."
-        )
-    return found
-
-
 def resolve_span(enc: Encoding, span: Span, *, tokens: bool = False) -> tuple[int, ...]:
     """Sorted token indices of a span (see the module docstring for the accepted forms)."""
     pieces = [span] if isinstance(span, (str, tuple)) else list(span)
@@ -93,7 +75,7 @@ def resolve_span(enc: Encoding, span: Span, *, tokens: bool = False) -> tuple[in
             found = phrase_occurrences(enc.text, piece)
             if not found:
                 raise InvalidParameterError(f"Phrase {piece!r} does not occur in the text {enc.text!r}.")
-            chosen.update(char_span_tokens(enc, *found[0]))
+            chosen.update(enc.tokens_in_span(*found[0]).tolist())
         elif isinstance(piece, tuple) and len(piece) == 2:
             if tokens:
                 start, end = piece
@@ -103,7 +85,7 @@ def resolve_span(enc: Encoding, span: Span, *, tokens: bool = False) -> tuple[in
                     )
                 chosen.update(range(start, end))
             else:
-                chosen.update(char_span_tokens(enc, *piece))
+                chosen.update(enc.tokens_in_span(*piece).tolist())
         else:
             raise InvalidParameterError(
                 f"Cannot read {piece!r} as a span: use a phrase string, a (start, end) tuple, or a list of them."

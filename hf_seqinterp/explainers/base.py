@@ -12,15 +12,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, overload
 
 import numpy as np
 import torch
 
-from ..adapter import Batch, Encoding, ModelAdapter, Target
-from ..errors import InvalidParameterError, UnknownMethodError, UnsupportedModelError
+from ..adapter import Batch, ModelAdapter, Target, TextInput, normalize_inputs
+from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation
+from ..text import Encoding, TokenizedText
 from ..utils import length_grouped_batches, progress_bar
 
 _REGISTRY: dict[str, type[Explainer]] = {}
@@ -37,7 +38,7 @@ def register_explainer(name: str, *, overwrite: bool = False) -> Callable[[E], E
 
     def decorate(cls: E) -> E:
         if name in _REGISTRY and _REGISTRY[name] is not cls and not overwrite:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"An explainer named {name!r} is already registered ({_REGISTRY[name].__qualname__}); "
                 "pass overwrite=True to replace it."
             )
@@ -101,6 +102,24 @@ def applicable_explainers(
             skipped[name] = str(err)
             logger.info("skipping %s: %s", name, err)
     return built, skipped
+
+
+def pair_inputs(
+    texts: TextInput | Sequence[TextInput], text_pair: str | Sequence[str] | None = None
+) -> tuple[list[tuple[str, str | None]], bool]:
+    """`normalize_inputs(texts)`, with `text_pair` (one string, or one per text) as every input's
+    second segment."""
+    items, single = normalize_inputs(texts)
+    if text_pair is None:
+        return items, single
+    pairs = [text_pair] * len(items) if isinstance(text_pair, str) else list(text_pair)
+    if len(pairs) != len(items) or any(pair is not None for _, pair in items):
+        raise InvalidInputError(
+            f"text_pair gives {len(pairs)} second segment(s) for {len(items)} single text(s); pass one string, "
+            "one per text, or pairs in `texts` instead."
+        )
+    items, _ = normalize_inputs([(text, pair) for (text, _), pair in zip(items, pairs)])
+    return items, single
 
 
 @dataclass
@@ -180,32 +199,38 @@ class Explainer:
 
     # ----------------------------------------------------------------- public API
     @overload
-    def explain(self, texts: str, target: Target = None, **kwargs: Any) -> Explanation: ...
+    def explain(self, texts: TextInput, target: Target = None, **kwargs: Any) -> Explanation: ...
     @overload
-    def explain(self, texts: Sequence[str], target: Target | Sequence[Target] = None, **kwargs: Any) -> list[Explanation]: ...
+    def explain(
+        self, texts: Sequence[TextInput], target: Target | Sequence[Target] = None, **kwargs: Any
+    ) -> list[Explanation]: ...
 
     def explain(
         self,
-        texts: str | Sequence[str],
+        texts: TextInput | Sequence[TextInput],
         target: Target | Sequence[Target] = None,
         *,
+        text_pair: str | Sequence[str] | None = None,
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
     ) -> Explanation | list[Explanation]:
-        """Explain one text (returns an Explanation) or many (returns a list, in input order).
+        """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
         Args:
-            texts: a string or a list of strings.
+            texts: a string, a sentence pair `(text, text_pair)` or `{"text": ..., "text_pair": ...}`,
+                or a list of these.
             target: class to explain: None (the predicted class), a class id, a label name, or one
-                of these per text.
-            batch_size: texts per batch (sorted by length, so padding stays small).
-            truncation: truncate texts longer than the model's maximum (recorded in
-                `Explanation.warnings`); with False such texts raise `InputTooLongError`.
+                of these per input.
+            text_pair: the second segment of every input (one string, or one per text), as the
+                tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
+            batch_size: inputs per batch (sorted by length, so padding stays small).
+            truncation: truncate inputs longer than the model's maximum (recorded in
+                `Explanation.warnings`); with False such inputs raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
         """
-        single = isinstance(texts, str)
-        encodings = self.adapter.encode([texts] if single else texts, truncation=truncation)
+        items, single = pair_inputs(texts, text_pair)
+        encodings = self.adapter.encode(items, truncation=truncation)
         targets = self.adapter.check_targets(target, len(encodings))
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
@@ -238,13 +263,9 @@ class Explainer:
 
     def _to_explanation(self, enc: Encoding, row: RowResult) -> Explanation:
         labels = self.adapter.labels
+        token_fields = {f.name: getattr(enc, f.name) for f in fields(TokenizedText)}
         return Explanation(
-            text=enc.text,
-            tokens=enc.tokens,
-            input_ids=enc.input_ids,
-            offsets=enc.offsets,
-            word_ids=enc.word_ids,
-            special_tokens_mask=enc.special_tokens_mask,
+            **token_fields,
             attributions=row.attributions,
             target=int(row.target),
             target_label=labels[row.target] if row.target < len(labels) else None,

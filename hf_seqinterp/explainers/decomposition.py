@@ -20,7 +20,6 @@ from ..decomposition.spans import (
     Interaction,
     Span,
     SpanScore,
-    char_span_tokens,
     phrase_occurrences,
     resolve_span,
     span_text,
@@ -165,14 +164,14 @@ class ContextualDecomposition(Explainer):
                 found = phrase_occurrences(enc.text, phrase)
                 missing += [] if found else [phrase]
                 phrase_sets += [(phrase, start, end, len(jobs) + k) for k, (start, end) in enumerate(found)]
-                jobs += [(row, char_span_tokens(enc, start, end)) for start, end in found]
+                jobs += [(row, tuple(enc.tokens_in_span(start, end).tolist())) for start, end in found]
             pair_sets = []
             for a, b in self.interactions or ():
                 found_a, found_b = phrase_occurrences(enc.text, a), phrase_occurrences(enc.text, b)
                 if not (found_a and found_b):
                     missing += [p for p, f in ((a, found_a), (b, found_b)) if not f]
                     continue
-                ta, tb = char_span_tokens(enc, *found_a[0]), char_span_tokens(enc, *found_b[0])
+                ta, tb = (tuple(enc.tokens_in_span(*found[0]).tolist()) for found in (found_a, found_b))
                 pair_sets.append((a, b, ta, tb, len(jobs)))
                 jobs += [(row, ta), (row, tb), (row, tuple(sorted(set(ta) | set(tb))))]
             builders.append(self._extras_builder(enc, jobs, phrase_sets, pair_sets, sorted(set(missing))))

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..masking import TokenizedText
+from ..text import TokenizedText
 
 Span = tuple[int, int]
 _WORD = re.compile(r"\S+")
-
-
-class OffsetText(TokenizedText, Protocol):
-    """What alignment needs: a tokenised text with character offsets (Encoding or Explanation)."""
-
-    text: str
-    offsets: list[tuple[int, int]]
 
 
 def word_char_spans(text: str) -> list[Span]:
@@ -74,31 +66,22 @@ def check_char_spans(text: str, spans: Sequence[Sequence[int]]) -> list[Span]:
     return out
 
 
-def _token_ranges(text: OffsetText) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    starts = np.asarray([o[0] for o in text.offsets], dtype=np.int64)
-    ends = np.asarray([o[1] for o in text.offsets], dtype=np.int64)
-    usable = (ends > starts) & ~np.asarray(text.special_tokens_mask, dtype=bool)
-    return starts, ends, usable
-
-
-def char_spans_to_token_spans(text: OffsetText, spans: Sequence[Sequence[int]]) -> list[Span]:
+def char_spans_to_token_spans(text: TokenizedText, spans: Sequence[Sequence[int]]) -> list[Span]:
     """Each character span as a `[first, last + 1)` range of token positions (those overlapping it);
     spans overlapping no token (e.g. truncated away) are dropped."""
-    starts, ends, usable = _token_ranges(text)
     out = []
     for s, e in check_char_spans(text.text, spans):
-        hit = np.flatnonzero(usable & (starts < e) & (ends > s))
+        hit = text.tokens_in_span(s, e, allow_empty=True)
         if hit.size:
             out.append((int(hit[0]), int(hit[-1]) + 1))
     return out
 
 
-def char_spans_to_token_mask(text: OffsetText, spans: Sequence[Sequence[int]]) -> np.ndarray:
+def char_spans_to_token_mask(text: TokenizedText, spans: Sequence[Sequence[int]]) -> np.ndarray:
     """Bool mask over the text's tokens: True where a token overlaps a rationale span."""
-    starts, ends, usable = _token_ranges(text)
-    mask = np.zeros(len(starts), dtype=bool)
+    mask = np.zeros(len(text), dtype=bool)
     for s, e in check_char_spans(text.text, spans):
-        mask |= usable & (starts < e) & (ends > s)
+        mask[text.tokens_in_span(s, e, allow_empty=True)] = True
     return mask
 
 

@@ -24,7 +24,8 @@ from transformers import PreTrainedModel
 
 from ..adapter import Batch, ModelAdapter
 from ..errors import InvalidParameterError, UnsupportedModelError
-from ..masking import TokenizedText, feature_groups
+from ..masking import feature_groups
+from ..text import TokenizedText
 from .configuration import RationaleGeneratorConfig, tokenizer_fingerprint
 from .gates import BernoulliGate, Gate, HardKumaGate
 
