@@ -7,7 +7,7 @@
 
 At each evaluation the callback explains the probe texts with `methods`, computes faithfulness
 `metrics` and adds them to the evaluation's logs as `eval_<method>_<metric>` (e.g.
-`eval_gradient_x_input_aopc_comprehensiveness`): they land in `trainer.state.log_history` next to
+`eval_integrated_gradients_aopc_comprehensiveness`): they land in `trainer.state.log_history` next to
 `eval_loss`, in the dict `trainer.evaluate()` returns (so `metric_for_best_model` can use them), and
 in every reporter that runs after the callback. At each checkpoint it writes, into `checkpoint-N/`
 and into `output_dir` (which `trainer.push_to_hub()` uploads):
@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .adapter import ModelAdapter, Target, validate_texts
 from .errors import InvalidParameterError
-from .explainers import applicable_explainers
+from .explainers import DEFAULT_METHOD, applicable_explainers
 from .explanation import Explanation
 from .metrics.faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
 from .visualize import render_html
@@ -54,7 +54,7 @@ class ExplanationCallback(TrainerCallback):
 
     Args:
         texts: the probe texts (keep it small: they are explained at every evaluation).
-        methods: explanation methods (default: gradient×input, one forward+backward).
+        methods: explanation methods (default: `DEFAULT_METHOD`, integrated gradients, as everywhere else).
         metrics: faithfulness metrics (default: AOPC comprehensiveness and sufficiency).
         tokenizer: the model's fast tokenizer; default: the Trainer's `processing_class`.
         target: class to explain (default: the predicted class).
@@ -67,7 +67,7 @@ class ExplanationCallback(TrainerCallback):
         self,
         texts: Sequence[str],
         *,
-        methods: Sequence[str] = ("gradient_x_input",),
+        methods: Sequence[str] = (DEFAULT_METHOD,),
         metrics: Sequence[str] = ("aopc_comprehensiveness", "aopc_sufficiency"),
         tokenizer: Any = None,
         target: Target | Sequence[Target] = None,

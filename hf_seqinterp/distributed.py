@@ -36,7 +36,7 @@ from .data import load_text_dataset
 from .data import text_column as find_text_column
 from .dataset import DATASET_SCHEMA_VERSION, EXPLANATION_FEATURES, explanation_to_row
 from .errors import InvalidInputError, InvalidParameterError
-from .explainers import Explainer, get_explainer
+from .explainers import DEFAULT_METHOD, Explainer, get_explainer
 from .explanation import _jsonable
 from .mixin import as_adapter
 from .shards import RunLog, ShardStore, plan_shards
@@ -51,7 +51,7 @@ Methods = str | Sequence[str] | Mapping[str, Mapping[str, Any]]
 def explain_dataset(
     model: ModelAdapter | Any,
     dataset: datasets.Dataset | Sequence[str] | str | Path,
-    methods: Methods = "gradient_x_input",
+    methods: Methods = DEFAULT_METHOD,
     *,
     output_dir: str | Path,
     text_column: str | None = None,

@@ -38,6 +38,10 @@ class UnsupportedModelError(SeqInterpError, TypeError):
     """The model lacks something the chosen method needs (inputs_embeds, attention weights, ...)."""
 
 
+class OutputExistsError(SeqInterpError, FileExistsError):
+    """An output file or folder exists and overwriting it was not asked for."""
+
+
 class HubError(SeqInterpError):
     """Pushing explanations to, or loading them from, the Hugging Face Hub failed for good
     (authentication, permission, missing repository, or retries exhausted)."""

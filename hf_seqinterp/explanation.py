@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, OutputExistsError
 from .text import TokenizedText
 
 SCHEMA_VERSION = 1
@@ -213,7 +213,7 @@ class Explanation(TokenizedText):
         """Write the explanation as JSON; refuses to replace an existing file unless `overwrite=True`."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it.")
         path.write_text(self.to_json(), encoding="utf-8")
         return path
 

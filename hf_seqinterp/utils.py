@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from .errors import InvalidParameterError
+
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
@@ -16,7 +18,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, max_tokens: 
     Sorting by length keeps padding small: on SST-2, padding random batches costs 2-3x.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}.")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []

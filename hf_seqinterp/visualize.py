@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidInputError
 from .explanation import Explanation
 
 POSITIVE_RGB = (22, 163, 74)
@@ -59,7 +60,7 @@ def display_tokens(expl: Explanation) -> list[tuple[str, bool]]:
             out.append((token, i > 0))
             prev_end = None
             continue
-        piece = expl.text[start:end]
+        piece = expl.covered_text(i)
         stripped = piece.lstrip()
         lead = len(piece) - len(stripped)
         gap = i > 0 and (prev_end is None or lead > 0 or start > prev_end)
@@ -99,16 +100,24 @@ _CSS = (
 EXTRAS_HTML: dict[str, Callable[[Explanation, Any], str]] = {}
 
 
+def segment_starts(expl: Explanation) -> set[int]:
+    """Token positions where a sentence pair's second segment starts (views break the line there)."""
+    if expl.segment_ids is None:
+        return set()
+    return {next(i for i, seg in enumerate(expl.segment_ids) if seg == 1)} if 1 in expl.segment_ids else set()
+
+
 def _explanation_html(expl: Explanation, index: int) -> str:
     scale = color_scale(expl)
     spans = []
+    breaks = segment_starts(expl)
     for i, ((shown, gap), value, special) in enumerate(
         zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask)
     ):
         bg = attribution_rgb(float(value), scale)
         cls = "hfsi-token hfsi-special" if special else "hfsi-token"
         spans.append(
-            (" " if gap else "")
+            ('<br class="hfsi-segment">' if i in breaks else " " if gap else "")
             + f'<span class="{cls}" data-index="{i}" data-attribution="{float(value):.9g}" '
             f'title="{html.escape(expl.tokens[i])}: {float(value):+.4g}" '
             f'style="background-color:rgb({bg[0]},{bg[1]},{bg[2]});color:{_text_rgb(bg)}">'
@@ -220,8 +229,11 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
     scale = color_scale(expl)
     colored = _use_color(color)
     pieces = []
-    for (shown, gap), value, special in zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask):
-        lead = " " if gap else ""
+    breaks = segment_starts(expl)
+    for i, ((shown, gap), value, special) in enumerate(
+        zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask)
+    ):
+        lead = "\n" if i in breaks else " " if gap else ""
         if colored:
             r, g, b = attribution_rgb(float(value), scale)
             fg = "97" if _text_rgb((r, g, b)) == "#ffffff" else "30"
@@ -252,11 +264,14 @@ def render_markdown(explanations: Explanation | Sequence[Explanation], *, bold_t
     """
     items = [explanations] if isinstance(explanations, Explanation) else list(explanations)
     if not items:
-        raise ValueError("render_markdown needs at least one explanation.")
+        raise InvalidInputError("render_markdown needs at least one explanation.")
     words = [e.to_words() for e in items]
-    spans = [(w.start, w.end) for w in words[0]]
-    if any(e.text != items[0].text or [(w.start, w.end) for w in ws] != spans for e, ws in zip(items, words)):
-        raise ValueError("render_markdown compares explanations of the same text with the same words only.")
+    spans = [(w.segment, w.start, w.end) for w in words[0]]
+    if any(
+        (e.text, e.text_pair) != (items[0].text, items[0].text_pair) or [(w.segment, w.start, w.end) for w in ws] != spans
+        for e, ws in zip(items, words)
+    ):
+        raise InvalidInputError("render_markdown compares explanations of the same text with the same words only.")
     names = [e.method for e in items]
     if len(set(names)) < len(names):
         names = [f"{e.method} ({e.model_name})" for e in items]

@@ -15,7 +15,7 @@ from hf_seqinterp.callbacks import HTML_NAME, JSON_NAME, load_checkpoint_explana
 from hf_seqinterp.errors import InvalidParameterError
 
 PROBES = ["the film was good", "a dull and boring plot", "never moving"]
-KEYS = ("eval_gradient_x_input_aopc_comprehensiveness", "eval_gradient_x_input_aopc_sufficiency")
+KEYS = ("eval_integrated_gradients_aopc_comprehensiveness", "eval_integrated_gradients_aopc_sufficiency")
 
 
 class Recorder(TrainerCallback):
@@ -73,13 +73,13 @@ def test_metrics_reach_log_history_reporters_and_checkpoints(tmp_path):
         assert saved["global_step"] == step
         assert {f"eval_{k}": v for k, v in saved["metrics"].items()} == {k: entry[k] for k in KEYS}
         assert (folder / HTML_NAME).read_text().startswith("<!DOCTYPE html>")
-        explanations = load_checkpoint_explanations(folder)["gradient_x_input"]
+        explanations = load_checkpoint_explanations(folder)["integrated_gradients"]
         assert [e.text for e in explanations] == PROBES
     assert json.loads((tmp_path / JSON_NAME).read_text())["global_step"] == 4  # latest, for push_to_hub
 
     # the weights changed between the two evaluations, and so did the explanations
-    first = load_checkpoint_explanations(tmp_path / "checkpoint-2")["gradient_x_input"][0]
-    last = load_checkpoint_explanations(tmp_path / "checkpoint-4")["gradient_x_input"][0]
+    first = load_checkpoint_explanations(tmp_path / "checkpoint-2")["integrated_gradients"][0]
+    last = load_checkpoint_explanations(tmp_path / "checkpoint-4")["integrated_gradients"][0]
     assert not (first.attributions == last.attributions).all()
 
     metrics = trainer.evaluate()  # same step: cached numbers, also in evaluate()'s return value

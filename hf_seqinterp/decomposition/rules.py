@@ -33,6 +33,8 @@ from typing import Literal
 
 import torch
 
+from ..errors import InvalidParameterError
+
 Pair = tuple[torch.Tensor, torch.Tensor]
 ACTIVATION_RULES: tuple[str, ...] = ("cdt", "acd", "shapley")
 ATTENTION_RULES: tuple[str, ...] = ("fixed", "qk_split")
@@ -120,7 +122,7 @@ def nonlinear(
     `whole`: f of the totals if already known (it is the same for every relevant set of a text).
     """
     if rule not in ACTIVATION_RULES:
-        raise ValueError(f"activation rule {rule!r} is not one of {', '.join(ACTIVATION_RULES)}.")
+        raise InvalidParameterError(f"activation rule {rule!r} is not one of {', '.join(ACTIVATION_RULES)}.")
     whole = fn(*(total(x) for x in inputs)) if whole is None else whole
     if rule == "acd":
         rel_only = fn(*(x[0] for x in inputs))

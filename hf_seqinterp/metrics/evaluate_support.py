@@ -25,6 +25,7 @@ import evaluate
 import numpy as np
 
 from ..adapter import ModelAdapter
+from ..errors import InvalidParameterError
 from ..explanation import Explanation
 from .faithfulness import faithfulness
 from .plausibility import plausibility_arrays
@@ -108,7 +109,7 @@ class FaithfulnessModule(_PackagedMetric):
 
     def _compute(self, explanations, model=None, rationales=None, **settings):
         if model is None:
-            raise ValueError(f"{self.metric_name} runs the model: pass model=<ModelAdapter or model path>.")
+            raise InvalidParameterError(f"{self.metric_name} runs the model: pass model=<ModelAdapter or model path>.")
         adapter = model if isinstance(model, ModelAdapter) else ModelAdapter.from_pretrained(model)
         parsed = [Explanation.from_json(e) for e in explanations]
         result = faithfulness(parsed, adapter, [self.metric_name], rationales=rationales, **settings)
