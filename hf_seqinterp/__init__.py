@@ -58,6 +58,7 @@ _LAZY = {
     "explanations_to_dataset": "dataset",
     "dataset_to_explanations": "dataset",
     "load_text_dataset": "data",
+    "explain_zero_shot": "zero_shot",
 }
 
 
@@ -70,11 +71,12 @@ def __getattr__(name: str) -> Any:
 
 
 def explain(
-    texts: str | Sequence[str],
+    texts: Any,
     model: ModelAdapter | Any = None,
     method: str = DEFAULT_METHOD,
     target: Any = None,
     *,
+    text_pair: str | Sequence[str] | None = None,
     tokenizer: Any = None,
     batch_size: int | None = None,
     truncation: bool = True,
@@ -96,7 +98,9 @@ def explain(
     else:
         adapter = explainable(model, tokenizer).explain_adapter()
     explainer = get_explainer(method).create(adapter, **params)
-    return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
+    return explainer.explain(
+        texts, target, text_pair=text_pair, batch_size=batch_size, truncation=truncation, progress=progress
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,6 +109,7 @@ def _default_adapter() -> ModelAdapter:
 
 
 __all__ = [
+    "explain_zero_shot",
     "DEFAULT_METHOD",
     "DEFAULT_MODEL_DIR",
     "EXPLANATION_FEATURES",

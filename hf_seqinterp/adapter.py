@@ -644,9 +644,8 @@ def _pair(item: Any, index: int) -> tuple[str, str | None]:
         text, pair = item
     else:
         text, pair = item, None
-    for name, value in ((f"Text {index}", text), (f"The text_pair of input {index}", pair)):
-        if value is None and pair is None:
-            continue
+    parts = [(f"Text {index}", text)] + ([] if pair is None else [(f"The text_pair of input {index}", pair)])
+    for name, value in parts:
         if not isinstance(value, str):
             raise InvalidInputError(f"{name} is a {type(value).__name__} ({value!r}), not a string.")
         if not value.strip():

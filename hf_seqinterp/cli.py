@@ -81,6 +81,10 @@ def load_adapter(model: str | None, args: argparse.Namespace | None = None):
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to explain")
     parser.add_argument("--file", help="read more texts from this file, one per line ('-' for stdin)")
+    parser.add_argument(
+        "--text-pair", action="append", metavar="TEXT",
+        help="second segment of a sentence pair (NLI, paraphrase): once for every text, or once per text, in order",
+    )
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     parser.add_argument("--method", default=DEFAULT_METHOD, help=f"explanation method (see `methods`; default: {DEFAULT_METHOD})")
     parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
@@ -106,8 +110,9 @@ def run_explain(args: argparse.Namespace) -> int:
     adapter = load_adapter(args.model, args)
     target = adapter.check_target(args.target)
     explainer = get_explainer(args.method).create(adapter, **dict(args.param))
+    pairs = args.text_pair[0] if args.text_pair and len(args.text_pair) == 1 else args.text_pair
     explanations = explainer.explain(
-        texts, target, batch_size=args.batch_size, truncation=not args.no_truncation, progress=None
+        texts, target, text_pair=pairs, batch_size=args.batch_size, truncation=not args.no_truncation, progress=None
     )
     if args.html:
         save_html(explanations, args.html)
@@ -174,6 +179,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--split", help="split of a saved folder or Hub dataset (default: validation, test or train)")
     data.add_argument("--text-column", help="column with the texts (default: text, sentence, review, ...)")
+    data.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     data.add_argument("--rationale-column", help="column of human rationales as [[start, end], ...] character spans")
     data.add_argument(
         "--rationale-words-column", help="column of human rationales as word indices or [start, end) word ranges"
@@ -222,6 +228,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = load_examples(
         args.data,
         text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
         rationale_column=args.rationale_column,
         rationale_words_column=args.rationale_words_column,
         split=args.split,
@@ -231,7 +238,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     adapter = load_adapter(args.model, args)
     report = evaluate_methods(
         adapter,
-        data.texts,
+        data.inputs,
         rationales=data.rationales,
         methods=args.methods,
         exclude=args.exclude,
@@ -259,6 +266,7 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
     parser.add_argument("--limit", type=int, help="explain only the first N rows")
     parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+    parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
     parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
@@ -324,6 +332,7 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     with _log_to_stderr("hf_seqinterp"):
         result = explain_dataset(
             load_adapter(args.model, args), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
             id_column=args.id_column, label_column=args.label_column, target=args.target,
             target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
             truncation=not args.no_truncation, mixed_precision=args.mixed_precision,

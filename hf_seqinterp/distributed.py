@@ -55,6 +55,7 @@ def explain_dataset(
     *,
     output_dir: str | Path,
     text_column: str | None = None,
+    text_pair_column: str | None = None,
     id_column: str | None = None,
     label_column: str | None = None,
     target: Target = None,
@@ -77,6 +78,7 @@ def explain_dataset(
         methods: a method name, a list of names, or {name: {parameter: value}}.
         output_dir: where shards are written; rerunning with the same arguments resumes there.
         text_column: column with the texts (default: the first of text, sentence, content, ...).
+        text_pair_column: column with the second segment of sentence pairs (NLI, paraphrase), if any.
         id_column / label_column: copied into `source_id` / `label` of each row.
         target, target_column: the class to explain, for every row or per row from a column
             (default: the predicted class).
@@ -96,7 +98,7 @@ def explain_dataset(
     accelerator = Accelerator(cpu=not _has_accelerator() if cpu is None else cpu, mixed_precision=mixed_precision)
     dataset = _as_dataset(dataset)
     column = find_text_column(dataset, text_column)
-    for name in (id_column, label_column, target_column):
+    for name in (text_pair_column, id_column, label_column, target_column):
         if name is not None and name not in dataset.column_names:
             raise InvalidInputError(f"The dataset has no column {name!r}; its columns are {dataset.column_names}.")
     if target is not None and target_column is not None:
@@ -108,13 +110,16 @@ def explain_dataset(
     adapter.model.to(accelerator.device)
     explainers = {name: get_explainer(name).create(adapter, **params) for name, params in specs.items()}
 
-    source = _SourceColumns.read(dataset, column, id_column, label_column, target_column, adapter, target)
+    source = _SourceColumns.read(
+        dataset, (column, text_pair_column), id_column, label_column, target_column, adapter, target
+    )
     manifest = {
         "schema_version": DATASET_SCHEMA_VERSION,
         "model_name": adapter.model_name,
         "model_revision": adapter.model_revision,
         "methods": {name: _json_params(e) for name, e in explainers.items()},
         "text_column": column,
+        **({"text_pair_column": text_pair_column} if text_pair_column else {}),
         "id_column": id_column,
         "label_column": label_column,
         "target": target,
@@ -224,21 +229,23 @@ class _SourceColumns:
     """The columns of the source dataset the run reads, validated up front (a bad row 90% into a
     run would waste it): texts, ids, gold labels, per-row targets."""
 
-    def __init__(self, texts, ids, labels, targets):
+    def __init__(self, texts, pairs, ids, labels, targets):
         self.texts: list[str] = texts
+        self.pairs: list[str] | None = pairs
         self.ids: list[str] | None = ids
         self.labels: list[int | None] | None = labels
         self.targets: list[int | None] = targets
 
     @classmethod
-    def read(cls, dataset, column, id_column, label_column, target_column, adapter, target) -> _SourceColumns:
-        texts = list(dataset[column])
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise InvalidInputError(
-                    f"Row {i} of column {column!r} is {text!r}, which cannot be explained; remove such rows "
-                    "first, e.g. dataset.filter(lambda r: bool(r[column] and r[column].strip()))."
-                )
+    def read(cls, dataset, columns, id_column, label_column, target_column, adapter, target) -> _SourceColumns:
+        texts, pairs = (list(dataset[c]) if c else None for c in columns)
+        for column, values in zip(columns, (texts, pairs)):
+            for i, text in enumerate(values or ()):
+                if not isinstance(text, str) or not text.strip():
+                    raise InvalidInputError(
+                        f"Row {i} of column {column!r} is {text!r}, which cannot be explained; remove such rows "
+                        "first, e.g. dataset.filter(lambda r: bool(r[column] and r[column].strip()))."
+                    )
         ids = [str(v) for v in dataset[id_column]] if id_column else None
         labels = None
         if label_column:
@@ -252,12 +259,17 @@ class _SourceColumns:
             targets = [adapter.check_target(v) for v in dataset[target_column]]
         else:
             targets = [adapter.check_target(target)] * len(texts)
-        return cls(texts, ids, labels, targets)
+        return cls(texts, pairs, ids, labels, targets)
+
+    def inputs(self, rows: Sequence[int]) -> list[tuple[str, str | None]]:
+        """(text, text_pair or None) of the given rows."""
+        return [(self.texts[i], self.pairs[i] if self.pairs else None) for i in rows]
 
     def digest(self) -> str:
         """sha256 of everything read from the source, so a resumed run knows it is the same data."""
         h = hashlib.sha256()
-        for values in (self.texts, self.ids, self.labels, self.targets):
+        read = (self.texts, self.ids, self.labels, self.targets) + ((self.pairs,) if self.pairs else ())
+        for values in read:
             for value in values or ():
                 h.update(repr(value).encode("utf-8"))
                 h.update(b"\x00")
@@ -275,7 +287,7 @@ def _explain_shard(
 ) -> pa.Table:
     """The given source rows explained by every method, as an Arrow table (source-major row order)."""
     adapter = next(iter(explainers.values())).adapter
-    encodings = adapter.encode([source.texts[i] for i in rows], truncation=truncation)
+    encodings = adapter.encode(source.inputs(rows), truncation=truncation)
     targets = [source.targets[i] for i in rows]
     per_method = [
         e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False) for e in explainers.values()

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .adapter import ModelAdapter, Target
+from .adapter import ModelAdapter, Target, TextInput
 from .errors import UnsupportedModelError
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
@@ -46,10 +46,11 @@ class ExplainableMixin:
 
     def explain(
         self,
-        texts: str | Sequence[str],
+        texts: TextInput | Sequence[TextInput],
         method: str = DEFAULT_METHOD,
         target: Target | Sequence[Target] = None,
         *,
+        text_pair: str | Sequence[str] | None = None,
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
@@ -58,15 +59,19 @@ class ExplainableMixin:
         """Explain the model's prediction(s) on `texts` with `method`.
 
         Args:
-            texts: a string (returns one Explanation) or a list of strings (returns a list).
+            texts: a string or a sentence pair `(text, text_pair)` (returns one Explanation), or a
+                list of these (returns a list).
             method: a registered method name; see `hf_seqinterp.list_methods()`.
             target: None (the predicted class), a class id, a label name, or one per text.
+            text_pair: the second segment of every input (one string or one per text).
             batch_size, truncation, progress: see `Explainer.explain`.
             **params: the method's parameters, e.g. `n_steps=32, baseline="mask"` for
                 integrated gradients, `score="log_prob"` for any method.
         """
         explainer = get_explainer(method).create(self.explain_adapter(), **params)
-        return explainer.explain(texts, target, batch_size=batch_size, truncation=truncation, progress=progress)
+        return explainer.explain(
+            texts, target, text_pair=text_pair, batch_size=batch_size, truncation=truncation, progress=progress
+        )
 
 
 class ExplainableModel(ExplainableMixin):

@@ -5,8 +5,10 @@
     explain = pipeline("explain-text", model="path/or/hub-id", method="integrated_gradients")
     explain(["a gripping film", "dull"], batch_size=8)
 
-Each result is plain data: the prediction, the target, and token and word attributions; pass
-`return_explanation=True` to also get the `Explanation` object.
+Inputs are those of transformers' text-classification pipeline: a string, a sentence pair
+`{"text": ..., "text_pair": ...}`, or a list of either. Each result is plain data: the prediction,
+the target, and token and word attributions; pass `return_explanation=True` to also get the
+`Explanation` object.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
+from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, normalize_inputs
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
 
@@ -66,8 +68,12 @@ class ExplainTextPipeline(Pipeline):
             postprocess["return_explanation"] = return_explanation
         return preprocess, forward, postprocess
 
-    def preprocess(self, text: str, truncation: bool = True) -> dict[str, Any]:
-        return {"encoding": self.adapter.encode([text], truncation=truncation)[0]}
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        items, single = normalize_inputs(inputs)  # clear errors for empty lists and bad items, by index
+        return super().__call__(items[0] if single else items, **kwargs)
+
+    def preprocess(self, item: tuple[str, str | None], truncation: bool = True) -> dict[str, Any]:
+        return {"encoding": self.adapter.encode([item], truncation=truncation)[0]}
 
     def _explainer(self, method: str, params: dict[str, Any]):
         key = (method, tuple(sorted((k, repr(v)) for k, v in params.items())))
@@ -100,8 +106,10 @@ class ExplainTextPipeline(Pipeline):
 
 def explanation_summary(expl: Explanation) -> dict[str, Any]:
     """Plain-data view of an Explanation: prediction, target, token and word attributions."""
+    pair = {"text_pair": expl.text_pair} if expl.is_pair else {}
     return {
         "text": expl.text,
+        **pair,
         "label": expl.predicted_label if expl.labels else expl.predicted,
         "score": float(expl.probabilities[expl.predicted]),
         "target": expl.target_label if expl.target_label is not None else expl.target,
@@ -111,7 +119,8 @@ def explanation_summary(expl: Explanation) -> dict[str, Any]:
             for tok, a, (s, e), sp in zip(expl.tokens, expl.attributions, expl.offsets, expl.special_tokens_mask)
         ],
         "words": [
-            {"word": w.text, "attribution": w.score, "start": w.start, "end": w.end} for w in expl.to_words()
+            {"word": w.text, "attribution": w.score, "start": w.start, "end": w.end, **({"segment": w.segment} if pair else {})}
+            for w in expl.to_words()
         ],
         "warnings": list(expl.warnings),
     }

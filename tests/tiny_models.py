@@ -70,6 +70,7 @@ def wordpiece_tokenizer() -> PreTrainedTokenizerFast:
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=MAX_POSITIONS,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],  # as BertTokenizerFast
     )
 
 

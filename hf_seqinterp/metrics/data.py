@@ -29,6 +29,12 @@ class EvaluationData:
     rationales: list[list[Span]] | None = None
     ids: list[str] | None = None
     source: str = ""
+    pairs: list[str] | None = None
+
+    @property
+    def inputs(self) -> list[str | tuple[str, str]]:
+        """What is explained: the texts, or (text, text_pair) sentence pairs."""
+        return list(self.texts) if self.pairs is None else list(zip(self.texts, self.pairs))
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -42,6 +48,7 @@ class EvaluationData:
             None if self.rationales is None else self.rationales[:n],
             None if self.ids is None else self.ids[:n],
             self.source,
+            None if self.pairs is None else self.pairs[:n],
         )
 
 
@@ -56,16 +63,18 @@ def from_dataset(
     rationale_column: str | None = None,
     rationale_words_column: str | None = None,
     id_column: str | None = None,
+    text_pair_column: str | None = None,
     source: str = "dataset",
 ) -> EvaluationData:
     """EvaluationData from a `datasets.Dataset` (or anything with `column_names` and `dataset[column]`).
 
     `rationale_column` holds character spans, `rationale_words_column` word indices or word ranges;
-    values may be JSON strings (as in CSV files).
+    values may be JSON strings (as in CSV files). Rationales index `text_column`'s texts;
+    `text_pair_column` holds the second segment of sentence pairs.
     """
     columns = list(dataset.column_names)
     text_column = pick_text_column(dataset, text_column)
-    for name in (rationale_column, rationale_words_column, id_column):
+    for name in (rationale_column, rationale_words_column, id_column, text_pair_column):
         if name is not None and name not in columns:
             raise InvalidInputError(f"Column {name!r} is not in the data; its columns are {columns}.")
     texts = [str(t) for t in dataset[text_column]]
@@ -75,7 +84,8 @@ def from_dataset(
     elif rationale_words_column is not None:
         rationales = [words_to_char_spans(t, _parse(v) or []) for t, v in zip(texts, dataset[rationale_words_column])]
     ids = [str(i) for i in dataset[id_column]] if id_column else None
-    return EvaluationData(texts, rationales, ids, source)
+    pairs = [str(t) for t in dataset[text_pair_column]] if text_pair_column else None
+    return EvaluationData(texts, rationales, ids, source, pairs)
 
 
 def load_eraser(annotations: str | Path, docs_dir: str | Path, *, limit: int | None = None) -> EvaluationData:
@@ -118,6 +128,7 @@ def load_examples(
     rationale_column: str | None = None,
     rationale_words_column: str | None = None,
     id_column: str | None = None,
+    text_pair_column: str | None = None,
     split: str | None = None,
     eraser_docs: str | Path | None = None,
     limit: int | None = None,
@@ -131,6 +142,7 @@ def load_examples(
         "rationale_column": rationale_column,
         "rationale_words_column": rationale_words_column,
         "id_column": id_column,
+        "text_pair_column": text_pair_column,
     }
     if not isinstance(source, (str, Path)):
         return from_dataset(source, **columns).head(limit)

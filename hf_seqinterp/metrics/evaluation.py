@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapter import KEPT_TOKENS, ModelAdapter, Target
+from ..adapter import KEPT_TOKENS, ModelAdapter, Target, TextInput
 from ..errors import InputTooLongError, InvalidParameterError
 from ..explainers import applicable_explainers
 from ..explanation import Explanation
@@ -220,7 +220,7 @@ def _finite(value: Any) -> Any:
 
 def evaluate_methods(
     adapter: ModelAdapter,
-    texts: Sequence[str],
+    texts: Sequence[TextInput],
     *,
     rationales: Sequence[Sequence[tuple[int, int]]] | None = None,
     methods: Sequence[str] | None = None,
@@ -240,7 +240,8 @@ def evaluate_methods(
 
     Args:
         adapter: the model.
-        texts: the texts (truncated to the model's maximum length, and counted).
+        texts: the texts or (text, text_pair) sentence pairs (truncated to the model's maximum
+            length, and counted); rationales index the (first) texts.
         rationales: human rationales as character spans per text; enables plausibility metrics.
         methods: method names (default: every registered method that can be constructed with its
             defaults for this model; the others are listed in `report.skipped`).
