@@ -320,7 +320,6 @@ def test_explanation_fields_and_round_trip():
     assert expl.params == {"head_fusion": "max", "start_layer": 0, "score": "logit"}
     assert sum(w.score for w in expl.to_words()) == pytest.approx(1.0)
     assert Explanation.from_dict(expl.to_dict()) == expl
-    assert not get_explainer("attention_rollout").additive
 
 
 # ----------------------------------------------------------------- clear errors

@@ -81,15 +81,15 @@ class PerturbationExplainer(Explainer):
             self.adapter, encodings, keeps, replacement=self.replacement, max_batch_tokens=self.max_batch_tokens
         )
         logits = [rows[index] for rows, index in zip(scored, where)]
-        chosen = self.adapter.pick_targets(targets, torch.as_tensor(np.stack([rows[0] for rows in logits])))
-        results = []
+        unperturbed = np.stack([rows[0] for rows in logits])
+        chosen = self._targets(torch.as_tensor(unperturbed), targets)[0].tolist()
+        scores, extras = [], []
         for i, enc in enumerate(encodings):
-            target = int(chosen[i])
-            values = target_scores(self.adapter, logits[i], target, self.score)
-            phi, extras = self._attribute(plans[i], values[1:], float(values[0]))
-            extras = {"input_score": float(values[0]), **extras, "n_evaluations": len(distinct[i])}
-            results.append(RowResult(spread(phi, groups[i], len(enc)), logits[i][0].astype(np.float32), target, extras))
-        return results
+            values = target_scores(self.adapter, logits[i], chosen[i], self.score)
+            phi, info = self._attribute(plans[i], values[1:], float(values[0]))
+            scores.append(spread(phi, groups[i], len(enc)))
+            extras.append({"input_score": float(values[0]), **info, "n_evaluations": len(distinct[i])})
+        return self._results(batch, scores, unperturbed, chosen, extras)
 
 
 class SampledPerturbationExplainer(PerturbationExplainer):

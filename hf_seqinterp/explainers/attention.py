@@ -35,13 +35,8 @@ class _AttentionExplainer(Explainer):
     """Shared machinery: stream the attentions through a consumer, read the classified row."""
 
     needs_attentions = True
-    additive = False
     word_aggregation = "sum_renorm"
     default_batch_size = 64
-
-    def check_model(self) -> None:
-        super().check_model()
-        self.adapter.require_attentions(self.name)
 
     def _check_score(self, score: str) -> None:
         if score != "logit":
@@ -68,8 +63,7 @@ class _AttentionExplainer(Explainer):
     def _stream(self, batch: Batch, consumer: _Consumer, needed: int = 0) -> torch.Tensor:
         """One forward without gradients, feeding each layer's weights to `consumer`; returns logits.
         `needed`: the number of layers that must run (a layer index below it was asked for)."""
-        with torch.no_grad():
-            logits = self.adapter.stream_attentions(batch, consumer).logits
+        logits = self.adapter.stream_attentions(batch, consumer).logits
         self._check_layers_seen(consumer, needed)
         return logits
 
@@ -78,22 +72,13 @@ class _AttentionExplainer(Explainer):
     ) -> list[RowResult]:
         """Row of `matrix` at the classified position (readout-weighted), real tokens only."""
         readout = self.adapter.readout_weights(batch)
-        scores = torch.bmm(readout[:, None, :].to(matrix.dtype), matrix)[:, 0].cpu().numpy()
-        return self._results(batch, scores, logits, targets, extras)
+        scores = torch.bmm(readout[:, None, :].to(matrix.dtype), matrix)[:, 0]
+        return self._attention_results(batch, scores, logits, targets, extras)
 
-    def _results(self, batch: Batch, scores: np.ndarray, logits: torch.Tensor, targets, extras) -> list[RowResult]:
-        chosen = self.adapter.pick_targets(targets, logits)
-        logits_np = logits.detach().float().cpu().numpy()
-        positions = self._positions(batch)
-        return [
-            RowResult(
-                scores[i, batch.token_slice(i)].astype(np.float32),
-                logits_np[i],
-                int(chosen[i]),
-                extras={**extras, "position": positions[i]},
-            )
-            for i in range(len(batch))
-        ]
+    def _attention_results(self, batch: Batch, scores, logits: torch.Tensor, targets, extras) -> list[RowResult]:
+        chosen, _ = self._targets(logits, targets)
+        per_row = [{**extras, "position": position} for position in self._positions(batch)]
+        return self._results(batch, scores, logits, chosen, per_row)
 
     def _positions(self, batch: Batch) -> list[int | None]:
         """The classified token's index within each text (None for mean-pooling models)."""
@@ -204,7 +189,7 @@ class AttentionFlow(_AttentionExplainer):
             real = batch.token_slice(i)
             matrices = [m[i, real, real].cpu().numpy() for m in stack.matrices]
             scores[i, real] = attention_flow(matrices, readout[i, real])
-        return self._results(batch, scores, logits, targets, {"start_layer": self._start})
+        return self._attention_results(batch, scores, logits, targets, {"start_layer": self._start})
 
 
 @register_explainer("gradient_rollout")
@@ -229,12 +214,9 @@ class GradientWeightedRollout(_AttentionExplainer):
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         rollout = GradientRollout(batch.attention_mask.bool(), self._start)
-        with torch.enable_grad():
-            embeds = self.adapter.embed(batch.input_ids).detach().requires_grad_(True)
-            logits = self.adapter.stream_attentions(batch, rollout, inputs_embeds=embeds).logits
-            self._check_layers_seen(rollout)
-            chosen = self.adapter.pick_targets(targets, logits)
-            scores = self.adapter.score(logits, chosen, self.score)
-            torch.autograd.grad(scores.sum(), embeds)
-        extras = {"start_layer": self._start}
-        return self._rows(batch, rollout.result(), logits.detach(), chosen.tolist(), extras)
+        embeds = self.adapter.embed(batch.input_ids).detach().requires_grad_(True)
+        logits = self.adapter.stream_attentions(batch, rollout, inputs_embeds=embeds).logits
+        self._check_layers_seen(rollout)
+        chosen, scores = self._targets(logits, targets)
+        torch.autograd.grad(scores.sum(), embeds)
+        return self._rows(batch, rollout.result(), logits.detach(), chosen.tolist(), {"start_layer": self._start})

@@ -141,14 +141,12 @@ class Explainer:
     """
 
     name: ClassVar[str] = ""
-    #: runs the model from `inputs_embeds` (gradients, embedding baselines)
+    #: runs the model from `inputs_embeds` (gradients, embedding baselines); checked by `check_model`
     needs_inputs_embeds: ClassVar[bool] = False
-    #: backpropagates to the input
+    #: backpropagates to the input: `_explain` runs with gradients enabled (else under no_grad)
     needs_gradients: ClassVar[bool] = False
-    #: needs the model's attention weights
+    #: needs the model's attention weights; checked by `check_model`
     needs_attentions: ClassVar[bool] = False
-    #: attributions add up (to f(x) - f(baseline) or similar): words aggregate by sum
-    additive: ClassVar[bool] = True
     #: how `Explanation.to_words()` reduces sub-word scores by default
     word_aggregation: ClassVar[str] = "sum"
     #: texts per group handed to `_explain` (the group is one length-sorted batch)
@@ -194,8 +192,10 @@ class Explainer:
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
-        if self.needs_inputs_embeds or self.needs_gradients:
+        if self.needs_inputs_embeds:
             self.adapter.require_inputs_embeds(self.name)
+        if self.needs_attentions:
+            self.adapter.require_attentions(self.name)
 
     # ----------------------------------------------------------------- public API
     @overload
@@ -250,7 +250,9 @@ class Explainer:
         show = progress if progress is not None else len(groups) > 1
         with self.adapter.evaluating(), progress_bar(len(encodings), self.name, enabled=show) as bar:
             for group in groups:
-                rows = self._explain(self.adapter.collate([encodings[i] for i in group]), [targets[i] for i in group])
+                batch = self.adapter.collate([encodings[i] for i in group])
+                with torch.enable_grad() if self.needs_gradients else torch.no_grad():
+                    rows = self._explain(batch, [targets[i] for i in group])
                 for i, row in zip(group, rows):
                     out[i] = self._to_explanation(encodings[i], row)
                 bar.update(len(group))
@@ -258,8 +260,46 @@ class Explainer:
 
     # ----------------------------------------------------------------- for subclasses
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
-        """Attributions for each row of a padded batch (targets: None = the predicted class)."""
+        """Attributions for each row of a padded batch (targets: None = the predicted class). Runs
+        with gradients enabled when the class sets `needs_gradients`, else under `torch.no_grad`."""
         raise NotImplementedError
+
+    def _unperturbed_logits(self, batch: Batch) -> torch.Tensor:
+        """The model's (rows, num_labels) logits on the batch as it is, without gradients."""
+        with torch.no_grad():
+            return self.adapter.logits(batch)
+
+    def _targets(self, logits: torch.Tensor, targets: Sequence[int | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The explained class of every row (the requested one, or the predicted one for None) and
+        its score f(x) in this explainer's score space, both (rows,)."""
+        chosen = self.adapter.pick_targets(targets, logits)
+        return chosen, self.adapter.score(logits, chosen, self.score)
+
+    def _results(
+        self,
+        batch: Batch,
+        scores: torch.Tensor | np.ndarray | Sequence[np.ndarray],
+        logits: torch.Tensor | np.ndarray,
+        chosen: torch.Tensor | Sequence[int],
+        extras: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+    ) -> list[RowResult]:
+        """One RowResult per row. `scores` is (rows, L) over the padded batch (each row is cut to its
+        text's tokens) or one array per text; `extras` one dict for every row or one per row."""
+        logits = torch.as_tensor(logits).detach().float().cpu().numpy()
+        chosen = torch.as_tensor(chosen).tolist()
+        padded = not isinstance(scores, (list, tuple))
+        if padded:
+            scores = torch.as_tensor(scores).detach().float().cpu().numpy()
+        per_row = extras if isinstance(extras, (list, tuple)) else [dict(extras or {}) for _ in range(len(batch))]
+        return [
+            RowResult(
+                np.asarray(scores[i][batch.token_slice(i)] if padded else scores[i], dtype=np.float32),
+                logits[i],
+                int(chosen[i]),
+                per_row[i],
+            )
+            for i in range(len(batch))
+        ]
 
     def _to_explanation(self, enc: Encoding, row: RowResult) -> Explanation:
         labels = self.adapter.labels

@@ -66,7 +66,6 @@ class ContextualDecomposition(Explainer):
     token scores need L sets for a text of L tokens.
     """
 
-    additive = False
     default_batch_size = 16
 
     def __init__(
@@ -118,9 +117,9 @@ class ContextualDecomposition(Explainer):
 
     # ----------------------------------------------------------------- explainer
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
-        with torch.no_grad():
-            logits = self.adapter.logits(batch).double().cpu().numpy()
-        chosen = self.adapter.pick_targets(targets, torch.as_tensor(logits)).tolist()
+        logits = self._unperturbed_logits(batch).double()
+        chosen = self._targets(logits, targets)[0].tolist()
+        logits = logits.cpu().numpy()
         encodings = batch.encodings
         token_jobs = [(i, (t,)) for i, enc in enumerate(encodings) for t in range(len(enc))]
         extra_jobs, builders = self._extras_jobs(batch)
@@ -129,16 +128,14 @@ class ContextualDecomposition(Explainer):
         token_scores = [rel[bounds[i] : bounds[i + 1], chosen[i]] for i in range(len(encodings))]
         hierarchies = self._hierarchies(batch, token_scores, chosen) if self.include_hierarchy else None
         extra_rel = rel[len(token_jobs) :]
-        results = []
-        for i, enc in enumerate(encodings):
+        extras: list[dict[str, Any]] = []
+        for i in range(len(encodings)):
             rows = slice(bounds[i], bounds[i + 1])
             error = np.abs(rel[rows] + irrel[rows] - logits[i]).max()
-            extras: dict[str, Any] = {"decomposition_error": float(error)}
-            extras.update(builders[i](extra_rel[:, chosen[i]]))
+            extras.append({"decomposition_error": float(error), **builders[i](extra_rel[:, chosen[i]])})
             if hierarchies is not None:
-                extras["hierarchy"] = hierarchies[i]
-            results.append(RowResult(token_scores[i], logits[i], chosen[i], extras))
-        return results
+                extras[-1]["hierarchy"] = hierarchies[i]
+        return self._results(batch, token_scores, logits, chosen, extras)
 
     def _run(self, batch: Batch, jobs: Sequence[Job]) -> tuple[np.ndarray, np.ndarray]:
         """(relevant, irrelevant) logits, float64 numpy (n_jobs, num_labels)."""

@@ -40,7 +40,6 @@ class Erasure(PerturbationExplainer):
     Cost: M + 1 forwards per text (M features), batched. Reference: arXiv:1612.08220.
     """
 
-    additive = False
 
     def __init__(
         self,
@@ -104,7 +103,6 @@ class Occlusion(PerturbationExplainer):
     Reference: arXiv:1311.2901.
     """
 
-    additive = False
 
     def __init__(
         self,

@@ -40,17 +40,15 @@ class _GradientExplainer(Explainer):
         """Inputs (E or h₀, see `at`), ∂f/∂inputs, logits and resolved targets for a batch
         (one forward + one backward)."""
         adapter = self.adapter
-        with torch.enable_grad():
-            embeds = adapter.embed(batch.input_ids).detach().requires_grad_(self.at == "word_embeddings")
-            if self.at == "embedding_output":
-                with adapter.differentiable_block_input() as captured:
-                    logits = adapter.logits(batch, embeds)
-                inputs = captured[0]
-            else:
-                logits, inputs = adapter.logits(batch, embeds), embeds
-            chosen = adapter.pick_targets(targets, logits)
-            scores = adapter.score(logits, chosen, self.score)
-            (grads,) = torch.autograd.grad(scores.sum(), inputs)
+        embeds = adapter.embed(batch.input_ids).detach().requires_grad_(self.at == "word_embeddings")
+        if self.at == "embedding_output":
+            with adapter.differentiable_block_input() as captured:
+                logits = adapter.logits(batch, embeds)
+            inputs = captured[0]
+        else:
+            logits, inputs = adapter.logits(batch, embeds), embeds
+        chosen, scores = self._targets(logits, targets)
+        (grads,) = torch.autograd.grad(scores.sum(), inputs)
         return inputs.detach(), grads, logits.detach(), chosen
 
     def _token_scores(self, embeds: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -58,12 +56,7 @@ class _GradientExplainer(Explainer):
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         embeds, grads, logits, chosen = self._input_gradients(batch, targets)
-        scores = self._token_scores(embeds, grads).float().cpu().numpy()
-        logits_np = logits.float().cpu().numpy()
-        return [
-            RowResult(scores[i, batch.token_slice(i)], logits_np[i], int(chosen[i]))
-            for i in range(len(batch))
-        ]
+        return self._results(batch, self._token_scores(embeds, grads), logits, chosen)
 
 
 @register_explainer("saliency")
@@ -75,7 +68,6 @@ class Saliency(_GradientExplainer):
     Reference: arXiv:1312.6034.
     """
 
-    additive = False
 
     def __init__(self, adapter, *, norm: Literal["l2", "l1"] = "l2", score: str = "logit"):
         if norm not in ("l2", "l1"):
@@ -201,8 +193,7 @@ class IntegratedGradients(Explainer):
             embeds = adapter.embed(batch.input_ids)
             base = adapter.baseline_embeds(batch, embeds, self.baseline)
             logits = adapter.logits(batch, embeds)
-            chosen = adapter.pick_targets(targets, logits)
-            input_score = adapter.score(logits, chosen, self.score)
+            chosen, input_score = self._targets(logits, targets)
             baseline_score = adapter.score(adapter.logits(batch, base), chosen, self.score)
 
         diff = embeds - base
@@ -214,28 +205,18 @@ class IntegratedGradients(Explainer):
         for part in chunks(n_rows, rows_per_pass):
             flat = torch.arange(part.start, part.stop, device=embeds.device)
             text, step = flat // self.n_steps, flat % self.n_steps
-            with torch.enable_grad():
-                points = (base[text] + alphas[step, None, None] * diff[text]).requires_grad_(True)
-                logits_k = adapter.logits(batch.take(text), points)
-                scores = adapter.score(logits_k, chosen[text], self.score)
-                (grads,) = torch.autograd.grad(scores.sum(), points)
+            points = (base[text] + alphas[step, None, None] * diff[text]).requires_grad_(True)
+            logits_k = adapter.logits(batch.take(text), points)
+            scores = adapter.score(logits_k, chosen[text], self.score)
+            (grads,) = torch.autograd.grad(scores.sum(), points)
             integral.index_add_(0, text, grads * weights[step, None, None])
 
         attributions = (diff * integral).sum(-1).float()
-        rows = []
-        for i in range(len(batch)):
-            attr = attributions[i, batch.token_slice(i)].cpu().numpy()
-            gap = float(input_score[i] - baseline_score[i])
-            rows.append(
-                RowResult(
-                    attr,
-                    logits[i].float().cpu().numpy(),
-                    int(chosen[i]),
-                    extras={
-                        "convergence_delta": float(attr.sum(dtype=np.float64)) - gap,
-                        "input_score": float(input_score[i]),
-                        "baseline_score": float(baseline_score[i]),
-                    },
-                )
-            )
+        rows = self._results(batch, attributions, logits, chosen)
+        for row, fx, fb in zip(rows, input_score.tolist(), baseline_score.tolist()):
+            row.extras = {
+                "convergence_delta": float(row.attributions.sum(dtype=np.float64)) - (fx - fb),
+                "input_score": fx,
+                "baseline_score": fb,
+            }
         return rows

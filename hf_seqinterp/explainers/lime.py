@@ -28,7 +28,6 @@ class Lime(SampledPerturbationExplainer):
     when samples repeat, as they do for short texts), batched. Reference: arXiv:1602.04938.
     """
 
-    additive = False
 
     def __init__(
         self,

@@ -11,7 +11,6 @@ import zlib
 from typing import Literal
 
 import numpy as np
-import torch
 
 from ..adapter import Batch
 from ..errors import InvalidParameterError
@@ -30,7 +29,6 @@ class RandomAttribution(Explainer):
     Costs one forward pass (for the prediction the Explanation records).
     """
 
-    additive = False
     default_batch_size = 64
 
     def __init__(
@@ -54,11 +52,7 @@ class RandomAttribution(Explainer):
         return values.astype(np.float32)
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
-        with torch.no_grad():
-            logits = self.adapter.logits(batch)
-        chosen = self.adapter.pick_targets(targets, logits)
-        logits_np = logits.float().cpu().numpy()
-        return [
-            RowResult(self.random_scores(enc.input_ids, enc.special_tokens_mask), logits_np[i], int(chosen[i]))
-            for i, enc in enumerate(batch.encodings)
-        ]
+        logits = self._unperturbed_logits(batch)
+        chosen, _ = self._targets(logits, targets)
+        scores = [self.random_scores(enc.input_ids, enc.special_tokens_mask) for enc in batch.encodings]
+        return self._results(batch, scores, logits, chosen)

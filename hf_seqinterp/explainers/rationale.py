@@ -33,7 +33,6 @@ class Rationale(Explainer):
     References: arXiv:1606.04155 (Lei et al.), arXiv:1905.08160 (HardKuma, Bastings et al.).
     """
 
-    additive = False
     word_aggregation = "max"
     default_batch_size = 32
 
@@ -63,9 +62,8 @@ class Rationale(Explainer):
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         adapter = self.adapter
-        with torch.no_grad():
-            logits = adapter.logits(batch)
-        chosen = adapter.pick_targets(targets, logits)
+        logits = self._unperturbed_logits(batch)
+        chosen, _ = self._targets(logits, targets)
         probabilities = self._generator.selection_probabilities(batch.encodings)
         groups = [feature_groups(enc, "word") for enc in batch.encodings]
         selected = [p > self.threshold for p in probabilities]
@@ -75,12 +73,12 @@ class Rationale(Explainer):
         alone_scores = adapter.score(alone_t, chosen, self.score).double().cpu().numpy()
         alone_probs = adapter.probabilities(alone_t).cpu().numpy()
         labels = adapter.labels
-        rows = []
+        scores, extras = [], []
         for i, enc in enumerate(batch.encodings):
             special = np.asarray(enc.special_tokens_mask, dtype=bool)
-            attributions = (keeps[i][0] & ~special).astype(np.float32)
+            scores.append((keeps[i][0] & ~special).astype(np.float32))
             predicted = int(alone[i].argmax())
-            extras = {
+            extras.append({
                 "spans": selected_spans(enc, groups[i], selected[i]),
                 "selection_rate": float(selected[i].mean()) if len(selected[i]) else 0.0,
                 "word_probabilities": [float(p) for p in probabilities[i]],
@@ -88,9 +86,8 @@ class Rationale(Explainer):
                 "rationale_label": labels[predicted] if predicted < len(labels) else None,
                 "rationale_probabilities": [float(p) for p in alone_probs[i]],
                 "rationale_score": float(alone_scores[i]),
-            }
-            rows.append(RowResult(attributions, logits[i].float().cpu().numpy(), int(chosen[i]), extras))
-        return rows
+            })
+        return self._results(batch, scores, logits, chosen, extras)
 
 
 def selected_spans(enc: Encoding, groups: list[np.ndarray], selected: np.ndarray) -> list[dict[str, Any]]:

@@ -39,7 +39,6 @@ class KernelShap(SampledPerturbationExplainer):
     text (fewer when draws repeat), batched. Reference: arXiv:1705.07874.
     """
 
-    additive = True
 
     def __init__(
         self,
@@ -82,7 +81,6 @@ class ShapleySampling(SampledPerturbationExplainer):
     prefixes scored once), batched. Reference: doi:10.1016/j.cor.2008.04.004.
     """
 
-    additive = True
 
     def __init__(
         self,

@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidParameterError
 from .gates import BernoulliGate, Gate, HardKumaGate
 
 
@@ -76,7 +75,7 @@ class ReinforceObjective:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Surrogate loss whose gradient is the REINFORCE estimate (plus ∇L for a joint predictor)."""
         if not isinstance(gate, BernoulliGate):
-            raise InvalidParameterError("ReinforceObjective trains Bernoulli gates (estimator='reinforce').")
+            raise TypeError("ReinforceObjective trains Bernoulli gates (estimator='reinforce').")
         rate, trans = selection_rate(z, mask), transitions(z, mask)
         cost = task.detach() + self.sparsity * rate + self.coherence * trans
         baseline = float(cost.mean()) if self.baseline is None else self.baseline
@@ -127,7 +126,7 @@ class HardKumaObjective:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L + λ0·(ρ̄ − target) + λ2·τ̄ (a frozen predictor passes gradients but is not updated)."""
         if not isinstance(gate, HardKumaGate):
-            raise InvalidParameterError("HardKumaObjective trains HardKuma gates (estimator='hardkuma').")
+            raise TypeError("HardKumaObjective trains HardKuma gates (estimator='hardkuma').")
         p0 = gate.prob_zero()
         expected_rate = selection_rate(1 - p0, mask).mean()
         constraint = expected_rate - self.target_rate
