@@ -26,19 +26,16 @@ import torch
 
 from . import attention_hooks
 from .errors import (
-    InvalidInputError,
     InvalidParameterError,
-    UnknownTargetError,
     UnsupportedModelError,
 )
-from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
+from .heads import ClassificationHead, Target
+from .text import KEPT_TOKENS, Encoding, normalize_inputs, side_copy, tokenize
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
-SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
 BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "zero")
-Target = int | str | None
 
 # Per-architecture facts, as data. Keys are `config.model_type`.
 #   pooling: which position the classification head reads ("first", "last" or "mean").
@@ -94,21 +91,10 @@ class Batch:
 
 
 class _DropPaddingWarning(logging.Filter):
-    """Silences transformers' warning that decoder heads cannot see padding in `inputs_embeds`:
-    the adapter pads decoders on the left, so the last position is always the real last token."""
+    """Drops transformers' warning that decoder heads cannot see padding in `inputs_embeds`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
-
-
-def _install_warning_filter() -> None:
-    log = logging.getLogger("transformers")
-    if not any(isinstance(f, _DropPaddingWarning) for f in log.filters):
-        log.addFilter(_DropPaddingWarning())
-    for name in ("transformers.modeling_layers", "transformers.models.gpt2.modeling_gpt2"):
-        sub = logging.getLogger(name)
-        if not any(isinstance(f, _DropPaddingWarning) for f in sub.filters):
-            sub.addFilter(_DropPaddingWarning())
 
 
 def _is_normalization(module: torch.nn.Module) -> bool:
@@ -155,6 +141,7 @@ class ModelAdapter:
         self.tokenizer = tokenizer
         self.config = model.config
         self._arch = ARCH_OVERRIDES.get(self.config.model_type, {})
+        self.head = ClassificationHead.from_config(self.config, type(model).__name__)
         limit = self._default_max_length()
         if max_length is not None and not 2 < max_length <= limit:
             raise InvalidParameterError(f"max_length={max_length}: the model accepts 3 to {limit} tokens per text.")
@@ -162,7 +149,6 @@ class ModelAdapter:
         self.truncation_side = truncation_side or getattr(tokenizer, "truncation_side", "right")
         if self.truncation_side not in KEPT_TOKENS:
             raise InvalidParameterError(f"truncation_side={truncation_side!r}; use 'right' or 'left'.")
-        _install_warning_filter()
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -207,12 +193,11 @@ class ModelAdapter:
 
     @property
     def num_labels(self) -> int:
-        return int(self.config.num_labels)
+        return self.head.num_labels
 
     @property
     def labels(self) -> list[str]:
-        id2label = getattr(self.config, "id2label", None) or {}
-        return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(self.num_labels)]
+        return self.head.labels
 
     @property
     def model_name(self) -> str | None:
@@ -237,9 +222,7 @@ class ModelAdapter:
 
     @property
     def problem_type(self) -> str:
-        if self.config.problem_type:
-            return self.config.problem_type
-        return "regression" if self.num_labels == 1 else "single_label_classification"
+        return self.head.problem_type
 
     @property
     def embeddings(self) -> torch.nn.Module:
@@ -412,7 +395,7 @@ class ModelAdapter:
         kwargs.setdefault("attention_mask", batch.attention_mask)
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
-        with self._batchable():
+        with self._batchable(), self._without_padding_warning():
             if inputs_embeds is not None:
                 return self.model(inputs_embeds=inputs_embeds, **kwargs)
             return self.model(input_ids=batch.input_ids, **kwargs)
@@ -519,7 +502,9 @@ class ModelAdapter:
 
     @contextlib.contextmanager
     def _batchable(self) -> Iterator[None]:
-        """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only."""
+        """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only
+        (the head then reads the last position of `inputs_embeds`, which left padding makes the real
+        last token) and restore it afterwards, also on error."""
         config = self.config
         if config.pad_token_id is not None:
             yield
@@ -531,6 +516,25 @@ class ModelAdapter:
             config.pad_token_id = None
 
     @contextlib.contextmanager
+    def _without_padding_warning(self) -> Iterator[None]:
+        """Silence, for the call only, transformers' warning that a decoder head cannot see padding
+        in `inputs_embeds`: the adapter pads decoders on the left, so the last position is always
+        the real last token. The filter sits on the loggers of the model's modules while the model
+        runs and is removed afterwards."""
+        if self.pooling != "last":
+            yield
+            return
+        names = {"transformers.modeling_layers", type(self.model).__module__}
+        loggers, quiet = [logging.getLogger(name) for name in names], _DropPaddingWarning()
+        for log in loggers:
+            log.addFilter(quiet)
+        try:
+            yield
+        finally:
+            for log in loggers:
+                log.removeFilter(quiet)
+
+    @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
         """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
         was_training = self.model.training
@@ -540,147 +544,29 @@ class ModelAdapter:
         finally:
             self.model.train(was_training)
 
-    # ----------------------------------------------------------------- targets and scores
+    # ----------------------------------------------------------------- targets and scores (see heads.py)
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""
-        if target is None:
-            return None
-        if isinstance(target, (bool, float)) or not isinstance(target, (int, np.integer, str)):
-            raise UnknownTargetError(
-                f"target={target!r} must be None, a class id (int) or a label name (str); "
-                f"labels of this model: {self.labels}."
-            )
-        if isinstance(target, str):
-            label2id = {label: i for i, label in enumerate(self.labels)}
-            if target in label2id:
-                return label2id[target]
-            folded = [i for label, i in label2id.items() if label.lower() == target.lower()]
-            if len(folded) == 1:
-                return folded[0]
-            if target.isdigit():
-                return self.check_target(int(target))
-            raise UnknownTargetError(
-                f"target={target!r} is not a label of this model; choose one of {self.labels} "
-                f"or a class id in [0, {self.num_labels})."
-            )
-        if not 0 <= int(target) < self.num_labels:
-            raise UnknownTargetError(
-                f"target={target!r} is out of range for a model with {self.num_labels} labels; "
-                f"pass an index in [0, {self.num_labels}) or a name from {self.labels}."
-            )
-        return int(target)
+        return self.head.check_target(target)
 
     def check_targets(self, target: Target | Sequence[Target], n: int) -> list[int | None]:
-        """One validated target per text; a single value applies to every text."""
-        if isinstance(target, (list, tuple)):
-            if len(target) != n:
-                raise UnknownTargetError(f"Got {len(target)} targets for {n} texts; pass one per text or a single one.")
-            return [self.check_target(t) for t in target]
-        return [self.check_target(target)] * n
+        """One validated target per input; a single value applies to every input."""
+        return self.head.check_targets(target, n)
 
     def pick_targets(self, requested: Sequence[int | None], logits: torch.Tensor) -> torch.Tensor:
         """Requested class ids, with None replaced by the predicted class."""
-        predicted = logits.detach().argmax(-1) if self.problem_type != "regression" else torch.zeros(len(logits))
-        chosen = [int(p) if r is None else r for r, p in zip(requested, predicted.tolist())]
-        return torch.tensor(chosen, dtype=torch.long, device=logits.device)
+        return self.head.pick_targets(requested, logits)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Model output as reported in Explanations: softmax (single-label), sigmoid (multi-label),
-        the raw value (regression)."""
-        logits = logits.detach().float()
-        if self.problem_type == "multi_label_classification":
-            return torch.sigmoid(logits)
-        if self.problem_type == "regression":
-            return logits
-        return torch.softmax(logits, dim=-1)
+        """The model output as Explanations report it (softmax, sigmoid or the raw value)."""
+        return self.head.probabilities(logits)
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
         """The explained scalar per row: the target's logit, log-probability or probability."""
-        if space == "logit":
-            values = logits
-        elif space == "log_prob":
-            values = (
-                torch.nn.functional.logsigmoid(logits)
-                if self.problem_type == "multi_label_classification"
-                else torch.log_softmax(logits, dim=-1)
-            )
-        elif space == "prob":
-            values = (
-                torch.sigmoid(logits)
-                if self.problem_type == "multi_label_classification"
-                else torch.softmax(logits, dim=-1)
-            )
-        else:
-            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
-        return values.gather(-1, targets.view(-1, 1).to(values.device)).squeeze(-1)
+        return self.head.score(logits, targets, space)
 
     def check_score_space(self, space: str) -> str:
-        if space not in SCORE_SPACES:
-            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
-        if space != "logit" and self.problem_type == "regression":
-            raise InvalidParameterError(
-                f"score={space!r} needs class probabilities, but {type(self.model).__name__} is a regression "
-                "model; use score='logit'."
-            )
-        return space
-
-
-#: one model input: a text, or a (text, text_pair) sentence pair
-TextInput = str | tuple[str, str]
-
-
-def _pair(item: Any, index: int) -> tuple[str, str | None]:
-    """(text, text_pair or None) from a str, a (text, text_pair) tuple or a {"text", "text_pair"} dict."""
-    if isinstance(item, dict):
-        if set(item) - {"text", "text_pair"} or "text" not in item:
-            raise InvalidInputError(
-                f"Input {index} is a dict with keys {sorted(item)}; a sentence pair is "
-                '{"text": ..., "text_pair": ...} (as in the text-classification pipeline).'
-            )
-        item = (item["text"], item.get("text_pair"))
-    if isinstance(item, tuple):
-        if len(item) != 2:
-            raise InvalidInputError(f"Input {index} is a tuple of {len(item)} items; a sentence pair is (text, text_pair).")
-        text, pair = item
-    else:
-        text, pair = item, None
-    parts = [(f"Text {index}", text)] + ([] if pair is None else [(f"The text_pair of input {index}", pair)])
-    for name, value in parts:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{name} is a {type(value).__name__} ({value!r}), not a string.")
-        if not value.strip():
-            raise InvalidInputError(f"{name} is empty or whitespace only; there is nothing to explain.")
-    return text, pair
-
-
-def normalize_inputs(inputs: Any) -> tuple[list[tuple[str, str | None]], bool]:
-    """One `(text, text_pair or None)` per input, and whether a single input was given.
-
-    Accepted: a string, a `(text, text_pair)` tuple, a `{"text": ..., "text_pair": ...}` dict, or a
-    list of any of these."""
-    single = isinstance(inputs, (str, dict)) or (
-        isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-    )
-    items = [inputs] if single else inputs
-    try:
-        items = list(items)
-    except TypeError:
-        raise InvalidInputError(
-            f"Expected a string, a (text, text_pair) pair or a list of them, got {type(inputs).__name__}."
-        ) from None
-    if not items:
-        raise InvalidInputError("No texts given: pass a string or a non-empty list of strings.")
-    return [_pair(item, i) for i, item in enumerate(items)], single
-
-
-def validate_texts(texts: Sequence[str]) -> list[str]:
-    """Reject what cannot be explained as single texts: a non-list, non-strings, empty or
-    whitespace-only strings (sentence pairs go through `normalize_inputs`)."""
-    items, _ = normalize_inputs(texts)
-    paired = [i for i, (_, pair) in enumerate(items) if pair is not None]
-    if paired:
-        raise InvalidInputError(f"Input {paired[0]} is a sentence pair; single texts are expected here.")
-    return [text for text, _ in items]
+        return self.head.check_score_space(space)
 
 
 def default_model_path() -> Path:

@@ -30,11 +30,12 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .adapter import ModelAdapter, Target, validate_texts
+from .adapter import ModelAdapter, Target
 from .errors import InvalidParameterError
 from .explainers import DEFAULT_METHOD, applicable_explainers
 from .explanation import Explanation
 from .metrics.faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
+from .text import validate_texts
 from .visualize import render_html
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ import datasets
 import pyarrow as pa
 import torch
 
-from .adapter import ModelAdapter, Target, validate_texts
+from .adapter import ModelAdapter, Target
 from .data import load_text_dataset
 from .data import text_column as find_text_column
 from .dataset import DATASET_SCHEMA_VERSION, EXPLANATION_FEATURES, explanation_to_row
@@ -40,6 +40,7 @@ from .explainers import DEFAULT_METHOD, Explainer, get_explainer
 from .explanation import _jsonable
 from .mixin import as_adapter
 from .shards import RunLog, ShardStore, plan_shards
+from .text import validate_texts
 from .utils import progress_bar
 
 logger = logging.getLogger(__name__)

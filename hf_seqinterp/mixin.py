@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from .adapter import ModelAdapter, Target, TextInput
+from .adapter import ModelAdapter, Target
 from .errors import UnsupportedModelError
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
+from .text import TextInput
 
 
 class ExplainableMixin:

@@ -18,9 +18,10 @@ from typing import Any
 from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, normalize_inputs
+from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
+from .text import normalize_inputs
 
 TASK = "explain-text"
 

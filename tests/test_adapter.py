@@ -188,3 +188,20 @@ def test_model_mode_is_restored(bert):
         assert bert.model.training
     finally:
         bert.model.eval()
+
+
+def test_adapter_has_no_side_effects_on_the_tokenizer_config_or_logging():
+    """Truncating on the other side runs on a private tokenizer copy; decoder runs leave no logging
+    filters behind and config.pad_token_id as it was."""
+    import logging
+
+    model, tokenizer = tiny_model("gpt2")
+    side, pad = tokenizer.truncation_side, model.config.pad_token_id
+    adapter = ModelAdapter(model, tokenizer, max_length=6, truncation_side="left" if side == "right" else "right")
+    loggers = [logging.getLogger(n) for n in ("transformers", "transformers.modeling_layers", type(model).__module__)]
+    before = [list(log.filters) for log in loggers]
+    (enc,) = adapter.encode(["the film was good and the cast was great"])
+    assert len(enc) == 6 and "truncated" in enc.warnings[0]
+    hsi.explain(["the film was good", "dull"], adapter, method="gradient_x_input")
+    assert tokenizer.truncation_side == side and model.config.pad_token_id == pad
+    assert [list(log.filters) for log in loggers] == before

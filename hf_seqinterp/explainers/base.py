@@ -18,10 +18,10 @@ from typing import Any, ClassVar, TypeVar, overload
 import numpy as np
 import torch
 
-from ..adapter import Batch, ModelAdapter, Target, TextInput, normalize_inputs
+from ..adapter import Batch, ModelAdapter, Target
 from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation
-from ..text import Encoding, TokenizedText
+from ..text import Encoding, TextInput, TokenizedText, normalize_inputs
 from ..utils import length_grouped_batches, progress_bar
 
 _REGISTRY: dict[str, type[Explainer]] = {}

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..adapter import KEPT_TOKENS, ModelAdapter, Target, TextInput
+from ..adapter import ModelAdapter, Target
 from ..errors import InputTooLongError, InvalidParameterError
 from ..explainers import applicable_explainers
 from ..explanation import Explanation
+from ..text import KEPT_TOKENS, TextInput
 from ..utils import progress_bar
 from .faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
 from .plausibility import PLAUSIBILITY_METRICS, plausibility
