@@ -14,7 +14,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
@@ -34,6 +33,7 @@ from .explainers import (
     Explainer,
     applicable_explainers,
     describe_methods,
+    explain_with,
     get_explainer,
     list_methods,
     register_explainer,
@@ -76,12 +76,8 @@ def explain(
     method: str = DEFAULT_METHOD,
     target: Any = None,
     *,
-    text_pair: str | Sequence[str] | None = None,
     tokenizer: Any = None,
-    batch_size: int | None = None,
-    truncation: bool = True,
-    progress: bool | None = None,
-    **params: Any,
+    **kwargs: Any,
 ) -> Explanation | list[Explanation]:
     """Explain `texts` with `method` on `model`.
 
@@ -97,10 +93,7 @@ def explain(
         adapter = ModelAdapter.from_pretrained(model)
     else:
         adapter = explainable(model, tokenizer).explain_adapter()
-    explainer = get_explainer(method).create(adapter, **params)
-    return explainer.explain(
-        texts, target, text_pair=text_pair, batch_size=batch_size, truncation=truncation, progress=progress
-    )
+    return explain_with(adapter, texts, method, target, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)

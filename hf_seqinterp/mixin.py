@@ -17,7 +17,7 @@ import torch
 
 from .adapter import ModelAdapter, Target
 from .errors import UnsupportedModelError
-from .explainers import DEFAULT_METHOD, get_explainer
+from .explainers import DEFAULT_METHOD, explain_with
 from .explanation import Explanation
 from .text import TextInput
 
@@ -50,12 +50,7 @@ class ExplainableMixin:
         texts: TextInput | Sequence[TextInput],
         method: str = DEFAULT_METHOD,
         target: Target | Sequence[Target] = None,
-        *,
-        text_pair: str | Sequence[str] | None = None,
-        batch_size: int | None = None,
-        truncation: bool = True,
-        progress: bool | None = None,
-        **params: Any,
+        **kwargs: Any,
     ) -> Explanation | list[Explanation]:
         """Explain the model's prediction(s) on `texts` with `method`.
 
@@ -64,15 +59,11 @@ class ExplainableMixin:
                 list of these (returns a list).
             method: a registered method name; see `hf_seqinterp.list_methods()`.
             target: None (the predicted class), a class id, a label name, or one per text.
-            text_pair: the second segment of every input (one string or one per text).
-            batch_size, truncation, progress: see `Explainer.explain`.
-            **params: the method's parameters, e.g. `n_steps=32, baseline="mask"` for
-                integrated gradients, `score="log_prob"` for any method.
+            **kwargs: `text_pair`, `batch_size`, `truncation`, `progress` (see `Explainer.explain`),
+                and the method's parameters, e.g. `n_steps=32, baseline="mask"` for integrated
+                gradients, `score="log_prob"` for any method.
         """
-        explainer = get_explainer(method).create(self.explain_adapter(), **params)
-        return explainer.explain(
-            texts, target, text_pair=text_pair, batch_size=batch_size, truncation=truncation, progress=progress
-        )
+        return explain_with(self.explain_adapter(), texts, method, target, **kwargs)
 
 
 class ExplainableModel(ExplainableMixin):

@@ -104,6 +104,23 @@ def applicable_explainers(
     return built, skipped
 
 
+#: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
+CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress")
+
+
+def explain_with(
+    adapter: ModelAdapter,
+    texts: TextInput | Sequence[TextInput],
+    method: str = DEFAULT_METHOD,
+    target: Target | Sequence[Target] = None,
+    **kwargs: Any,
+) -> Explanation | list[Explanation]:
+    """Build the `method` explainer for `adapter` and explain `texts`: the keywords in
+    `CALL_OPTIONS` go to `Explainer.explain`, all others are the method's parameters."""
+    options = {k: kwargs.pop(k) for k in CALL_OPTIONS if k in kwargs}
+    return get_explainer(method).create(adapter, **kwargs).explain(texts, target, **options)
+
+
 def pair_inputs(
     texts: TextInput | Sequence[TextInput], text_pair: str | Sequence[str] | None = None
 ) -> tuple[list[tuple[str, str | None]], bool]:
