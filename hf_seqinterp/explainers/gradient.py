@@ -23,6 +23,8 @@ from ..errors import InvalidParameterError
 from ..utils import chunks
 from .base import Explainer, RowResult, register_explainer
 
+#: completeness gap, relative to |f(x) − f(baseline)|, above which an IG explanation carries a warning
+COMPLETENESS_WARNING = 0.05
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
 
@@ -162,8 +164,12 @@ class IntegratedGradients(Explainer):
     `extras["convergence_delta"] = Σ_t IG_t − (f(e) − f(e'))`, next to `extras["input_score"]`
     and `extras["baseline_score"]`. The baseline e' replaces every non-special token by the pad, mask
     or unk token's embedding, or by zeros; special tokens are kept, as in Captum's BERT tutorial.
-    The default "auto" is the pad token, or zeros for tokenizers without one (GPT-2, Llama); the
-    resolved choice is what the Explanation records. Cost: n_steps forward+backward passes per text (steps of several texts are
+    The default "auto" is the pad token, or zeros for tokenizers without one (GPT-2); where the
+    embeddings feed a scale-invariant norm (Llama, Gemma, BLOOM, ...: `adapter.auto_baseline`), the
+    first of the pad/unk/eos/bos tokens with a non-zero embedding, because along the path from zero
+    such a model's score changes only in a sliver near α = 0 that no quadrature resolves. The
+    resolved choice is what the Explanation records. A completeness gap above 5 % of
+    f(e) − f(e') adds a warning to the Explanation naming the fix. Cost: n_steps forward+backward passes per text (steps of several texts are
     packed into one batch up to `max_batch_tokens` padded tokens) + 2 forwards.
     Reference: arXiv:1703.01365.
     """
@@ -176,14 +182,14 @@ class IntegratedGradients(Explainer):
         self,
         adapter,
         *,
-        baseline: Literal["auto", "pad", "mask", "unk", "zero"] = "auto",
+        baseline: Literal["auto", "pad", "mask", "unk", "eos", "bos", "zero"] = "auto",
         n_steps: int = 50,
         quadrature: str = "gausslegendre",
         max_batch_tokens: int = 4096,
         score: str = "logit",
     ):
         if baseline == "auto":
-            baseline = "pad" if adapter.tokenizer.pad_token_id is not None else "zero"
+            baseline = adapter.auto_baseline
         if baseline not in BASELINES:
             raise InvalidParameterError(f"baseline={baseline!r} is not one of auto, {', '.join(BASELINES)}.")
         if baseline != "zero":
@@ -226,16 +232,32 @@ class IntegratedGradients(Explainer):
         for i in range(len(batch)):
             attr = attributions[i, batch.token_slice(i)].cpu().numpy()
             gap = float(input_score[i] - baseline_score[i])
+            delta = float(attr.sum(dtype=np.float64)) - gap
             rows.append(
                 RowResult(
                     attr,
                     logits[i].float().cpu().numpy(),
                     int(chosen[i]),
                     extras={
-                        "convergence_delta": float(attr.sum(dtype=np.float64)) - gap,
+                        "convergence_delta": delta,
                         "input_score": float(input_score[i]),
                         "baseline_score": float(baseline_score[i]),
                     },
+                    warnings=self._completeness_warnings(delta, gap),
                 )
             )
         return rows
+
+    def _completeness_warnings(self, delta: float, gap: float) -> list[str]:
+        """A warning when Σ IG misses f(e) − f(e') by more than `COMPLETENESS_WARNING` of it."""
+        if abs(delta) <= COMPLETENESS_WARNING * abs(gap) or abs(delta) < 1e-6:
+            return []
+        share = f"{abs(delta) / abs(gap):.0%} of" if gap else "while"
+        return [
+            (
+                f"integrated gradients misses completeness: sum of attributions - (f(x) - f(baseline)) = {delta:.3g}, "
+                f"{share} f(x) - f(baseline) = {gap:.3g}; the attributions do not add up to the score change. "
+                f"Raise n_steps (now {self.n_steps}) or choose another baseline (now {self.baseline!r}, e.g. 'pad', "
+                "'unk' or 'mask')."
+            )
+        ]
