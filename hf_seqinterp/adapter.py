@@ -281,7 +281,7 @@ class ModelAdapter:
             module = model.get_input_embeddings()
         except NotImplementedError:  # e.g. CANINE, which hashes characters instead of looking ids up
             module = None
-        if module is None:
+        if not isinstance(module, torch.nn.Module):  # None, or a bare Parameter (Perceiver)
             raise UnsupportedModelError(f"{type(self.model).__name__} exposes no input-embedding module.")
         return module
 
@@ -447,7 +447,14 @@ class ModelAdapter:
     # ----------------------------------------------------------------- running the model
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token ids -> the `inputs_embeds` the model's forward accepts."""
-        return self.embeddings(input_ids)
+        embeds = self.embeddings(input_ids)
+        if not isinstance(embeds, torch.Tensor):
+            raise UnsupportedModelError(
+                f"The input-embedding module of {type(unwrap(self.model)).__name__} returns a "
+                f"{type(embeds).__name__} (a quantised embedding's values and scaling factor), not the tensor "
+                "`inputs_embeds` takes, so the model cannot be run from embeddings; use a perturbation method."
+            )
+        return embeds
 
     def baseline_embeds(
         self,
@@ -608,20 +615,23 @@ class ModelAdapter:
 
     @functools.cached_property
     def auto_baseline(self) -> str:
-        """The baseline `baseline="auto"` stands for: the pad token, or zeros for tokenizers without
-        one; but where the embeddings feed a scale-invariant norm (`scale_invariant_embeddings`), the
-        first of the pad, unk, eos and bos tokens whose embedding is not (near) zero: a zero vector,
-        or the zero row `padding_idx` gives the pad token, is the one point where that norm is singular."""
+        """The baseline `baseline="auto"` stands for: the pad token; else, and instead of a pad token
+        whose embedding is (near) zero where the embeddings feed a scale-invariant norm
+        (`scale_invariant_embeddings`), the first of the unk, eos and bos tokens with a non-zero
+        embedding; zeros only when there is none. Why: along the path from a zero vector (or the zero
+        row `padding_idx` gives the pad token) such a norm is singular at α = 0 and f is flat
+        elsewhere, and on other decoders (OPT) too the path from a real token's embedding needs far
+        fewer steps than the one from zero (the model sweep measures both)."""
         pad = self.tokenizer.pad_token_id
-        if not self.scale_invariant_embeddings:
-            return "pad" if pad is not None else "zero"
+        if pad is not None and not self.scale_invariant_embeddings:
+            return "pad"
         with torch.no_grad():
             typical = self.embed(torch.arange(min(len(self.tokenizer), 1024), device=self.device)).norm(dim=-1).mean()
             for kind in ("pad", "unk", "eos", "bos"):
                 token = getattr(self.tokenizer, f"{kind}_token_id", None)
                 if token is not None and self.embed(torch.tensor([token], device=self.device)).norm() > 0.1 * typical:
                     return kind
-        return "pad" if pad is not None else "zero"
+        return "zero"
 
     # ----------------------------------------------------------------- attention
     def eager_attention(self) -> contextlib.AbstractContextManager[None]:
@@ -674,9 +684,10 @@ class ModelAdapter:
 
     @contextlib.contextmanager
     def _batchable(self) -> Iterator[None]:
-        """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only."""
-        config = self.config
-        if config.pad_token_id is not None:
+        """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only
+        (on the text config, which multimodal heads read)."""
+        config = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        if getattr(config, "pad_token_id", None) is not None:
             yield
             return
         config.pad_token_id = self.pad_id

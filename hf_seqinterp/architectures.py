@@ -45,6 +45,13 @@ ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "mt5": {"pooling": "eos"},
     "umt5": {"pooling": "eos"},
     "esm": {"embed_through_ids": True},
+    "layoutlmv3": {"embed_through_ids": True},
+    "perceiver": {
+        "no_attention_weights": "its layers attend from a fixed set of latent vectors, not between the tokens"
+    },
+    "minimax": {
+        "no_attention_weights": "its lightning (linear) attention layers compute no attention matrix"
+    },
     "esmc": {"embed_through_ids": True},
     "convbert": {"padding_sensitive": True},
     "mobilebert": {"padding_sensitive": True},
@@ -122,6 +129,13 @@ def positive_config_int(config: Any, key: str) -> int | None:
     except NotImplementedError:  # XLNet: "no sequence length limit"
         return None
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def routes_experts(config: Any) -> bool:
+    """Whether the model sends each token to its top-k experts (a mixture of experts): the score then
+    jumps where the routing changes, and no gradient sees a jump."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return bool(getattr(text, "num_experts_per_tok", None))
 
 
 def is_peft_model(model: torch.nn.Module) -> bool:

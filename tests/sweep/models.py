@@ -82,6 +82,8 @@ class TypeSpec:
     config: dict[str, Any] = field(default_factory=dict)
     #: keys of the common small config the type's config refuses to take (e.g. XLNet's unbounded length)
     drop: tuple[str, ...] = ()
+    #: the sizes go into sub-configs (`config`), not the top level (multimodal and T5Gemma models)
+    composite: bool = False
 
 
 ENCODER_DECODER = {
@@ -93,7 +95,54 @@ MLA = {"num_key_value_heads": 2, "head_dim": 8, "kv_lora_rank": 16, "q_lora_rank
            "moe_intermediate_size": 16, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1}  # fmt: skip
 MOE = {"num_experts": 4, "num_local_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16,
            "shared_expert_intermediate_size": 16}  # fmt: skip
+TEXT = {
+    **{
+        key: SMALL[key]
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    },
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "max_position_embeddings": MAX_POSITIONS,
+    "vocab_size": 300,
+}  # a text sub-config; the vocabulary covers every tiny tokenizer
+VISION = {
+    "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16, "image_size": 28,
+    "patch_size": 14, "depth": 1, "out_hidden_size": 32, "num_heads": 2,
+}  # fmt: skip
+DECODER_TEXT = {**TEXT, **TOKEN_IDS["decoder"], "pad_token_id": 0}
+ENCODER_TEXT = {**TEXT, **TOKEN_IDS["wordpiece"]}
+LINEAR_ATTENTION = {
+    "layer_types": ["linear_attention", "full_attention"], "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+    "linear_num_key_heads": 2, "linear_num_value_heads": 2,
+}  # fmt: skip
+
+ROPE = {"rope_type": "default", "rope_theta": 10000.0}
+
 TYPES: dict[str, TypeSpec] = {
+    "cohere_compass_text": TypeSpec(
+        "decoder", {"rope_parameters": {"full_attention": ROPE, "sliding_attention": ROPE}}
+    ),
+    "falcon": TypeSpec("decoder", drop=("head_dim",)),
+    "gpt2": TypeSpec("decoder", drop=("num_key_value_heads", "head_dim")),
+    "gpt-sw3": TypeSpec("decoder", drop=("num_key_value_heads", "head_dim")),
+    "gemma3": TypeSpec("decoder", {"text_config": DECODER_TEXT, "vision_config": VISION}, composite=True),
+    "qwen3_5": TypeSpec(
+        "decoder",
+        {"text_config": {**DECODER_TEXT, **LINEAR_ATTENTION}, "vision_config": VISION},
+        composite=True,
+    ),
+    "modernvbert": TypeSpec(
+        "wordpiece", {"text_config": ENCODER_TEXT, "vision_config": VISION}, composite=True
+    ),
+    "ultravbert": TypeSpec(
+        "wordpiece", {"text_config": ENCODER_TEXT, "vision_config": VISION}, composite=True
+    ),
+    "t5gemma": TypeSpec("decoder", {"encoder": DECODER_TEXT, "decoder": DECODER_TEXT}, composite=True),
+    "t5gemma2": TypeSpec(
+        "decoder",
+        {"encoder": {"text_config": DECODER_TEXT, "vision_config": VISION}, "decoder": DECODER_TEXT},
+        composite=True,
+    ),
     "axk1": TypeSpec("decoder", MLA),
     "axk2": TypeSpec("decoder", MLA),
     "bart": TypeSpec("bart", ENCODER_DECODER),
@@ -220,7 +269,7 @@ TYPES: dict[str, TypeSpec] = {
     "zamba": TypeSpec(
         "decoder",
         {
-            "layers_block_type": ["linear_attention", "hybrid"],
+            "layers_block_type": ["hybrid", "hybrid"],
             "attention_head_dim": 16,
             "attention_hidden_size": 64,
             "n_mamba_heads": 2,
@@ -238,7 +287,7 @@ TYPES: dict[str, TypeSpec] = {
             "attention_hidden_size": 64,
             "n_mamba_heads": 2,
             "mamba_d_state": 4,
-            "mamba_headdim": 8,
+            "mamba_headdim": 32,
             "chunk_size": 8,
             "use_mamba_kernels": False,
         },
@@ -266,7 +315,10 @@ def build(model_type: str) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
         raise CannotBuild(CANNOT_BUILD[model_type])
     spec = TYPES.get(model_type, TypeSpec(_default_tokenizer(model_type)))
     tokenizer = TOKENIZERS[spec.tokenizer]()
-    kwargs = {**SMALL, "vocab_size": len(tokenizer), **TOKEN_IDS[spec.tokenizer], **spec.config}
+    if spec.composite:
+        kwargs = {key: SMALL[key] for key in ("num_labels", "id2label", "label2id")} | spec.config
+    else:
+        kwargs = {**SMALL, "vocab_size": len(tokenizer), **TOKEN_IDS[spec.tokenizer], **spec.config}
     for key in spec.drop:
         kwargs.pop(key)
     config = AutoConfig.for_model(model_type, **kwargs)
