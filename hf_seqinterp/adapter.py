@@ -25,6 +25,14 @@ import numpy as np
 import torch
 
 from . import attention_hooks
+from .architectures import (
+    ARCH_OVERRIDES,
+    CLASSIFIER_POOLING,
+    head_problem,
+    positive_config_int,
+    saved_head_problem,
+    unwrap,
+)
 from .errors import (
     InvalidParameterError,
     UnsupportedModelError,
@@ -35,18 +43,9 @@ from .text import KEPT_TOKENS, Encoding, normalize_inputs, side_copy, tokenize
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
-BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "zero")
+BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "eos", "bos", "zero")
 
-# Per-architecture facts, as data. Keys are `config.model_type`.
-#   pooling: which position the classification head reads ("first", "last" or "mean").
-#   position_offset: positions the model reserves before the first token (RoBERTa's padding_idx + 1).
-ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
-    "roberta": {"position_offset": 2},
-    "xlm-roberta": {"position_offset": 2},
-    "camembert": {"position_offset": 2},
-    "longformer": {"position_offset": 2},
-    "bart": {"pooling": "last"},
-}
+# Per-architecture facts (pooling, position offsets, ...) are data in `architectures.ARCH_OVERRIDES`.
 
 
 @dataclass
@@ -137,6 +136,9 @@ class ModelAdapter:
                 f"{type(tokenizer).__name__} is not a fast tokenizer; hf_seqinterp needs character offsets "
                 "and word ids. Load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
             )
+        problem = head_problem(model)
+        if problem:
+            raise UnsupportedModelError(problem)
         self.model = model
         self.tokenizer = tokenizer
         self.config = model.config
@@ -167,6 +169,9 @@ class ModelAdapter:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
+        problem = saved_head_problem(_saved_architectures(path, revision))
+        if problem:
+            raise UnsupportedModelError(f"{path}: {problem}")
         model_kwargs.setdefault("dtype", torch.float32)
         model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
@@ -180,7 +185,7 @@ class ModelAdapter:
         if tok_max and tok_max < 1_000_000:
             candidates.append(int(tok_max))
         for key in ("max_position_embeddings", "n_positions"):
-            pos = getattr(self.config, key, None)
+            pos = positive_config_int(self.config, key)
             if pos:
                 candidates.append(int(pos) - self._arch.get("position_offset", 0))
                 break
@@ -208,12 +213,14 @@ class ModelAdapter:
         return getattr(self.config, "_commit_hash", None)
 
     @property
-    def pooling(self) -> Literal["first", "last", "mean"]:
-        """Position(s) the classification head reads: first token, last real token, or the mean."""
+    def pooling(self) -> Literal["first", "last", "eos", "mean"]:
+        """Position(s) the classification head reads: first token, last real token (found from the
+        last position, or as the final eos token in the ids: "eos"), or the mean."""
         if "pooling" in self._arch:
             return self._arch["pooling"]
-        if getattr(self.config, "classifier_pooling", None) == "mean":
-            return "mean"
+        configured = getattr(self.config, "classifier_pooling", None)
+        if configured in CLASSIFIER_POOLING:
+            return CLASSIFIER_POOLING[configured]
         return "last" if _classifies_from_last_token(self.config.model_type) else "first"
 
     @property
@@ -221,14 +228,27 @@ class ModelAdapter:
         return "left" if self.pooling == "last" else "right"
 
     @property
+    def padding_sensitive(self) -> bool:
+        """Whether padding changes the outputs of the real tokens (then only texts of equal
+        length share a batch)."""
+        return bool(self._arch.get("padding_sensitive", False))
+
+    @property
     def problem_type(self) -> str:
         return self.head.problem_type
 
     @property
     def embeddings(self) -> torch.nn.Module:
-        """The input-embedding module whose output is the model's `inputs_embeds`."""
-        module = self.model.get_input_embeddings()
-        if module is None:
+        """The input-embedding module whose output is the model's `inputs_embeds` (an encoder–decoder's
+        encoder's, which may be another module than the one its decoder uses)."""
+        model = self.model
+        if getattr(self.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+            model = model.get_encoder()
+        try:
+            module = model.get_input_embeddings()
+        except NotImplementedError:  # e.g. CANINE, which hashes characters instead of looking ids up
+            module = None
+        if not isinstance(module, torch.nn.Module):  # None, or a bare Parameter (Perceiver)
             raise UnsupportedModelError(f"{type(self.model).__name__} exposes no input-embedding module.")
         return module
 
@@ -246,15 +266,18 @@ class ModelAdapter:
         `ModuleList` of `num_layers` modules."""
         n = self.num_layers
         for module in self.model.modules():
-            if isinstance(module, torch.nn.ModuleList) and n and len(module) == n:
+            blocks = isinstance(module, torch.nn.ModuleList) and not any(
+                isinstance(child, torch.nn.ModuleList) for child in module
+            )
+            if blocks and n and len(module) == n:
                 return module
         raise UnsupportedModelError(
             f"{type(self.model).__name__} has no list of {n} transformer blocks (config.num_hidden_layers); "
             "its layers may be shared across depth (as in ALBERT), so one layer's units cannot be addressed."
         )
 
-    def token_id(self, kind: Literal["pad", "mask", "unk"]) -> int:
-        """The id of the tokenizer's pad/mask/unk token, or a clear error if it has none."""
+    def token_id(self, kind: Literal["pad", "mask", "unk", "eos", "bos"]) -> int:
+        """The id of the tokenizer's pad/mask/unk/eos/bos token, or a clear error if it has none."""
         value = getattr(self.tokenizer, f"{kind}_token_id", None)
         if value is None:
             raise InvalidParameterError(
@@ -265,7 +288,7 @@ class ModelAdapter:
 
     # ----------------------------------------------------------------- capability checks
     def _accepts_inputs_embeds(self) -> bool:
-        return "inputs_embeds" in inspect.signature(self.model.forward).parameters
+        return "inputs_embeds" in inspect.signature(unwrap(self.model).forward).parameters
 
     def require_inputs_embeds(self, method: str) -> None:
         if not self._accepts_inputs_embeds():
@@ -277,10 +300,23 @@ class ModelAdapter:
 
     def require_attentions(self, method: str) -> None:
         """Fail early when the model cannot produce attention weights (no attention layers that
-        transformers can record, and no `output_attentions` argument)."""
+        transformers can record, and no `output_attentions` argument), or gives other weights than
+        softmax attention over the tokens (`no_attention_weights` in the architecture facts)."""
+        name = type(unwrap(self.model)).__name__
+        if "no_attention_weights" in self._arch:
+            raise UnsupportedModelError(
+                f"Method {method!r} needs attention weights over the tokens, but {name}: "
+                f"{self._arch['no_attention_weights']}. Use a gradient or perturbation method instead."
+            )
+        if getattr(self.config, "is_encoder_decoder", False):
+            raise UnsupportedModelError(
+                f"Method {method!r} follows one stack's self-attention, but {name} is an encoder–decoder "
+                "classifier: its head reads the decoder, which sees the text only through cross-attention. "
+                "Use a gradient or perturbation method instead."
+            )
         if attention_hooks.attention_sites(self.model):
             return
-        if "output_attentions" not in inspect.signature(self.model.forward).parameters:
+        if "output_attentions" not in inspect.signature(unwrap(self.model).forward).parameters:
             raise UnsupportedModelError(
                 f"Method {method!r} needs attention weights, but {type(self.model).__name__} has no attention "
                 "layers that transformers can record and its forward() takes no `output_attentions`. "
@@ -358,7 +394,14 @@ class ModelAdapter:
     # ----------------------------------------------------------------- running the model
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token ids -> the `inputs_embeds` the model's forward accepts."""
-        return self.embeddings(input_ids)
+        embeds = self.embeddings(input_ids)
+        if not isinstance(embeds, torch.Tensor):
+            raise UnsupportedModelError(
+                f"The input-embedding module of {type(unwrap(self.model)).__name__} returns a "
+                f"{type(embeds).__name__} (a quantised embedding's values and scaling factor), not the tensor "
+                "`inputs_embeds` takes, so the model cannot be run from embeddings; use a perturbation method."
+            )
+        return embeds
 
     def baseline_embeds(
         self,
@@ -393,12 +436,48 @@ class ModelAdapter:
         if batch.token_type_ids is not None:
             kwargs.setdefault("token_type_ids", batch.token_type_ids)
         kwargs.setdefault("attention_mask", batch.attention_mask)
+        if self._arch.get("global_attention_first"):
+            kwargs.setdefault("global_attention_mask", _first_token_mask(batch.attention_mask))
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
         with self._batchable(), self._without_padding_warning():
-            if inputs_embeds is not None:
+            if inputs_embeds is None:
+                return self.model(input_ids=batch.input_ids, **kwargs)
+            inputs_embeds = inputs_embeds.clone()  # some models scale it in place (CTRL)
+            if not self._embeds_through_ids:
                 return self.model(inputs_embeds=inputs_embeds, **kwargs)
-            return self.model(input_ids=batch.input_ids, **kwargs)
+            with self._substituted_embeddings(batch.input_ids, inputs_embeds):
+                return self.model(input_ids=batch.input_ids, **kwargs)
+
+    @property
+    def _embeds_through_ids(self) -> bool:
+        """Whether the model must see `input_ids` even when run from embeddings (see
+        `architectures`): encoder–decoder heads find the final eos and build the decoder input there."""
+        return bool(self._arch.get("embed_through_ids", getattr(self.config, "is_encoder_decoder", False)))
+
+    @contextlib.contextmanager
+    def _substituted_embeddings(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor) -> Iterator[None]:
+        """Context in which the input-embedding module returns `inputs_embeds` when it embeds exactly
+        `input_ids` (the encoder input; an encoder–decoder's shifted decoder input is left alone)."""
+        used = []
+
+        def substitute(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            ids = args[0] if args else None
+            if isinstance(ids, torch.Tensor) and ids.shape == input_ids.shape and torch.equal(ids, input_ids):
+                used.append(True)
+                return inputs_embeds
+            return None
+
+        handle = self.embeddings.register_forward_hook(substitute)
+        try:
+            yield
+        finally:
+            handle.remove()
+        if not used:
+            raise UnsupportedModelError(
+                f"{type(unwrap(self.model)).__name__} never embedded its input ids with get_input_embeddings(), "
+                "so it cannot be run from embeddings; use a perturbation method (e.g. 'erasure')."
+            )
 
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """(rows, num_labels) logits; see `forward`."""
@@ -437,11 +516,13 @@ class ModelAdapter:
         except UnsupportedModelError:
             return False
         ran: list[str] = []
-        norms = [m for m in self.model.modules() if _is_normalization(m)]
-        handles = [m.register_forward_hook(lambda *_: ran.append("norm")) for m in norms]
-        handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
-        handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
+        handles = []
         try:
+            for m in self.model.modules():
+                if _is_normalization(m):
+                    handles.append(m.register_forward_hook(lambda *_: ran.append("norm")))
+            handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
+            handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
             with torch.no_grad(), self.evaluating():
                 self.forward(self.collate(self.encode(["a b"])))
         finally:
@@ -450,6 +531,56 @@ class ModelAdapter:
         start = ran.index("embeddings") if "embeddings" in ran else 0
         end = ran.index("block") if "block" in ran else len(ran)
         return "norm" in ran[start:end]
+
+    @functools.cached_property
+    def scale_invariant_embeddings(self) -> bool:
+        """Whether the first normalisation the embeddings reach sees a positive multiple of them
+        (Llama's RMSNorm on E, Gemma's on √d·E, BLOOM's LayerNorm on E; not BERT's on E + positions).
+        Then f(αE) hardly depends on α except near α = 0, so a zero baseline puts all of f's change
+        on a sliver of the integration path. Traced once: the first norm's input for E and for 2E."""
+        if not self._accepts_inputs_embeds():
+            return False
+        inputs: list[torch.Tensor] = []
+        handles = []
+        try:
+            for m in self.model.modules():
+                if _is_normalization(m):
+                    handles.append(m.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]) if args else None))
+            batch = self.collate(self.encode(["a b"]))
+            with torch.no_grad(), self.evaluating():
+                embeds = self.embed(batch.input_ids)
+                first = []
+                for scale in (1.0, 2.0):
+                    inputs.clear()
+                    self.forward(batch, embeds * scale)
+                    first.append(inputs[0] if inputs else None)
+        finally:
+            for handle in handles:
+                handle.remove()
+        once, twice = first
+        if once is None or twice is None or once.shape != twice.shape:
+            return False
+        return bool(torch.allclose(twice, 2 * once, rtol=1e-4, atol=1e-6 * float(once.abs().max())))
+
+    @functools.cached_property
+    def auto_baseline(self) -> str:
+        """The baseline `baseline="auto"` stands for: the pad token; else, and instead of a pad token
+        whose embedding is (near) zero where the embeddings feed a scale-invariant norm
+        (`scale_invariant_embeddings`), the first of the unk, eos and bos tokens with a non-zero
+        embedding; zeros only when there is none. Why: along the path from a zero vector (or the zero
+        row `padding_idx` gives the pad token) such a norm is singular at α = 0 and f is flat
+        elsewhere, and on other decoders (OPT) too the path from a real token's embedding needs far
+        fewer steps than the one from zero (the model sweep measures both)."""
+        pad = self.tokenizer.pad_token_id
+        if pad is not None and not self.scale_invariant_embeddings:
+            return "pad"
+        with torch.no_grad():
+            typical = self.embed(torch.arange(min(len(self.tokenizer), 1024), device=self.device)).norm(dim=-1).mean()
+            for kind in ("pad", "unk", "eos", "bos"):
+                token = getattr(self.tokenizer, f"{kind}_token_id", None)
+                if token is not None and self.embed(torch.tensor([token], device=self.device)).norm() > 0.1 * typical:
+                    return kind
+        return "zero"
 
     # ----------------------------------------------------------------- attention
     def eager_attention(self) -> contextlib.AbstractContextManager[None]:
@@ -486,7 +617,7 @@ class ModelAdapter:
                 f"{type(self.model).__name__} classifies from the mean of all positions, not from one "
                 "position; use readout_weights(batch)."
             )
-        last = self.pooling == "last"
+        last = self.pooling in ("last", "eos")
         positions = [batch.starts[i] + (len(batch.encodings[i]) - 1 if last else 0) for i in range(len(batch))]
         return torch.tensor(positions, dtype=torch.long, device=batch.input_ids.device)
 
@@ -503,10 +634,11 @@ class ModelAdapter:
     @contextlib.contextmanager
     def _batchable(self) -> Iterator[None]:
         """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only
-        (the head then reads the last position of `inputs_embeds`, which left padding makes the real
-        last token) and restore it afterwards, also on error."""
-        config = self.config
-        if config.pad_token_id is not None:
+        (on the text config, which multimodal heads read; the head then reads the last position of
+        `inputs_embeds`, which left padding makes the real last token) and restore it afterwards,
+        also on error."""
+        config = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        if getattr(config, "pad_token_id", None) is not None:
             yield
             return
         config.pad_token_id = self.pad_id
@@ -567,6 +699,20 @@ class ModelAdapter:
 
     def check_score_space(self, space: str) -> str:
         return self.head.check_score_space(space)
+
+
+def _first_token_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Global attention on each row's first token (Longformer's default for classification)."""
+    mask = torch.zeros_like(attention_mask)
+    mask[:, 0] = 1
+    return mask
+
+
+def _saved_architectures(path: str, revision: str | None) -> list[str] | None:
+    """`architectures` of a saved model's config, read before any weights are loaded."""
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(path, revision=revision), "architectures", None)
 
 
 def default_model_path() -> Path:

@@ -165,7 +165,9 @@ def variant_logits(
             "positions ('unk', 'pad', 'zero_embedding' or 'attention')."
         )
     out = [np.empty((len(k), adapter.num_labels), dtype=np.float64) for k in keeps]
-    batches = length_grouped_batches(lengths, max_batch_rows, max_batch_tokens)
+    batches = length_grouped_batches(
+        lengths, max_batch_rows, max_batch_tokens, equal_lengths=adapter.padding_sensitive
+    )
     with torch.no_grad(), adapter.evaluating(), progress_bar(len(rows), "variants", enabled=progress, unit="row") as bar:
         for batch_rows in batches:
             picked = [rows[i] for i in batch_rows]

@@ -10,11 +10,14 @@ from tqdm.auto import tqdm
 from .errors import InvalidParameterError
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None, *, equal_lengths: bool = False
+) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
 
     Each batch holds at most `batch_size` items and, when `max_tokens` is given, at most `max_tokens`
     padded tokens (items × longest item); an item longer than `max_tokens` gets a batch of its own.
+    `equal_lengths` puts only items of the same length together (models whose outputs padding changes).
     Sorting by length keeps padding small: on SST-2, padding random batches costs 2-3x.
     """
     if batch_size < 1:
@@ -25,6 +28,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, max_tokens: 
     for i in order:
         width = lengths[current[0]] if current else lengths[i]
         full = len(current) >= batch_size or (max_tokens is not None and (len(current) + 1) * width > max_tokens)
+        full = full or (equal_lengths and lengths[i] != width)
         if current and full:
             batches.append(current)
             current = []

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapter import Batch, ModelAdapter
+from ..architectures import is_peft_model, unwrap
 from ..errors import UnsupportedModelError
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -257,8 +258,14 @@ ARCHITECTURES: dict[str, Callable[[torch.nn.Module], ModelSpec]] = {
 
 def model_spec(adapter: ModelAdapter) -> ModelSpec:
     """The decomposition spec of the adapter's model, or a clear error for other architectures."""
-    model = adapter.model
+    model = unwrap(adapter.model)
     model_type = getattr(adapter.config, "model_type", None)
+    if is_peft_model(model):
+        raise UnsupportedModelError(
+            f"contextual_decomposition reads the weight matrices of {type(model).__name__} directly, but PEFT "
+            "adapters (LoRA, ...) change what its layers compute; merge them first (model.merge_and_unload()) "
+            "or use a model-agnostic method (e.g. 'integrated_gradients')."
+        )
     if model_type not in ARCHITECTURES:
         missing = MISSING_RULES.get(model_type, "no per-architecture adapter names its modules")
         raise UnsupportedModelError(

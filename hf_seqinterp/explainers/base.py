@@ -147,6 +147,7 @@ class RowResult:
     logits: np.ndarray  # (num_labels,) model output on the unperturbed text
     target: int
     extras: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # added to the tokenisation's warnings
 
 
 class Explainer:
@@ -262,7 +263,9 @@ class Explainer:
     ) -> list[Explanation]:
         """Explain already-tokenised texts (targets already validated)."""
         size = batch_size or self.default_batch_size
-        groups = length_grouped_batches([len(e) for e in encodings], size)
+        groups = length_grouped_batches(
+            [len(e) for e in encodings], size, equal_lengths=self.adapter.padding_sensitive
+        )
         out: list[Explanation | None] = [None] * len(encodings)
         show = progress if progress is not None else len(groups) > 1
         with self.adapter.evaluating(), progress_bar(len(encodings), self.name, enabled=show) as bar:
@@ -333,6 +336,6 @@ class Explainer:
             labels=labels,
             model_name=self.adapter.model_name,
             model_revision=self.adapter.model_revision,
-            warnings=list(enc.warnings),
+            warnings=[*enc.warnings, *row.warnings],
             extras=row.extras,
         )

@@ -1,0 +1,143 @@
+"""Per-architecture facts, as data: what the adapter must know about a model type to call it exactly
+as the model calls itself. Keys are `config.model_type`; every fact was found by the model sweep
+(`tests/sweep`, table in docs/models.md), which checks each one against a direct model call.
+
+Facts (all optional):
+    pooling: which position the classification head reads: "first", "last" (the last real token,
+        found by the head from `inputs_embeds` as the last position: decoders are padded on the
+        left), "eos" (the final eos token, which the head finds in `input_ids`: encoder–decoder
+        classifiers; padded on the right) or "mean". Default: what `config.classifier_pooling` says
+        (`CLASSIFIER_POOLING`), else "last" for causal-LM types and "first" for the others.
+    position_offset: positions the model reserves before the first token (RoBERTa's padding_idx + 1).
+    embed_through_ids: the model needs `input_ids` even when explained from embeddings (its head
+        finds eos tokens in them, its decoder input is built from them, or it rescales the
+        embeddings by what the ids contain); the adapter then runs it from the ids and substitutes
+        the output of its input-embedding module. Encoder–decoder models always do.
+    global_attention_first: the model takes a `global_attention_mask`, built from `input_ids` with
+        global attention on the first token when not given; the adapter passes it explicitly.
+    padding_sensitive: padding changes the outputs of the real tokens (Fourier mixing, convolutions
+        or pooling over all positions), so only texts of equal length are batched together.
+    no_attention_weights: why the model's attention outputs are not (rows, heads, L, L) softmax
+        weights over the tokens; attention methods are refused with this reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
+    "roberta": {"position_offset": 2},
+    "xlm-roberta": {"position_offset": 2},
+    "camembert": {"position_offset": 2},
+    "longformer": {
+        "position_offset": 2,
+        "global_attention_first": True,
+        "no_attention_weights": "its local attention returns sliding-window weights (L × window), not L × L",
+    },
+    "bart": {"pooling": "eos"},
+    "mbart": {"pooling": "eos"},
+    "plbart": {"pooling": "eos"},
+    "mvp": {"pooling": "eos"},
+    "bigbird_pegasus": {"pooling": "eos"},
+    "t5": {"pooling": "eos"},
+    "mt5": {"pooling": "eos"},
+    "umt5": {"pooling": "eos"},
+    "esm": {"embed_through_ids": True},
+    "layoutlmv3": {"embed_through_ids": True},
+    "perceiver": {
+        "no_attention_weights": "its layers attend from a fixed set of latent vectors, not between the tokens"
+    },
+    "minimax": {
+        "no_attention_weights": "its lightning (linear) attention layers compute no attention matrix"
+    },
+    "esmc": {"embed_through_ids": True},
+    "convbert": {"padding_sensitive": True},
+    "mobilebert": {"padding_sensitive": True},
+    "fnet": {"padding_sensitive": True},
+    "nystromformer": {"padding_sensitive": True},
+    "yoso": {"padding_sensitive": True},
+    "canine": {
+        "padding_sensitive": True,
+        "no_attention_weights": "its deep layers attend over downsampled character blocks, not over the tokens",
+    },
+    "funnel": {
+        "no_attention_weights": "its pooled blocks shorten the sequence, so later layers do not attend over the tokens"
+    },
+    "squeezebert": {"no_attention_weights": "its attention outputs are pre-softmax scores, not weights"},
+}
+
+#: read-out of heads configured by `config.classifier_pooling` (ModernBERT, EuroBERT: "late" averages
+#: the per-token outputs of the head's dense layer, so every real token is read)
+CLASSIFIER_POOLING: dict[str, str] = {"cls": "first", "bos": "first", "mean": "mean", "late": "mean"}
+
+#: class-name endings of heads other than sequence classification, and what they are
+OTHER_HEADS: dict[str, str] = {
+    "LMHeadModel": "a language-modelling head",
+    "ForCausalLM": "a causal language-modelling head",
+    "ForMaskedLM": "a masked language-modelling head",
+    "ForConditionalGeneration": "a generation head",
+    "ForTokenClassification": "a token-classification head (one prediction per token)",
+    "ForQuestionAnswering": "a question-answering head (answer start and end)",
+    "ForMultipleChoice": "a multiple-choice head",
+    "ForPreTraining": "a pre-training head",
+    "ForNextSentencePrediction": "a next-sentence-prediction head",
+}
+SUPPORTED_HEAD = "ForSequenceClassification"
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose code runs: `torch.compile` wraps a model in an OptimizedModule whose
+    `forward(*args, **kwargs)` hides the signature the adapter inspects."""
+    return getattr(model, "_orig_mod", model)
+
+
+def head_problem(model: torch.nn.Module) -> str | None:
+    """Why `model` is not a sequence classifier (None when it is, or when its class is not a
+    transformers head, e.g. a user's own classifier)."""
+    name = type(unwrap(model)).__name__
+    if name.endswith(SUPPORTED_HEAD) or type(unwrap(model)).__module__.startswith("peft"):
+        return None
+    kind = next((kind for suffix, kind in OTHER_HEADS.items() if name.endswith(suffix)), None)
+    if kind is None and getattr(unwrap(model), "base_model", None) is unwrap(model):
+        kind = "no task head (a bare base model)"
+    if kind is None:
+        return None
+    return (
+        f"{name} has {kind}; hf_seqinterp explains sequence classifiers (*{SUPPORTED_HEAD}: one score "
+        f"per class for the whole text). Load the model with AutoModelForSequenceClassification."
+    )
+
+
+def saved_head_problem(architectures: list[str] | None) -> str | None:
+    """Why a saved model whose config lists `architectures` is not a sequence classifier (None if
+    it is, or the config does not say)."""
+    if not architectures or any(a.endswith(SUPPORTED_HEAD) for a in architectures):
+        return None
+    return (
+        f"the saved model is a {', '.join(architectures)}, not a *{SUPPORTED_HEAD}; loading it as a "
+        "classifier would add a randomly initialised classification head, whose explanations mean "
+        "nothing. Pass a fine-tuned sequence classifier."
+    )
+
+
+def positive_config_int(config: Any, key: str) -> int | None:
+    """`config.<key>` as a positive int; None when absent, unbounded (XLNet's -1) or refused."""
+    try:
+        value = getattr(config, key, None)
+    except NotImplementedError:  # XLNet: "no sequence length limit"
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def routes_experts(config: Any) -> bool:
+    """Whether the model sends each token to its top-k experts (a mixture of experts): the score then
+    jumps where the routing changes, and no gradient sees a jump."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return bool(getattr(text, "num_experts_per_tok", None))
+
+
+def is_peft_model(model: torch.nn.Module) -> bool:
+    """Whether PEFT adapters (LoRA, ...) wrap layers of the model."""
+    return any(type(m).__module__.startswith("peft.") for m in unwrap(model).modules())
