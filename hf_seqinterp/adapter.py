@@ -487,17 +487,20 @@ class ModelAdapter:
             first_block = self.layers[0]
         except UnsupportedModelError:
             return False
+        from .concurrency import model_lock
+
         ran: list[str] = []
         norms = [m for m in self.model.modules() if _is_normalization(m)]
-        handles = [m.register_forward_hook(lambda *_: ran.append("norm")) for m in norms]
-        handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
-        handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
-        try:
-            with torch.no_grad(), self.evaluating():
-                self.forward(self.collate(self.encode(["a b"])))
-        finally:
-            for handle in handles:
-                handle.remove()
+        with model_lock(self.model):  # no other thread's forward may run through the tracing hooks
+            handles = [m.register_forward_hook(lambda *_: ran.append("norm")) for m in norms]
+            handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
+            handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
+            try:
+                with torch.no_grad(), self.evaluating():
+                    self.forward(self.collate(self.encode(["a b"])))
+            finally:
+                for handle in handles:
+                    handle.remove()
         start = ran.index("embeddings") if "embeddings" in ran else 0
         end = ran.index("block") if "block" in ran else len(ran)
         return "norm" in ran[start:end]
@@ -554,25 +557,31 @@ class ModelAdapter:
     @contextlib.contextmanager
     def _batchable(self) -> Iterator[None]:
         """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only."""
+        from .concurrency import model_lock
+
         config = self.config
-        if config.pad_token_id is not None:
-            yield
-            return
-        config.pad_token_id = self.pad_id
-        try:
-            yield
-        finally:
-            config.pad_token_id = None
+        with model_lock(self.model):
+            if config.pad_token_id is not None:
+                yield
+                return
+            config.pad_token_id = self.pad_id
+            try:
+                yield
+            finally:
+                config.pad_token_id = None
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
         """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            yield
-        finally:
-            self.model.train(was_training)
+        from .concurrency import model_lock
+
+        with model_lock(self.model):
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                yield
+            finally:
+                self.model.train(was_training)
 
     # ----------------------------------------------------------------- targets and scores
     def check_target(self, target: Target) -> int | None:
@@ -660,21 +669,11 @@ class ModelAdapter:
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:
-    """Reject what cannot be explained: a non-list, non-strings, empty or whitespace-only strings."""
-    if isinstance(texts, str):
-        texts = [texts]
-    try:
-        texts = list(texts)
-    except TypeError:
-        raise InvalidInputError(f"Expected a string or a list of strings, got {type(texts).__name__}.") from None
-    if not texts:
-        raise InvalidInputError("No texts given: pass a string or a non-empty list of strings.")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InvalidInputError(f"Text {i} is a {type(t).__name__} ({t!r}), not a string.")
-        if not t.strip():
-            raise InvalidInputError(f"Text {i} is empty or whitespace only; there is nothing to explain.")
-    return texts
+    """Reject what cannot be explained: a non-list, non-strings, empty or whitespace-only strings,
+    lone surrogates, and sentence pairs (see `hf_seqinterp.validation.normalize_inputs`)."""
+    from .validation import normalize_inputs, texts_only
+
+    return texts_only(normalize_inputs(texts)[0], what="validate_texts")
 
 
 def default_model_path() -> Path:

@@ -41,3 +41,7 @@ class UnsupportedModelError(SeqInterpError, TypeError):
 class HubError(SeqInterpError):
     """Pushing explanations to, or loading them from, the Hugging Face Hub failed for good
     (authentication, permission, missing repository, or retries exhausted)."""
+
+
+class OutputFolderBusyError(SeqInterpError):
+    """Another live run owns the output folder (its `.lock` is held)."""

@@ -19,6 +19,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
+from .validation import normalize_inputs, texts_only
 
 TASK = "explain-text"
 
@@ -41,6 +42,17 @@ class ExplainTextPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.adapter = ModelAdapter(self.model, self.tokenizer)
         self._explainers: dict[tuple, Any] = {}
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Explain a text (returns one result) or a list of texts (a list of results). The inputs are
+        checked first (`hf_seqinterp.validation`): an empty list, None, bytes or a dict other than
+        {"text": ...} get an `InvalidInputError` that names the item. Datasets and generators are
+        streamed as transformers does, each text checked as it comes."""
+        if isinstance(inputs, (str, list, tuple, dict)) or inputs is None or isinstance(inputs, (bytes, bytearray)):
+            items, single = normalize_inputs(inputs)
+            texts = texts_only(items, what="pipeline('explain-text')")
+            inputs = texts[0] if single else texts
+        return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
         self,

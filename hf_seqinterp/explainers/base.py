@@ -19,9 +19,11 @@ import numpy as np
 import torch
 
 from ..adapter import Batch, Encoding, ModelAdapter, Target
+from ..concurrency import model_lock
 from ..errors import InvalidParameterError, UnknownMethodError, UnsupportedModelError
-from ..explanation import Explanation
+from ..explanation import Explanation, public_model_name
 from ..utils import length_grouped_batches, progress_bar
+from ..validation import check_batch_size, normalize_inputs, texts_only
 
 _REGISTRY: dict[str, type[Explainer]] = {}
 # What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named: integrated
@@ -101,6 +103,12 @@ def applicable_explainers(
             skipped[name] = str(err)
             logger.info("skipping %s: %s", name, err)
     return built, skipped
+
+
+def hidden_size(adapter: ModelAdapter) -> int:
+    """Width of the model's hidden states (768 when the config does not say), for memory estimates."""
+    config = adapter.config.get_text_config() if hasattr(adapter.config, "get_text_config") else adapter.config
+    return int(getattr(config, "hidden_size", None) or 768)
 
 
 @dataclass
@@ -204,8 +212,8 @@ class Explainer:
                 `Explanation.warnings`); with False such texts raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
         """
-        single = isinstance(texts, str)
-        encodings = self.adapter.encode([texts] if single else texts, truncation=truncation)
+        items, single = normalize_inputs(texts)
+        encodings = self.adapter.encode(texts_only(items, what=f"{self.name}.explain()"), truncation=truncation)
         targets = self.adapter.check_targets(target, len(encodings))
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
@@ -218,12 +226,17 @@ class Explainer:
         batch_size: int | None = None,
         progress: bool | None = None,
     ) -> list[Explanation]:
-        """Explain already-tokenised texts (targets already validated)."""
-        size = batch_size or self.default_batch_size
+        """Explain already-tokenised texts (targets already validated).
+
+        Thread safety: the whole call holds the model's lock (`hf_seqinterp.concurrency.model_lock`),
+        so explanations requested from several threads with one model run one after another and
+        each sees the model in the state it expects; the model's own state is restored at the end."""
+        size = check_batch_size(batch_size) or self.default_batch_size
         groups = length_grouped_batches([len(e) for e in encodings], size)
         out: list[Explanation | None] = [None] * len(encodings)
         show = progress if progress is not None else len(groups) > 1
-        with self.adapter.evaluating(), progress_bar(len(encodings), self.name, enabled=show) as bar:
+        with model_lock(self.adapter.model), self.adapter.evaluating(), \
+                progress_bar(len(encodings), self.name, enabled=show) as bar:
             for group in groups:
                 rows = self._explain(self.adapter.collate([encodings[i] for i in group]), [targets[i] for i in group])
                 for i, row in zip(group, rows):
@@ -253,7 +266,7 @@ class Explainer:
             params=self.params,
             aggregation=self.word_aggregation,
             labels=labels,
-            model_name=self.adapter.model_name,
+            model_name=public_model_name(self.adapter.model_name),
             model_revision=self.adapter.model_revision,
             warnings=list(enc.warnings),
             extras=row.extras,

@@ -21,7 +21,8 @@ import torch
 from ..adapter import BASELINES, Batch
 from ..errors import InvalidParameterError
 from ..utils import chunks
-from .base import Explainer, RowResult, register_explainer
+from ..validation import check_steps, check_token_budget
+from .base import Explainer, RowResult, hidden_size, register_explainer
 
 QUADRATURES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -133,8 +134,7 @@ def quadrature_rule(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
     Gauss-Legendre (the default) is exact for polynomials of degree < 2n; the trapezoid rule here
     has Σ w_k = 1 (Captum's variant sums to 1 − 1/n, a bias of Δf/n in the completeness gap).
     """
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise InvalidParameterError(f"n_steps must be a positive integer, got {n_steps!r}.")
+    n_steps = check_steps(n_steps, rule)
     k = np.arange(n_steps, dtype=np.float64)
     if rule == "gausslegendre":
         x, w = np.polynomial.legendre.leggauss(n_steps)
@@ -189,9 +189,9 @@ class IntegratedGradients(Explainer):
         if baseline != "zero":
             adapter.token_id(baseline)  # fails early if the tokenizer has no such token
         self.baseline = baseline
-        self.n_steps = n_steps
+        self.n_steps = check_steps(n_steps, quadrature)
         self.quadrature = quadrature
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = check_token_budget("max_batch_tokens", max_batch_tokens, hidden_size(adapter))
         self._alphas, self._weights = quadrature_rule(n_steps, quadrature)
         super().__init__(adapter, score=score)
 

@@ -124,7 +124,7 @@ class EvaluationReport:
             f"{info.get('max_length')} tokens). "
             f"Sorted by {TITLES[self.sort_metric]}; ↑/↓: higher/lower is better."
         )
-        notes = [first]
+        notes = [first, *self.info.get("data_notes", [])]
         faith = self.settings.get("faithfulness")
         if faith:
             notes.append(
@@ -233,6 +233,7 @@ def evaluate_methods(
     iou_threshold: float = 0.5,
     batch_size: int | None = None,
     source: str = "",
+    notes: Sequence[str] = (),
     progress: bool = True,
     **faithfulness_settings: Any,
 ) -> EvaluationReport:
@@ -251,6 +252,8 @@ def evaluate_methods(
         target: the class to explain (default: the predicted class, ERASER's convention).
         sort_by: metric that orders the table (default: the first metric).
         top, iou_threshold: plausibility settings (see `plausibility`).
+        source, notes: where the texts come from, and what loading them skipped (`EvaluationData`),
+            both shown in the report.
         **faithfulness_settings: `FaithfulnessSettings` fields (replacement, score, bins, ...).
     """
     metrics = _choose_metrics(metrics, rationales is not None)
@@ -294,6 +297,7 @@ def evaluate_methods(
         "max_length": adapter.max_length,
         "truncation_side": adapter.truncation_side,
         "source": source,
+        "data_notes": list(notes),
     }
     settings: dict[str, Any] = {"sort_by": sort_by or metrics[0]}
     if faith_metrics:
