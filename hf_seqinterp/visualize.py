@@ -261,7 +261,7 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
 
 
 _MARKDOWN_SPECIAL = str.maketrans(
-    {c: "\\" + c for c in "\\`*_[]()|#!~$"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    {c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 )
 
 
