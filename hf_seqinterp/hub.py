@@ -306,8 +306,13 @@ class _Retrying:
         advice = {
             401: "not authenticated: the token is missing, invalid or expired. Pass token=..., set HF_TOKEN, "
             "or log in with `hf auth login`.",
-            403: f"forbidden: this token may not write to {namespace!r}. Use a write token of that user or "
-            "organisation, or push to your own namespace.",
+            403: (
+                f"forbidden: this token may not read {self.repo_id!r}. Use a token of a user or organisation "
+                "with access to it (pass token=... or set HF_TOKEN)."
+                if what.startswith(("find", "list the configs", "load"))
+                else f"forbidden: this token may not write to {namespace!r}. Use a write token of that user or "
+                "organisation, or push to your own namespace."
+            ),
             404: f"not found: {self.repo_id!r} (or the revision) does not exist or is not visible with this "
             "token. Check the id, and log in if the repository is private.",
         }[status]
