@@ -98,11 +98,13 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
     )
     sections = [
         f"# {markdown_text(data.pretty_name)}",
-        f"Token attributions explaining the predictions of {models} on {info['source_rows']} rows of {source}, "
-        f"computed with hf_seqinterp {info['library_version']}. Each row is one explanation: one source text, one "
-        f"method, one explained class ({info['rows']} rows; one config per {info['config_by']}: "
-        f"{', '.join(markdown_code(c) for c in configs)}). Attributions are raw (not normalised); a positive score "
-        "supports the explained class.",
+        (
+            f"Token attributions explaining the predictions of {models} on {info['source_rows']} rows of {source}, "
+            f"computed with hf_seqinterp {info['library_version']}. Each row is one explanation: one source text, "
+            f"one method, one explained class ({info['rows']} rows; one config per {info['config_by']}: "
+            f"{', '.join(markdown_code(c) for c in configs)}). Attributions are raw (not normalised); a positive "
+            "score supports the explained class."
+        ),
         "## Methods\n\n| method | parameters |\n|---|---|\n" + method_rows,
     ]
     warned = sum(1 for w in dataset["warnings"] if w)
@@ -111,11 +113,13 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
     if "metrics" in info:
         sections.append(_metrics_section(info["metrics"]))
     sections += [
-        "## Usage\n\n```python\nfrom hf_seqinterp import load_explanations\n\n"
-        f'explanations = load_explanations("{repo_id}")   # list of hf_seqinterp.Explanation\n'
-        "explanations[0].to_words()                        # word-level scores\n```\n\n"
-        "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
-        f'ds = load_dataset("{repo_id}", "{configs[0]}", split="{split}")\n```',
+        (
+            "## Usage\n\n```python\nfrom hf_seqinterp import load_explanations\n\n"
+            f'explanations = load_explanations("{repo_id}")   # list of hf_seqinterp.Explanation\n'
+            "explanations[0].to_words()                        # word-level scores\n```\n\n"
+            "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
+            f'ds = load_dataset("{repo_id}", "{configs[0]}", split="{split}")\n```'
+        ),
         _example_section(dataset),
         "## Schema\n\nOne row per (source row, method), schema version "
         f"{DATASET_SCHEMA_VERSION}; `params` and `extras` are JSON objects.\n\n| column | type | description |\n"

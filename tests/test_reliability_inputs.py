@@ -37,17 +37,17 @@ def model_dir(tmp_path_factory):
 @pytest.mark.parametrize(
     ("method", "params", "message"),
     [
-        ("integrated_gradients", {"n_steps": 10**9}, r"n_steps=1000000000 is above the limit of 1000: it would need "
-                                                     r"about 6\.9 EiB of memory"),
+        ("integrated_gradients", {"n_steps": 10**9}, (r"n_steps=1000000000 is above the limit of 1000: it would need "
+                                                      r"about 6\.9 EiB of memory")),
         ("integrated_gradients", {"n_steps": 10**9, "quadrature": "riemann_left"}, r"about 14\.9 GiB of memory"),
         ("integrated_gradients", {"n_steps": True}, r"n_steps must be an integer >= 1, got True \(bool\)"),
         ("integrated_gradients", {"n_steps": 2.0}, r"n_steps must be an integer >= 1, got 2\.0 \(float\)"),
         ("integrated_gradients", {"max_batch_tokens": 0}, r"max_batch_tokens must be an integer >= 1, got 0"),
         ("occlusion", {"max_batch_tokens": 0}, r"max_batch_tokens must be an integer >= 1, got 0"),
-        ("erasure", {"max_batch_tokens": 10**12}, r"max_batch_tokens=1000000000000 is above the limit of 4194304: "
-                                                  r"it would need about .* TiB of memory"),
-        ("lime", {"n_samples": 10**9}, r"n_samples=1000000000 is above the limit of 100000: it would need about "
-                                       r"760\.0 GiB of memory \(per text of 100 words"),
+        ("erasure", {"max_batch_tokens": 10**12}, (r"max_batch_tokens=1000000000000 is above the limit of 4194304: "
+                                                   r"it would need about .* TiB of memory")),
+        ("lime", {"n_samples": 10**9}, (r"n_samples=1000000000 is above the limit of 100000: it would need about "
+                                        r"760\.0 GiB of memory \(per text of 100 words")),
         ("kernel_shap", {"n_samples": 10**9}, r"n_samples=1000000000 is above the limit of 100000"),
         ("shapley_sampling", {"n_samples": 10**9}, r"n_samples=1000000000 .* about .* TiB of memory"),
         ("lime", {"alpha": float("inf")}, r"alpha must be a finite number >= 0, got inf"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 from tiny_models import save_tiny_model, tiny_model
 
@@ -26,25 +25,17 @@ ESCAPES = "\x1b[2J\x1b[H\x1b]0;owned\x07\x9b31m\x07\x00"
 
 
 def hostile_explanation(model_name: str) -> Explanation:
-    words = HOSTILE.split()
-    starts = [m.start() for m in re.finditer(r"\S+", HOSTILE)]
-    return Explanation(
-        text=HOSTILE,
-        tokens=["[CLS]", *words, "[SEP]"],
-        input_ids=list(range(len(words) + 2)),
-        offsets=[(0, 0), *[(s, s + len(w)) for s, w in zip(starts, words)], (0, 0)],
-        word_ids=[None, *range(len(words)), None],
-        special_tokens_mask=[True, *[False] * len(words), True],
-        attributions=np.linspace(-1, 1, len(words) + 2).astype(np.float32),
+    """An explanation of HOSTILE whose labels, parameters and warnings carry markup too."""
+    data = hsi.explain(HOSTILE, hsi.ModelAdapter(*tiny_model("bert")), method="saliency").to_dict()
+    data.update(
+        labels=["<b onmouseover=alert(3)>pos</b>", "# neg", "neutral"],
         target=0,
         target_label="<b onmouseover=alert(3)>pos</b>",
-        probabilities=np.array([0.7, 0.3], dtype=np.float32),
-        method="saliency",
         params={"note": "`](javascript:alert(4))<script>"},
-        labels=["<b onmouseover=alert(3)>pos</b>", "# neg"],
         model_name=model_name,
         warnings=["<script>warn()</script>"],
     )
+    return Explanation.from_dict(data)
 
 
 class Tags(HTMLParser):
