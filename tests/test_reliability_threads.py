@@ -16,8 +16,8 @@ import hf_seqinterp as hsi
 from hf_seqinterp.concurrency import model_lock
 from hf_seqinterp.explainers import applicable_explainers
 
-THREADS = 4
-TEXTS = random_texts(3, seed=21, min_words=4, max_words=12)
+THREADS = 3
+TEXTS = random_texts(2, seed=21, min_words=4, max_words=12)
 #: cheap settings so that every method runs in well under a second on the tiny models
 PARAMS = {
     "integrated_gradients": {"n_steps": 8},
