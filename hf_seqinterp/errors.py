@@ -45,3 +45,8 @@ class HubError(SeqInterpError):
 
 class OutputFolderBusyError(SeqInterpError):
     """Another live run owns the output folder (its `.lock` is held)."""
+
+
+class CorruptShardError(InvalidInputError):
+    """A shard of an `explain_dataset` output folder does not match its recorded checksum or row
+    count, or cannot be read; it is never merged."""

@@ -23,6 +23,7 @@ parameters escaped or in code (`card.py`).
 from __future__ import annotations
 
 import math
+import os
 import re
 import socket
 import tempfile
@@ -40,6 +41,7 @@ from .errors import HubError, InvalidInputError, InvalidParameterError
 from .explanation import Explanation, public_model_name
 from .shards import ShardStore
 from .utils import quiet_datasets
+from .validation import check_float, check_int
 
 T = TypeVar("T")
 
@@ -142,7 +144,9 @@ def load_explanation_dataset(
         store = ShardStore(path)
         return store.merge() if store.shards() else datasets.load_from_disk(str(path))
     if public_model_name(str(source)) != str(source) or path.suffix in (".parquet", ".json", ".arrow"):
-        raise InvalidInputError(f"{source} is not a folder: pass an explain_dataset output_dir, a save_to_disk folder or a Hub id.")
+        raise InvalidInputError(
+            f"{source} is not a folder: pass an explain_dataset output_dir, a save_to_disk folder or a Hub id."
+        )
     _require_online(str(source), "download")
     retry = _Retrying(str(source), max_retries, retry_wait)
     revision = revision or "main"
@@ -173,8 +177,6 @@ def load_explanations(source: str | Path, config: str | None = None, **kwargs: A
 # --------------------------------------------------------------------------- helpers
 def _require_online(repo_id: str, what: str) -> None:
     """Fail at once, in one line, in offline mode."""
-    import os
-
     from huggingface_hub import constants
 
     flag = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
@@ -268,9 +270,9 @@ class _Retrying:
     """Call a Hub operation, retrying transient failures with exponential backoff."""
 
     def __init__(self, repo_id: str, max_retries: int, wait: float, sleep: Callable[[float], None] = time.sleep):
-        if max_retries < 0:
-            raise InvalidParameterError(f"max_retries must be >= 0, got {max_retries}.")
-        self.repo_id, self.max_retries, self.wait, self.sleep = repo_id, max_retries, wait, sleep
+        self.repo_id, self.sleep = repo_id, sleep
+        self.max_retries = check_int("max_retries", max_retries, minimum=0, maximum=100)
+        self.wait = check_float("retry_wait", wait, minimum=0.0, maximum=3600.0)
 
     def __call__(self, what: str, fn: Callable[[], T]) -> T:
         from huggingface_hub.errors import HfHubHTTPError

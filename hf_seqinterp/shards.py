@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .dataset import EXPLANATION_FEATURES, in_source_order
-from .errors import InvalidInputError, OutputFolderBusyError
+from .errors import CorruptShardError, OutputFolderBusyError
 from .utils import quiet_datasets
 from .validation import check_int
 
@@ -68,10 +68,6 @@ REJECTED = "rejected"
 BOOKKEEPING_KEYS = frozenset({"shards"})
 
 logger = logging.getLogger(__name__)
-
-
-class CorruptShardError(InvalidInputError):
-    """A shard on disk does not match its recorded checksum or row count, or cannot be read."""
 
 
 def plan_shards(lengths: Sequence[int], shard_size: int) -> list[list[int]]:

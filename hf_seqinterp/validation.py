@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError, InvalidParameterError
 
 T = TypeVar("T")
-TextPair = tuple[str, "str | None"]
 
 #: upper bounds of the counts that size an allocation (each error message states the memory)
 MAX_STEPS = 1_000
@@ -103,14 +102,6 @@ def check_float(
     return number
 
 
-def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    """One of `choices` (strings)."""
-    options = list(choices)
-    if not isinstance(value, str) or value not in options:
-        raise InvalidParameterError(f"{name}={value!r} is not one of {', '.join(options)}.")
-    return value
-
-
 def check_seed(seed: Any) -> int:
     """A seed for `numpy.random.default_rng`: an integer in [0, 2**63)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
@@ -147,13 +138,6 @@ def check_batch_size(value: Any, *, name: str = "batch_size") -> int | None:
         return None
     return check_int(name, value, minimum=1, maximum=MAX_BATCH_SIZE, bytes_each=4.0 * 512 * 768,
                      cost="hidden states of texts of 512 tokens × 768 float32, per layer")
-
-
-def check_limit(value: Any, *, name: str = "limit") -> int | None:
-    """A row limit: None (all rows) or at least 1; 0 would explain nothing."""
-    if value is None:
-        return None
-    return check_int(name, value, minimum=1)
 
 
 # --------------------------------------------------------------------------- inputs

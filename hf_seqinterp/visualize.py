@@ -39,7 +39,7 @@ def attribution_rgb(value: float, scale: float) -> tuple[int, int, int]:
     """Background colour for one attribution (see the module docstring)."""
     t = min(1.0, abs(float(value)) / scale) if scale > 0 else 0.0
     target = POSITIVE_RGB if value > 0 else NEGATIVE_RGB
-    return tuple(int(round(255 + t * (c - 255))) for c in target)  # type: ignore[return-value]
+    return tuple(round(255 + t * (c - 255)) for c in target)  # type: ignore[return-value]
 
 
 def _text_rgb(background: tuple[int, int, int]) -> str:
