@@ -19,10 +19,12 @@ from typing import Any
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
 from .callbacks import ExplanationCallback
 from .errors import (
+    CorruptShardError,
     HubError,
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
+    OutputFolderBusyError,
     SeqInterpError,
     UnknownMethodError,
     UnknownTargetError,
@@ -106,6 +108,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_MODEL_DIR",
     "EXPLANATION_FEATURES",
+    "CorruptShardError",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
@@ -117,6 +120,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidParameterError",
     "ModelAdapter",
+    "OutputFolderBusyError",
     "SeqInterpError",
     "UnknownMethodError",
     "UnknownTargetError",

@@ -33,12 +33,14 @@ from .architectures import (
     saved_head_problem,
     unwrap,
 )
+from .concurrency import model_lock
 from .errors import (
     InvalidParameterError,
     UnsupportedModelError,
 )
 from .heads import ClassificationHead, Target
-from .text import KEPT_TOKENS, Encoding, normalize_inputs, side_copy, tokenize
+from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
+from .validation import normalize_inputs
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -515,19 +517,21 @@ class ModelAdapter:
             first_block = self.layers[0]
         except UnsupportedModelError:
             return False
+
         ran: list[str] = []
         handles = []
-        try:
-            for m in self.model.modules():
-                if _is_normalization(m):
-                    handles.append(m.register_forward_hook(lambda *_: ran.append("norm")))
-            handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
-            handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
-            with torch.no_grad(), self.evaluating():
-                self.forward(self.collate(self.encode(["a b"])))
-        finally:
-            for handle in handles:
-                handle.remove()
+        with model_lock(self.model):  # no other thread's forward may run through the tracing hooks
+            try:
+                for m in self.model.modules():
+                    if _is_normalization(m):
+                        handles.append(m.register_forward_hook(lambda *_: ran.append("norm")))
+                handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
+                handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
+                with torch.no_grad(), self.evaluating():
+                    self.forward(self.collate(self.encode(["a b"])))
+            finally:
+                for handle in handles:
+                    handle.remove()
         start = ran.index("embeddings") if "embeddings" in ran else 0
         end = ran.index("block") if "block" in ran else len(ran)
         return "norm" in ran[start:end]
@@ -636,16 +640,17 @@ class ModelAdapter:
         """Decoder heads refuse batches when `config.pad_token_id` is None; set it for the call only
         (on the text config, which multimodal heads read; the head then reads the last position of
         `inputs_embeds`, which left padding makes the real last token) and restore it afterwards,
-        also on error."""
+        also on error, under the model's lock so no other thread sees the change."""
         config = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
-        if getattr(config, "pad_token_id", None) is not None:
-            yield
-            return
-        config.pad_token_id = self.pad_id
-        try:
-            yield
-        finally:
-            config.pad_token_id = None
+        with model_lock(self.model):
+            if getattr(config, "pad_token_id", None) is not None:
+                yield
+                return
+            config.pad_token_id = self.pad_id
+            try:
+                yield
+            finally:
+                config.pad_token_id = None
 
     @contextlib.contextmanager
     def _without_padding_warning(self) -> Iterator[None]:
@@ -669,12 +674,14 @@ class ModelAdapter:
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
         """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            yield
-        finally:
-            self.model.train(was_training)
+
+        with model_lock(self.model):
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                yield
+            finally:
+                self.model.train(was_training)
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def check_target(self, target: Target) -> int | None:

@@ -71,17 +71,20 @@ def eager_attention(model: torch.nn.Module) -> Iterator[None]:
     Models that do not use transformers' attention interface (legacy code such as DeBERTa-v2)
     compute attention their own way whatever the config says; they are left untouched.
     """
-    saved = _attention_implementations(model)
-    try:
-        if _can_switch(model) and any(config._attn_implementation != "eager" for config, _ in saved):
-            model.set_attn_implementation("eager")
-        yield
-    finally:
-        for config, value in saved:
-            if value is _UNSET:
-                config.__dict__.pop("_attn_implementation_internal", None)
-            else:
-                config._attn_implementation_internal = value
+    from .concurrency import model_lock
+
+    with model_lock(model):  # another thread must not see, or restore, the switch half-way
+        saved = _attention_implementations(model)
+        try:
+            if _can_switch(model) and any(config._attn_implementation != "eager" for config, _ in saved):
+                model.set_attn_implementation("eager")
+            yield
+        finally:
+            for config, value in saved:
+                if value is _UNSET:
+                    config.__dict__.pop("_attn_implementation_internal", None)
+                else:
+                    config._attn_implementation_internal = value
 
 
 def attention_recorders(model: torch.nn.Module) -> list[Any]:

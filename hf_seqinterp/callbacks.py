@@ -35,7 +35,7 @@ from .errors import InvalidParameterError
 from .explainers import DEFAULT_METHOD, applicable_explainers
 from .explanation import Explanation
 from .metrics.faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
-from .text import validate_texts
+from .validation import validate_texts
 from .visualize import render_html
 
 logger = logging.getLogger(__name__)

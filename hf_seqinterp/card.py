@@ -6,6 +6,11 @@ dataset, pretty name), the `configs` that map each config to its Parquet files, 
 faithfulness metrics when given, the row counts and the library and schema versions. The body
 describes the data, shows how to load it back, renders one example as a Markdown table (the Hub
 renders Markdown, not the HTML heat map's inline styles), and documents the schema.
+
+Everything that comes from data (texts, labels, model and method names, parameter values, metric
+names, the source dataset, the title) is rendered as data, never as markup: texts in fenced code
+blocks, names and values as inline code, other strings Markdown-escaped (`visualize.markdown_*`).
+Model names are the Hub id or the model folder's name, never a local path (`public_model_name`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .dataset import DATASET_SCHEMA_VERSION, SCHEMA, row_to_explanation
-from .visualize import render_markdown
+from .explanation import public_model_name
+from .visualize import markdown_block, markdown_code, markdown_text, render_markdown
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
@@ -42,7 +48,7 @@ def card_metadata(
     """YAML metadata; `configs` maps each config name to its files in the repo."""
     from . import __version__
 
-    models = _unique(dataset, ["model_name", "model_revision"])
+    models = [(public_model_name(name), rev) for name, rev in _unique(dataset, ["model_name", "model_revision"])]
     methods: dict[str, list[dict[str, Any]]] = {}
     for method, params in _unique(dataset, ["method", "params"]):
         methods.setdefault(method, []).append(json.loads(params))
@@ -55,7 +61,7 @@ def card_metadata(
         "rows": len(dataset),
         "source_rows": len(set(dataset["source_index"])),
     }
-    if model_id and any(name != model_id for name, _ in models):
+    if model_id and any(name != model_id for name, _ in models):  # folder names, never paths
         info["models_as_recorded"] = [name for name, _ in models]
     if source_dataset:
         info["source_dataset"] = source_dataset
@@ -82,20 +88,23 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
     info = data.to_dict()["hf_seqinterp"]
     configs = [c["config_name"] for c in data.to_dict()["configs"]]
     models = ", ".join(
-        (f"`{m['name']}`" if m["name"] else "an unnamed model") + (f" (revision `{m['revision']}`)" if m["revision"] else "")
+        (markdown_code(m["name"]) if m["name"] else "an unnamed model")
+        + (f" (revision {markdown_code(m['revision'])})" if m["revision"] else "")
         for m in info["models"]
     )
-    source = f"`{info['source_dataset']}`" if "source_dataset" in info else "a text dataset"
+    source = markdown_code(info["source_dataset"]) if "source_dataset" in info else "a text dataset"
     method_rows = "\n".join(
-        f"| `{name}` | {'; '.join(_params_text(p) for p in params)} |" for name, params in info["methods"].items()
+        f"| {markdown_code(name)} | {'; '.join(_params_text(p) for p in params)} |" for name, params in info["methods"].items()
     )
     sections = [
-        f"# {data.pretty_name}",
-        f"Token attributions explaining the predictions of {models} on {info['source_rows']} rows of {source}, "
-        f"computed with hf_seqinterp {info['library_version']}. Each row is one explanation: one source text, one "
-        f"method, one explained class ({info['rows']} rows; one config per {info['config_by']}: "
-        f"{', '.join(f'`{c}`' for c in configs)}). Attributions are raw (not normalised); a positive score "
-        "supports the explained class.",
+        f"# {markdown_text(data.pretty_name)}",
+        (
+            f"Token attributions explaining the predictions of {models} on {info['source_rows']} rows of {source}, "
+            f"computed with hf_seqinterp {info['library_version']}. Each row is one explanation: one source text, "
+            f"one method, one explained class ({info['rows']} rows; one config per {info['config_by']}: "
+            f"{', '.join(markdown_code(c) for c in configs)}). Attributions are raw (not normalised); a positive "
+            "score supports the explained class."
+        ),
         "## Methods\n\n| method | parameters |\n|---|---|\n" + method_rows,
     ]
     warned = sum(1 for w in dataset["warnings"] if w)
@@ -104,11 +113,13 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
     if "metrics" in info:
         sections.append(_metrics_section(info["metrics"]))
     sections += [
-        "## Usage\n\n```python\nfrom hf_seqinterp import load_explanations\n\n"
-        f'explanations = load_explanations("{repo_id}")   # list of hf_seqinterp.Explanation\n'
-        "explanations[0].to_words()                        # word-level scores\n```\n\n"
-        "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
-        f'ds = load_dataset("{repo_id}", "{configs[0]}", split="{split}")\n```',
+        (
+            "## Usage\n\n```python\nfrom hf_seqinterp import load_explanations\n\n"
+            f'explanations = load_explanations("{repo_id}")   # list of hf_seqinterp.Explanation\n'
+            "explanations[0].to_words()                        # word-level scores\n```\n\n"
+            "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
+            f'ds = load_dataset("{repo_id}", "{configs[0]}", split="{split}")\n```'
+        ),
         _example_section(dataset),
         "## Schema\n\nOne row per (source row, method), schema version "
         f"{DATASET_SCHEMA_VERSION}; `params` and `extras` are JSON objects.\n\n| column | type | description |\n"
@@ -129,8 +140,9 @@ def _example_section(dataset: datasets.Dataset) -> str:
     gold = "" if same_row[0]["label"] is None else f" (gold label id {same_row[0]['label']})"
     return (
         "## Example\n\n"
-        f"> {head.text.strip()}\n\n"
-        f"Predicted: **{prediction}**{gold}, p = {head.probabilities[head.predicted]:.3f}; explained class: **{target}**. "
+        f"{markdown_block(head.text.strip())}\n\n"
+        f"Predicted: **{markdown_text(str(prediction))}**{gold}, p = {head.probabilities[head.predicted]:.3f}; "
+        f"explained class: **{markdown_text(str(target))}**. "
         "Word scores (each method's default aggregation of its token scores); bold: the three largest "
         "magnitudes per method.\n\n" + render_markdown(expls)
     )
@@ -138,9 +150,9 @@ def _example_section(dataset: datasets.Dataset) -> str:
 
 def _metrics_section(metrics: Mapping[str, Mapping[str, float]]) -> str:
     names = sorted({k for values in metrics.values() for k in values})
-    lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| method | " + " | ".join(markdown_text(n) for n in names) + " |", "|---|" + "---:|" * len(names)]
     for method, values in metrics.items():
-        lines.append(f"| `{method}` | " + " | ".join(f"{values[n]:.4g}" if n in values else "" for n in names) + " |")
+        lines.append(f"| {markdown_code(method)} | " + " | ".join(f"{values[n]:.4g}" if n in values else "" for n in names) + " |")
     return "## Faithfulness\n\n" + "\n".join(lines)
 
 
@@ -152,7 +164,7 @@ def _unique(dataset: datasets.Dataset, columns: list[str]) -> list[tuple]:
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in params.items()) or "(none)"
+    return ", ".join(markdown_code(f"{k}={json.dumps(v)}") for k, v in params.items()) or "(none)"
 
 
 def _type_name(feature: Any) -> str:

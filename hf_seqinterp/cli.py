@@ -28,6 +28,7 @@ from typing import Any
 
 from .errors import SeqInterpError
 from .explainers import DEFAULT_METHOD
+from .validation import batch_size_arg, positive_int
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -55,7 +56,7 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
 
 def add_length_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-length", type=int, help="tokens per text, special tokens included (default: the model's maximum)"
+        "--max-length", type=positive_int, help="tokens per text, special tokens included (default: the model's maximum)"
     )
     parser.add_argument(
         "--truncation-side", choices=("right", "left"),
@@ -92,7 +93,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         "-p", "--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
         help="method parameter, repeatable (e.g. -p n_steps=32 -p baseline=mask -p score=log_prob)",
     )
-    parser.add_argument("--batch-size", type=int, help="texts per batch")
+    parser.add_argument("--batch-size", type=batch_size_arg, help="texts per batch")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
     add_length_arguments(parser)
     parser.add_argument("--words", action="store_true", help="also print word-level scores")
@@ -103,7 +104,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     from .explainers import get_explainer
-    from .visualize import render_terminal, save_html
+    from .visualize import render_terminal, save_html, terminal_safe
 
     texts = _read_texts(args)
     get_explainer(args.method)  # fail on an unknown method before loading the model
@@ -126,7 +127,7 @@ def run_explain(args: argparse.Namespace) -> int:
         print(render_terminal(expl, color=color))
         if args.words:
             for word in expl.to_words():
-                print(f"  {word.text:>20s} {word.score:+.4f}")
+                print(f"  {terminal_safe(word.text, newlines=False):>20s} {word.score:+.4f}")
         print()
     return 0
 
@@ -185,7 +186,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--rationale-words-column", help="column of human rationales as word indices or [start, end) word ranges"
     )
     data.add_argument("--eraser-docs", metavar="DIR", help="ERASER docs folder; DATA is then e.g. val.jsonl")
-    data.add_argument("--limit", type=int, help="use only the first N examples")
+    data.add_argument("--limit", type=positive_int, help="use only the first N examples")
     add_length_arguments(data)
     methods = parser.add_argument_group("methods")
     methods.add_argument("--methods", type=_names, help="comma-separated methods (default: all that apply)")
@@ -194,7 +195,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "-p", "--param", action="append", type=parse_param, default=[], metavar="METHOD.KEY=VALUE",
         help="method parameter, repeatable (e.g. -p integrated_gradients.n_steps=16)",
     )
-    methods.add_argument("--batch-size", type=int, help="texts per explanation batch")
+    methods.add_argument("--batch-size", type=batch_size_arg, help="texts per explanation batch")
     metrics = parser.add_argument_group("metrics")
     metrics.add_argument("--metrics", type=_names, help="comma-separated metrics (default: all that apply)")
     metrics.add_argument("--sort-by", help="metric that orders the table (default: the first)")
@@ -204,7 +205,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument("--rounding", choices=("ceil", "floor"), help="k = ceil or floor of b*n (default: ceil)")
     metrics.add_argument("--rank-by", choices=("signed", "abs"), help="rank tokens by signed (default) or |score|")
     metrics.add_argument("--level", choices=("token", "word"), help="remove tokens (default) or whole words")
-    metrics.add_argument("--curve-points", type=int, help="points of the deletion/insertion curves (default: 11)")
+    metrics.add_argument("--curve-points", type=positive_int, help="points of the deletion/insertion curves (default: 11)")
     metrics.add_argument("--top", type=_top, default="gold", help="plausibility rationale size: gold, N or a fraction")
     metrics.add_argument("--iou-threshold", type=float, default=0.5, help="IOU of a span match (default: 0.5)")
     parser.add_argument("--output-dir", default="hf-seqinterp-evaluation", help="where results.md/.json/.png go")
@@ -249,11 +250,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         iou_threshold=args.iou_threshold,
         batch_size=args.batch_size,
         source=data.source,
+        notes=data.notes,
         progress=not args.no_progress,
         **settings,
     )
+    from .visualize import terminal_safe
+
     paths = report.save(args.output_dir)
-    print(report.to_markdown())
+    print(terminal_safe(report.to_markdown()))
     for path in paths.values():
         print(f"wrote {path.resolve()}", file=sys.stderr)
     return 0
@@ -264,7 +268,7 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
     parser.add_argument("--output-dir", required=True, help="folder for the Parquet shards; rerun to resume")
     parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
-    parser.add_argument("--limit", type=int, help="explain only the first N rows")
+    parser.add_argument("--limit", type=positive_int, help="explain only the first N rows")
     parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
     parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
@@ -280,8 +284,8 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
         "(e.g. -p integrated_gradients.n_steps=20 -p score=log_prob)",
     )
-    parser.add_argument("--batch-size", type=int, help="texts per batch (default: each method's own)")
-    parser.add_argument("--shard-size", type=int, default=256, help="source rows per shard file (default 256)")
+    parser.add_argument("--batch-size", type=batch_size_arg, help="texts per batch (default: each method's own)")
+    parser.add_argument("--shard-size", type=positive_int, default=256, help="source rows per shard file (default 256)")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
     add_length_arguments(parser)
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="default: Accelerate's configuration")
@@ -399,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (SeqInterpError, FileNotFoundError, FileExistsError) as err:
-        print(f"hf-seqinterp: error: {err}", file=sys.stderr)
+        from .visualize import terminal_safe
+
+        print(f"hf-seqinterp: error: {terminal_safe(err)}", file=sys.stderr)
         return 2
 
 

@@ -9,7 +9,8 @@ one (round robin over the longest-first plan keeps the processes' loads even); i
 Parquet file the moment it is done. When all are done, the shards are merged into one
 `datasets.Dataset` in source-row order. An interrupted run restarted with the same arguments
 recomputes only the missing shards; the manifest refuses to mix shards of a different run (other
-model, methods, parameters or data).
+model, methods, parameters or data), the folder's lock refuses a second live run, and every shard is
+checked against its recorded sha256 before it is reused or merged (see `shards.py`).
 
 Device placement and mixed precision come from Accelerate: the model is moved to
 `Accelerator().device`, and explanations run under `accelerator.autocast()` when mixed precision is
@@ -35,13 +36,13 @@ from .adapter import ModelAdapter, Target
 from .data import load_text_dataset
 from .data import text_column as find_text_column
 from .dataset import DATASET_SCHEMA_VERSION, EXPLANATION_FEATURES, explanation_to_row
-from .errors import InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError, SeqInterpError
 from .explainers import DEFAULT_METHOD, Explainer, get_explainer
 from .explanation import _jsonable
 from .mixin import as_adapter
-from .shards import RunLog, ShardStore, plan_shards
-from .text import validate_texts
+from .shards import OutputLock, RunLog, ShardStore, plan_shards
 from .utils import progress_bar
+from .validation import check_batch_size, check_int, validate_texts
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def explain_dataset(
         shard_size: source rows per shard; a crash loses at most one shard per process.
         mixed_precision: "no", "fp16", "bf16" (default: what `accelerate launch` configured).
         cpu: force the CPU (default: on machines without an accelerator).
-        overwrite: delete the shards of a different earlier run in `output_dir` instead of failing.
+        overwrite: delete the shards of a different earlier run in `output_dir` instead of failing
+            (never those of a live run: a folder is owned by one run at a time).
         progress: show a progress bar (examples/s) on the main process.
 
     Returns the merged `datasets.Dataset` (schema `EXPLANATION_FEATURES`) on every process: one row
@@ -96,8 +98,12 @@ def explain_dataset(
     from accelerate import Accelerator
 
     started = time.perf_counter()
+    batch_size = check_batch_size(batch_size)
+    shard_size = check_int("shard_size", shard_size)
     accelerator = Accelerator(cpu=not _has_accelerator() if cpu is None else cpu, mixed_precision=mixed_precision)
     dataset = _as_dataset(dataset)
+    if len(dataset) == 0:
+        raise InvalidInputError("The dataset has no rows; there is nothing to explain.")
     column = find_text_column(dataset, text_column)
     for name in (text_pair_column, id_column, label_column, target_column):
         if name is not None and name not in dataset.column_names:
@@ -134,9 +140,31 @@ def explain_dataset(
         "truncation_side": adapter.truncation_side,
         "mixed_precision": accelerator.mixed_precision,
     }
-    store = ShardStore(output_dir)
     plan = plan_shards([len(t) for t in source.texts], shard_size)
-    done = _claim(store, manifest, plan, len(explainers), accelerator, overwrite)
+    store, lock, done = _claim(Path(output_dir), manifest, plan, len(explainers), accelerator, overwrite)
+    try:
+        return _run(store, manifest, plan, done, explainers, source, dataset, batch_size, truncation, accelerator,
+                    progress, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(
+    store: ShardStore,
+    manifest: dict[str, Any],
+    plan: list[list[int]],
+    done: set[int],
+    explainers: dict[str, Explainer],
+    source: _SourceColumns,
+    dataset: datasets.Dataset,
+    batch_size: int | None,
+    truncation: bool,
+    accelerator: Any,
+    progress: bool,
+    started: float,
+) -> datasets.Dataset:
+    """The shards of `plan` not in `done`, round robin over the processes; then the merged dataset."""
     if accelerator.is_main_process:
         logger.info(
             "explain_dataset: %d rows, %d shards (%d already on disk), %d process(es), methods %s",
@@ -164,34 +192,56 @@ def explain_dataset(
         accelerator.wait_for_everyone()
         bar.update(len(dataset) - bar.n)
 
-    missing = sorted(set(range(len(plan))) - store.completed(plan, len(explainers)))
+    missing = sorted(set(range(len(plan))) - store.finished(plan))
     if missing:
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
+    if accelerator.is_main_process:
+        store.write_manifest({**manifest, "shards": store.collect_checksums()})
+    accelerator.wait_for_everyone()
     with accelerator.main_process_first():
         return store.merge(total=len(plan))
 
 
-def _claim(store: ShardStore, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool) -> set[int]:
-    """Make `store` this run's output folder and return the plan's shards already done there.
+def _claim(
+    root: Path, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool
+) -> tuple[ShardStore, OutputLock | None, set[int]]:
+    """Make `root` this run's output folder: (its store, the lock the main process holds, the plan's
+    shards already done there and intact).
 
-    Every process takes part; the barriers make all of them read the old manifest before the main
-    process replaces it, and list the finished shards before any process writes a new one."""
-    conflicts = store.manifest_conflicts(manifest)
-    if conflicts and not overwrite:
-        raise InvalidParameterError(
-            f"{store.root} holds shards of a different run (it differs in: {', '.join(conflicts)}). "
-            "Use another output_dir, or pass overwrite=True (--overwrite) to delete them."
-        )
-    accelerator.wait_for_everyone()
+    The main process takes the folder's lock, checks the manifest, clears the folder (overwrite),
+    writes the manifest, deletes dead runs' temporary files and verifies the finished shards (setting
+    bad ones aside); the outcome (the run id, the finished shards, or the error) is broadcast, so
+    every process agrees and fails together."""
+    from accelerate.utils import broadcast_object_list
+
+    lock: OutputLock | None = None
+    outcome: list[Any] = [None]
     if accelerator.is_main_process:
-        if conflicts:
-            store.clear()
-        store.write_manifest(manifest)
-        store.remove_temporary()
-    accelerator.wait_for_everyone()
-    done = store.completed(plan, n_methods)
-    accelerator.wait_for_everyone()
-    return done
+        try:
+            lock = OutputLock(root).acquire()
+            store = ShardStore(root, run_id=lock.run_id)
+            conflicts = store.manifest_conflicts(manifest)
+            if conflicts and not overwrite:
+                raise InvalidParameterError(
+                    f"{store.root} holds shards of a different run (it differs in: {', '.join(conflicts)}). "
+                    "Use another output_dir, or pass overwrite=True (--overwrite) to delete them."
+                )
+            if conflicts:
+                store.clear()
+            previous = store.read_manifest() or {}
+            store.write_manifest({**manifest, **({"shards": previous["shards"]} if "shards" in previous else {})})
+            store.remove_temporary()
+            outcome = [(lock.run_id, store.completed(plan, n_methods, set_aside=True))]
+        except SeqInterpError as err:
+            outcome = [err]
+            if lock is not None:
+                lock.release()
+    if accelerator.num_processes > 1:
+        outcome = broadcast_object_list(outcome)
+    if isinstance(outcome[0], SeqInterpError):
+        raise outcome[0]
+    run_id, done = outcome[0]
+    return ShardStore(root, run_id=run_id), lock, done
 
 
 def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:

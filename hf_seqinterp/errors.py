@@ -45,3 +45,12 @@ class OutputExistsError(SeqInterpError, FileExistsError):
 class HubError(SeqInterpError):
     """Pushing explanations to, or loading them from, the Hugging Face Hub failed for good
     (authentication, permission, missing repository, or retries exhausted)."""
+
+
+class OutputFolderBusyError(SeqInterpError):
+    """Another live run owns the output folder (its `.lock` is held)."""
+
+
+class CorruptShardError(InvalidInputError):
+    """A shard of an `explain_dataset` output folder does not match its recorded checksum or row
+    count, or cannot be read; it is never merged."""

@@ -9,6 +9,8 @@ to reproduce it (method, parameters, score space, model name/revision, library v
 from __future__ import annotations
 
 import json
+import os
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -67,6 +69,20 @@ def aggregate(values: np.ndarray, how: str) -> float:
     if how == "l2":
         return float(np.sqrt(np.square(values, dtype=np.float64).sum()))
     raise InvalidParameterError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
+
+
+def public_model_name(name: str | None) -> str | None:
+    """The model name an Explanation records: a Hub id as it is; for a local folder, the folder's
+    name, never its path (an absolute path would publish the user's file system in every row)."""
+    if not name:
+        return name
+    local = (
+        os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name
+        or name.count("/") > 1 or os.path.exists(os.path.expanduser(name))
+    )
+    if not local:
+        return name
+    return re.split(r"[\\/]", name.rstrip("/\\"))[-1] or name
 
 
 @dataclass

@@ -6,8 +6,16 @@ dataset card (`card.py`). A single commit means a reader never sees data without
 describing data that is not there, whatever fails. Earlier files under `data/` are deleted in the
 same commit, so the repo always holds exactly one explanation dataset.
 
-Every Hub call is retried with exponential backoff on 5xx, 408, 429 and network errors/timeouts;
-401, 403 and 404 raise `HubError` at once with what to do about them.
+Every Hub call is retried with exponential backoff on 5xx, 408, 429 and timeouts; 401, 403 and 404
+raise `HubError` at once with what to do about them. Offline mode (`HF_HUB_OFFLINE=1`) and a Hub that
+cannot be reached at all (DNS failure, connection refused) fail at once too, in one line that names
+`HF_HUB_OFFLINE` and how to pass a local folder instead. Before a download, one metadata request
+checks the repository, so its HTTP status (not `datasets`' "Couldn't find any data file") is what
+the error reports.
+
+What is published is data, never markup or local paths: every row's `model_name` is the Hub id or
+the model folder's name (`public_model_name`), and the card renders texts, labels, names and
+parameters escaped or in code (`card.py`).
 
 `load_explanations(repo_id)` (or a local `explain_dataset` output folder) gives the Explanations back.
 """
@@ -15,7 +23,9 @@ Every Hub call is retried with exponential backoff on 5xx, 408, 429 and network 
 from __future__ import annotations
 
 import math
+import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,9 +38,10 @@ from huggingface_hub import DatasetCard
 from .card import card_metadata, render_card
 from .dataset import EXPLANATION_FEATURES, dataset_to_explanations, explanations_to_dataset, in_source_order
 from .errors import HubError, InvalidInputError, InvalidParameterError
-from .explanation import Explanation
+from .explanation import Explanation, public_model_name
 from .shards import ShardStore
 from .utils import quiet_datasets
+from .validation import check_float, check_int
 
 T = TypeVar("T")
 
@@ -73,6 +84,7 @@ def push_explanations_to_hub(
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
+    _require_online(repo_id, "push explanations to")
     table = _as_explanation_dataset(dataset)
     plan = _file_plan(table, config_by, split)
     card = _card(table, plan, repo_id, split=split, config_by=config_by, license=license,
@@ -131,8 +143,16 @@ def load_explanation_dataset(
     if path.is_dir():
         store = ShardStore(path)
         return store.merge() if store.shards() else datasets.load_from_disk(str(path))
+    if public_model_name(str(source)) != str(source) or path.suffix in (".parquet", ".json", ".arrow"):
+        raise InvalidInputError(
+            f"{source} is not a folder: pass an explain_dataset output_dir, a save_to_disk folder or a Hub id."
+        )
+    _require_online(str(source), "download")
     retry = _Retrying(str(source), max_retries, retry_wait)
     revision = revision or "main"
+    from huggingface_hub import HfApi
+
+    retry("find the dataset", lambda: HfApi(token=token).dataset_info(str(source), revision=revision))
     names = [config] if config else retry(
         "list the configs", lambda: datasets.get_dataset_config_names(str(source), revision=revision, token=token)
     )
@@ -155,9 +175,21 @@ def load_explanations(source: str | Path, config: str | None = None, **kwargs: A
 
 
 # --------------------------------------------------------------------------- helpers
+def _require_online(repo_id: str, what: str) -> None:
+    """Fail at once, in one line, in offline mode."""
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if constants.HF_HUB_OFFLINE or flag:
+        raise HubError(
+            f"Cannot {what} {repo_id!r}: HF_HUB_OFFLINE is set, so the Hub is not contacted. Unset HF_HUB_OFFLINE "
+            "for network access, or pass a local folder instead (an explain_dataset output_dir or a save_to_disk folder)."
+        )
+
+
 def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Explanation] | str | Path) -> datasets.Dataset:
     if isinstance(dataset, (str, Path)):
-        return ShardStore(dataset).merge()
+        dataset = ShardStore(dataset).merge()
     if not isinstance(dataset, datasets.Dataset):
         dataset = explanations_to_dataset(dataset)
     missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names))
@@ -165,6 +197,10 @@ def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Explanation] | 
         raise InvalidInputError(f"Not an explanation dataset: the columns {missing} are missing.")
     if len(dataset) == 0:
         raise InvalidInputError("The explanation dataset is empty; there is nothing to publish.")
+    names = dataset["model_name"]
+    public = [public_model_name(name) for name in names]
+    if public != names:  # rows written by earlier versions record local paths
+        dataset = dataset.remove_columns("model_name").add_column("model_name", public)
     dataset = dataset.select_columns(list(EXPLANATION_FEATURES))
     return dataset if dataset.features == EXPLANATION_FEATURES else dataset.cast(EXPLANATION_FEATURES)
 
@@ -173,6 +209,8 @@ def _file_plan(dataset: datasets.Dataset, config_by: str, split: str) -> dict[st
     """config -> [(path in the repo, rows)]: one config per method or model, files of <= MAX_FILE_BYTES."""
     if config_by not in ("method", "model"):
         raise InvalidParameterError(f"config_by={config_by!r}; use 'method' or 'model'.")
+    if not re.fullmatch(r"\w+(\.\w+)*", split):
+        raise InvalidParameterError(f"split={split!r}: a split name is letters, digits and underscores (e.g. 'train').")
     plan = {}
     bytes_per_row = dataset.data.nbytes / max(1, dataset.data.num_rows)  # .data ignores any indices mapping
     for config, indices in _config_groups(dataset, "method" if config_by == "method" else "model_name").items():
@@ -216,13 +254,25 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return (http.TimeoutException, http.NetworkError, http.RemoteProtocolError, TimeoutError, ConnectionError)
 
 
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the Hub cannot be reached at all (DNS failure, connection refused): retrying
+    them only delays the answer."""
+    try:
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        import httpx as http
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return (http.ConnectError, OfflineModeIsEnabled, ConnectionRefusedError, socket.gaierror)
+
+
 class _Retrying:
     """Call a Hub operation, retrying transient failures with exponential backoff."""
 
     def __init__(self, repo_id: str, max_retries: int, wait: float, sleep: Callable[[float], None] = time.sleep):
-        if max_retries < 0:
-            raise InvalidParameterError(f"max_retries must be >= 0, got {max_retries}.")
-        self.repo_id, self.max_retries, self.wait, self.sleep = repo_id, max_retries, wait, sleep
+        self.repo_id, self.sleep = repo_id, sleep
+        self.max_retries = check_int("max_retries", max_retries, minimum=0, maximum=100)
+        self.wait = check_float("retry_wait", wait, minimum=0.0, maximum=3600.0)
 
     def __call__(self, what: str, fn: Callable[[], T]) -> T:
         from huggingface_hub.errors import HfHubHTTPError
@@ -238,6 +288,14 @@ class _Retrying:
                     raise HubError(f"Could not {what} for {self.repo_id!r} (HTTP {status}, attempt {attempt + 1}): {err}") from err
             except datasets.exceptions.DatasetNotFoundError as err:
                 raise HubError(self._explain(404, what, err)) from err
+            except FileNotFoundError as err:  # datasets' "Couldn't find any data file" after a failed request
+                raise HubError(f"Could not {what} for {self.repo_id!r}: {err}") from err
+            except _unreachable_errors() as err:
+                raise HubError(
+                    f"Could not {what} for {self.repo_id!r}: the Hub cannot be reached ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else 'no detail'}). Check the network, set HF_HUB_OFFLINE=1 "
+                    "to work offline, or pass a local folder instead (an explain_dataset output_dir or a save_to_disk folder)."
+                ) from err
             except _transport_errors() as err:
                 if attempt == self.max_retries:
                     raise HubError(f"Could not {what} for {self.repo_id!r} after {attempt + 1} attempts: {err!r}") from err
@@ -250,8 +308,13 @@ class _Retrying:
         advice = {
             401: "not authenticated: the token is missing, invalid or expired. Pass token=..., set HF_TOKEN, "
             "or log in with `hf auth login`.",
-            403: f"forbidden: this token may not write to {namespace!r}. Use a write token of that user or "
-            "organisation, or push to your own namespace.",
+            403: (
+                f"forbidden: this token may not read {self.repo_id!r}. Use a token of a user or organisation "
+                "with access to it (pass token=... or set HF_TOKEN)."
+                if what.startswith(("find", "list the configs", "load"))
+                else f"forbidden: this token may not write to {namespace!r}. Use a write token of that user or "
+                "organisation, or push to your own namespace."
+            ),
             404: f"not found: {self.repo_id!r} (or the revision) does not exist or is not visible with this "
             "token. Check the id, and log in if the repository is private.",
         }[status]

@@ -19,7 +19,7 @@ from .adapter import ModelAdapter, Target
 from .errors import UnsupportedModelError
 from .explainers import DEFAULT_METHOD, explain_with
 from .explanation import Explanation
-from .text import TextInput
+from .validation import TextInput
 
 
 class ExplainableMixin:

@@ -21,7 +21,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
-from .text import normalize_inputs
+from .validation import normalize_inputs
 
 TASK = "explain-text"
 
@@ -44,6 +44,17 @@ class ExplainTextPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.adapter = ModelAdapter(self.model, self.tokenizer)
         self._explainers: dict[tuple, Any] = {}
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Explain a text or a sentence pair {"text": ..., "text_pair": ...} (returns one result) or a
+        list of them (a list of results). The inputs are checked first (`hf_seqinterp.validation`):
+        an empty list, None, bytes or a dict other than {"text", "text_pair"} get an
+        `InvalidInputError` that names the item. Datasets and generators are streamed as transformers
+        does, each item checked as it comes."""
+        if isinstance(inputs, (str, list, tuple, dict)) or inputs is None or isinstance(inputs, (bytes, bytearray)):
+            items, single = normalize_inputs(inputs)
+            inputs = items[0] if single else items
+        return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -68,10 +79,6 @@ class ExplainTextPipeline(Pipeline):
         if return_explanation is not None:
             postprocess["return_explanation"] = return_explanation
         return preprocess, forward, postprocess
-
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        items, single = normalize_inputs(inputs)  # clear errors for empty lists and bad items, by index
-        return super().__call__(items[0] if single else items, **kwargs)
 
     def preprocess(self, item: tuple[str, str | None], truncation: bool = True) -> dict[str, Any]:
         return {"encoding": self.adapter.encode([item], truncation=truncation)[0]}

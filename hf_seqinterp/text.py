@@ -13,7 +13,7 @@ offsets index into its own segment's string, `segment_ids[t]` says which (0 = `t
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -155,64 +155,6 @@ class Encoding(TokenizedText):
     tokenisation raised (e.g. truncation)."""
 
     warnings: list[str] = field(default_factory=list, kw_only=True)
-
-
-#: one model input: a text, or a (text, text_pair) sentence pair
-TextInput = str | tuple[str, str]
-
-
-def _pair(item: Any, index: int) -> tuple[str, str | None]:
-    """(text, text_pair or None) from a str, a (text, text_pair) tuple or a {"text", "text_pair"} dict."""
-    if isinstance(item, dict):
-        if set(item) - {"text", "text_pair"} or "text" not in item:
-            raise InvalidInputError(
-                f"Input {index} is a dict with keys {sorted(item)}; a sentence pair is "
-                '{"text": ..., "text_pair": ...} (as in the text-classification pipeline).'
-            )
-        item = (item["text"], item.get("text_pair"))
-    if isinstance(item, tuple):
-        if len(item) != 2:
-            raise InvalidInputError(f"Input {index} is a tuple of {len(item)} items; a sentence pair is (text, text_pair).")
-        text, pair = item
-    else:
-        text, pair = item, None
-    parts = [(f"Text {index}", text)] + ([] if pair is None else [(f"The text_pair of input {index}", pair)])
-    for name, value in parts:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{name} is a {type(value).__name__} ({value!r}), not a string.")
-        if not value.strip():
-            raise InvalidInputError(f"{name} is empty or whitespace only; there is nothing to explain.")
-    return text, pair
-
-
-def normalize_inputs(inputs: Any) -> tuple[list[tuple[str, str | None]], bool]:
-    """One `(text, text_pair or None)` per input, and whether a single input was given.
-
-    Accepted: a string, a `(text, text_pair)` tuple, a `{"text": ..., "text_pair": ...}` dict, or a
-    list of any of these."""
-    single = isinstance(inputs, (str, dict)) or (
-        isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-    )
-    items = [inputs] if single else inputs
-    try:
-        items = list(items)
-    except TypeError:
-        raise InvalidInputError(
-            f"Expected a string, a (text, text_pair) pair or a list of them, got {type(inputs).__name__}."
-        ) from None
-    if not items:
-        raise InvalidInputError("No texts given: pass a string or a non-empty list of strings.")
-    return [_pair(item, i) for i, item in enumerate(items)], single
-
-
-def validate_texts(texts: Sequence[str]) -> list[str]:
-    """Reject what cannot be explained as single texts: a non-list, non-strings, empty or
-    whitespace-only strings (sentence pairs go through `normalize_inputs`)."""
-    items, _ = normalize_inputs(texts)
-    paired = [i for i, (_, pair) in enumerate(items) if pair is not None]
-    if paired:
-        raise InvalidInputError(f"Input {paired[0]} is a sentence pair; single texts are expected here.")
-    return [text for text, _ in items]
 
 
 #: which tokens of a longer input each `truncation_side` keeps

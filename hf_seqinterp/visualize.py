@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,7 +40,7 @@ def attribution_rgb(value: float, scale: float) -> tuple[int, int, int]:
     """Background colour for one attribution (see the module docstring)."""
     t = min(1.0, abs(float(value)) / scale) if scale > 0 else 0.0
     target = POSITIVE_RGB if value > 0 else NEGATIVE_RGB
-    return tuple(int(round(255 + t * (c - 255))) for c in target)  # type: ignore[return-value]
+    return tuple(round(255 + t * (c - 255)) for c in target)  # type: ignore[return-value]
 
 
 def _text_rgb(background: tuple[int, int, int]) -> str:
@@ -216,6 +217,24 @@ def save_html(explanations: Explanation | Sequence[Explanation], path: str, *, t
     return path
 
 
+#: ANSI/VT escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC strings
+#: (ESC P/X/^/_ ... ST), and two-character escapes (ESC + one character)
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|.?)", re.DOTALL
+)
+#: C0 controls except tab and newline, DEL, and the C1 controls (U+0080-U+009F, e.g. the 8-bit CSI)
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str, *, newlines: bool = True) -> str:
+    """`text` with nothing a terminal would execute: escape sequences removed, other C0/C1 control
+    characters and DEL dropped; tabs and newlines kept (with `newlines=False`, each becomes a space).
+    Every string that untrusted data can reach (texts, tokens, labels, warnings, errors) goes
+    through it before it is printed."""
+    text = _CONTROL_CHARACTER.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))
+    return text if newlines else text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+
+
 def _use_color(color: bool | None) -> bool:
     if color is not None:
         return color
@@ -234,6 +253,7 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
         zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask)
     ):
         lead = "\n" if i in breaks else " " if gap else ""
+        shown = terminal_safe(shown, newlines=False)
         if colored:
             r, g, b = attribution_rgb(float(value), scale)
             fg = "97" if _text_rgb((r, g, b)) == "#ffffff" else "30"
@@ -241,8 +261,8 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
             pieces.append(f"{lead}\x1b[{style}{fg};48;2;{r};{g};{b}m{shown}\x1b[0m")
         else:
             pieces.append(f"{lead}{shown}({float(value):+.3g})")
-    lines = [_header(expl), "".join(pieces)]
-    lines += [f"warning: {w}" for w in expl.warnings]
+    lines = [terminal_safe(_header(expl), newlines=False), "".join(pieces)]
+    lines += [f"warning: {terminal_safe(w, newlines=False)}" for w in expl.warnings]
     if colored:
         pr, pg, pb = attribution_rgb(scale, scale)
         nr, ng, nb = attribution_rgb(-scale, scale)
@@ -252,7 +272,32 @@ def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
     return "\n".join(lines)
 
 
-_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;"})
+_MARKDOWN_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def markdown_text(text: str) -> str:
+    """`text` as literal Markdown text on one line: every character Markdown or HTML would read as
+    markup (emphasis, links and images, headings, tables, tags, entities, code) is escaped, and
+    control characters and line breaks become spaces, so untrusted text cannot add structure."""
+    return terminal_safe(text, newlines=False).translate(_MARKDOWN_SPECIAL)
+
+
+def markdown_code(text: str) -> str:
+    """`text` as inline code on one line (for names and parameter values): the backtick fence is
+    longer than any backtick run inside, and `|` is escaped so table cells stay intact."""
+    text = terminal_safe(text, newlines=False).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def markdown_block(text: str, info: str = "text") -> str:
+    """`text` as a fenced code block, shown verbatim: the fence is longer than any backtick run in it."""
+    text = terminal_safe(text)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
 
 
 def render_markdown(explanations: Explanation | Sequence[Explanation], *, bold_top: int = 3) -> str:
@@ -277,10 +322,10 @@ def render_markdown(explanations: Explanation | Sequence[Explanation], *, bold_t
         names = [f"{e.method} ({e.model_name})" for e in items]
     bold = [set(sorted(range(len(ws)), key=lambda i: -abs(ws[i].score))[:bold_top]) for ws in words]
     lines = [
-        "| word | " + " | ".join(n.translate(_MARKDOWN_SPECIAL) for n in names) + " |",
+        "| word | " + " | ".join(markdown_text(n) for n in names) + " |",
         "|---|" + "---:|" * len(items),
     ]
     for i, word in enumerate(words[0]):
         cells = [f"**{ws[i].score:+.3g}**" if i in top else f"{ws[i].score:+.3g}" for ws, top in zip(words, bold)]
-        lines.append(f"| {word.text.translate(_MARKDOWN_SPECIAL)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_text(word.text)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

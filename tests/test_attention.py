@@ -330,7 +330,7 @@ def test_explanation_fields_and_round_trip():
         ("attention", {"layer": 2}, r"layer=2 is out of range for a model with 2 layers"),
         ("attention_flow", {"start_layer": -3}, r"start_layer=-3 is out of range"),
         ("attention_rollout", {"score": "prob"}, r"does not depend on the explained score"),
-        ("attention_flow", {"max_tokens": 0}, r"max_tokens must be a positive integer, got 0"),
+        ("attention_flow", {"max_tokens": 0}, r"max_tokens must be an integer >= 1, got 0"),
         ("gradient_rollout", {"start_layer": 1.5}, r"start_layer must be an integer layer index, got 1.5"),
     ],
 )

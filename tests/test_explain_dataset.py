@@ -153,7 +153,7 @@ def test_per_row_targets_and_plain_lists(adapter, tmp_path):
         ({"label_column": "text"}, InvalidInputError, r"must hold class ids \(int\); row 0 holds 'a good film'"),
         ({"target": 1, "target_column": "label"}, InvalidParameterError, r"target= or target_column=, not both"),
         ({"target": "happy"}, SeqInterpError, r"'happy' is not a label"),
-        ({"shard_size": 0}, InvalidParameterError, r"shard_size must be >= 1"),
+        ({"shard_size": 0}, InvalidParameterError, r"shard_size must be an integer >= 1"),
         ({"dataset": datasets.DatasetDict({"a": datasets.Dataset.from_dict({"text": ["x"]})})}, InvalidInputError, r"DatasetDict with splits \['a'\]"),
     ],
 )

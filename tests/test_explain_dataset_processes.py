@@ -24,14 +24,18 @@ N_TEXTS = 160
 SHARD_SIZE = 4
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("processes")
+def make_inputs(root, n_texts: int, seed: int):
+    """(root, data file): a saved tiny model under root/model and a TSV of `n_texts` labelled texts."""
     save_tiny_model(root / "model")
     data = root / "data.tsv"
-    texts = random_texts(N_TEXTS, seed=11, max_words=30)
+    texts = random_texts(n_texts, seed=seed, max_words=30)
     data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 3}\n" for i, t in enumerate(texts)), encoding="utf-8")
     return root, data
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return make_inputs(tmp_path_factory.mktemp("processes"), N_TEXTS, seed=11)
 
 
 def command(inputs, output_dir, processes: int) -> list[str]:

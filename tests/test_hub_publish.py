@@ -79,7 +79,7 @@ def test_push_then_load_round_trip_with_card(hub, table):
     assert [c["config_name"] for c in meta["configs"]] == list(METHODS)
     # the body: the example as a Markdown table, and a usage snippet that really loads the data
     first = hsi.dataset_to_explanations(table)[0]
-    assert f"> {first.text}" in card.text and "| word | gradient\\_x\\_input | integrated\\_gradients |" in card.text
+    assert f"```text\n{first.text}\n```" in card.text and "| word | gradient\\_x\\_input | integrated\\_gradients |" in card.text
     for word in first.to_words():
         assert re.search(rf"^\| {re.escape(word.text)} \| \**[+-]", card.text, re.MULTILINE), word.text
     namespace: dict = {}
@@ -201,7 +201,7 @@ def test_timeouts_back_off_exponentially_then_give_up():
     import httpx2
 
     waits: list[float] = []
-    calls = iter([httpx2.ReadTimeout("slow"), httpx2.ConnectError("refused"), "done"])
+    calls = iter([httpx2.ReadTimeout("slow"), httpx2.ReadError("reset"), "done"])
 
     def flaky():
         outcome = next(calls)

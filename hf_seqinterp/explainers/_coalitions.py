@@ -11,23 +11,6 @@ import math
 
 import numpy as np
 
-from ..errors import InvalidParameterError
-
-
-def check_count(name: str, value: int, minimum: int = 1) -> int:
-    """A positive integer parameter, or a clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_seed(seed: int) -> int:
-    """A seed for `numpy.random.default_rng`. Samplers draw each text's coalitions from a fresh
-    generator with this seed, so a text's numbers do not depend on the other texts of its batch."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}.")
-    return int(seed)
-
 
 # ----------------------------------------------------------------------------- windows (erasure, occlusion)
 def window_coalitions(n_features: int, window: int, stride: int) -> np.ndarray:

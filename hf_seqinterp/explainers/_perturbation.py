@@ -27,8 +27,8 @@ from ..masking import (
     target_scores,
     variant_logits,
 )
-from ._coalitions import check_count, check_seed
-from .base import Explainer, RowResult
+from ..validation import check_seed, check_token_budget
+from .base import Explainer, RowResult, hidden_size
 
 
 class PerturbationExplainer(Explainer):
@@ -49,7 +49,7 @@ class PerturbationExplainer(Explainer):
             raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
         self.level = level
         self.replacement = resolve_replacement(adapter, replacement)
-        self.max_batch_tokens = check_count("max_batch_tokens", max_batch_tokens)
+        self.max_batch_tokens = check_token_budget("max_batch_tokens", max_batch_tokens, hidden_size(adapter))
         super().__init__(adapter, score=score)
 
     # ----------------------------------------------------------------- for subclasses

@@ -18,6 +18,7 @@ import torch
 
 from ..adapter import Batch
 from ..errors import InputTooLongError, InvalidParameterError, UnsupportedModelError
+from ..validation import check_int
 from ._rollout import (
     GradientRollout,
     LayerPick,
@@ -161,9 +162,7 @@ class AttentionFlow(_AttentionExplainer):
     ):
         self.head_fusion = check_head_fusion(head_fusion)
         self.start_layer = start_layer
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise InvalidParameterError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
-        self.max_tokens = max_tokens
+        self.max_tokens = check_int("max_tokens", max_tokens)
         self._check_score(score)
         super().__init__(adapter, score=score)
         self._start = self._layer(start_layer, "start_layer")

@@ -19,10 +19,12 @@ import numpy as np
 import torch
 
 from ..adapter import Batch, ModelAdapter, Target
+from ..concurrency import model_lock
 from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
-from ..explanation import Explanation
-from ..text import Encoding, TextInput, TokenizedText, normalize_inputs
+from ..explanation import Explanation, public_model_name
+from ..text import Encoding, TokenizedText
 from ..utils import length_grouped_batches, progress_bar
+from ..validation import TextInput, check_batch_size, normalize_inputs
 
 _REGISTRY: dict[str, type[Explainer]] = {}
 # What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named: integrated
@@ -137,6 +139,12 @@ def pair_inputs(
         )
     items, _ = normalize_inputs([(text, pair) for (text, _), pair in zip(items, pairs)])
     return items, single
+
+
+def hidden_size(adapter: ModelAdapter) -> int:
+    """Width of the model's hidden states (768 when the config does not say), for memory estimates."""
+    config = adapter.config.get_text_config() if hasattr(adapter.config, "get_text_config") else adapter.config
+    return int(getattr(config, "hidden_size", None) or 768)
 
 
 @dataclass
@@ -261,14 +269,19 @@ class Explainer:
         batch_size: int | None = None,
         progress: bool | None = None,
     ) -> list[Explanation]:
-        """Explain already-tokenised texts (targets already validated)."""
-        size = batch_size or self.default_batch_size
+        """Explain already-tokenised texts (targets already validated).
+
+        Thread safety: the whole call holds the model's lock (`hf_seqinterp.concurrency.model_lock`),
+        so explanations requested from several threads with one model run one after another and
+        each sees the model in the state it expects; the model's own state is restored at the end."""
+        size = check_batch_size(batch_size) or self.default_batch_size
         groups = length_grouped_batches(
             [len(e) for e in encodings], size, equal_lengths=self.adapter.padding_sensitive
         )
         out: list[Explanation | None] = [None] * len(encodings)
         show = progress if progress is not None else len(groups) > 1
-        with self.adapter.evaluating(), progress_bar(len(encodings), self.name, enabled=show) as bar:
+        with model_lock(self.adapter.model), self.adapter.evaluating(), \
+                progress_bar(len(encodings), self.name, enabled=show) as bar:
             for group in groups:
                 batch = self.adapter.collate([encodings[i] for i in group])
                 with torch.enable_grad() if self.needs_gradients else torch.no_grad():
@@ -334,7 +347,7 @@ class Explainer:
             params=self.params,
             aggregation=self.word_aggregation,
             labels=labels,
-            model_name=self.adapter.model_name,
+            model_name=public_model_name(self.adapter.model_name),
             model_revision=self.adapter.model_revision,
             warnings=[*enc.warnings, *row.warnings],
             extras=row.extras,

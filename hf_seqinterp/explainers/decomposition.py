@@ -25,7 +25,8 @@ from ..decomposition.spans import (
     span_text,
 )
 from ..errors import InvalidParameterError
-from .base import Explainer, RowResult, register_explainer
+from ..validation import check_float, check_token_budget
+from .base import Explainer, RowResult, hidden_size, register_explainer
 
 Job = tuple[int, tuple[int, ...]]  # (row of the batch, token indices of the relevant set)
 
@@ -95,18 +96,16 @@ class ContextualDecomposition(Explainer):
             raise InvalidParameterError(
                 f"interactions={interactions!r} must be a list of (phrase_a, phrase_b) pairs."
             )
-        if not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
-            raise InvalidParameterError(
-                f"max_batch_tokens must be a positive integer, got {max_batch_tokens!r}."
-            )
         self.attention_rule = attention_rule
         self.activation_rule = activation_rule
         self.normalize = normalize
         self.phrases = list(phrases) if phrases else None
         self.interactions = [list(p) for p in interactions] if interactions else None
         self.include_hierarchy = include_hierarchy
-        self.hierarchy_percentile = float(hierarchy_percentile)
-        self.max_batch_tokens = max_batch_tokens
+        self.hierarchy_percentile = check_float(
+            "hierarchy_percentile", hierarchy_percentile, minimum=0.0, maximum=100.0, open_maximum=True
+        )
+        self.max_batch_tokens = check_token_budget("max_batch_tokens", max_batch_tokens, hidden_size(adapter))
         super().__init__(adapter, score=score)
         self.decomposer = Decomposer(
             adapter, attention_rule=attention_rule, activation_rule=activation_rule, normalize=normalize

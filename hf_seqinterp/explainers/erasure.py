@@ -16,7 +16,8 @@ from ..adapter import Encoding
 from ..errors import InvalidParameterError
 from ..explanation import Explanation
 from ..masking import FeatureLevel, span_groups
-from ._coalitions import check_count, window_average, window_coalitions
+from ..validation import check_int
+from ._coalitions import window_average, window_coalitions
 from ._perturbation import PerturbationExplainer
 from .base import register_explainer
 
@@ -115,8 +116,8 @@ class Occlusion(PerturbationExplainer):
         max_batch_tokens: int = 8192,
         score: str = "logit",
     ):
-        self.window = check_count("window", window)
-        self.stride = check_count("stride", stride)
+        self.window = check_int("window", window)
+        self.stride = check_int("stride", stride)
         super().__init__(adapter, level=level, replacement=replacement, max_batch_tokens=max_batch_tokens, score=score)
 
     def _coalitions(self, n_features: int) -> np.ndarray:

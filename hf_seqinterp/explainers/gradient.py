@@ -22,7 +22,8 @@ from ..adapter import BASELINES, Batch
 from ..architectures import routes_experts
 from ..errors import InvalidParameterError
 from ..utils import chunks
-from .base import Explainer, RowResult, register_explainer
+from ..validation import check_steps, check_token_budget
+from .base import Explainer, RowResult, hidden_size, register_explainer
 
 #: completeness gap, relative to |f(x) − f(baseline)|, above which an IG explanation carries a warning
 #: (1 % on mixtures of experts, where routing jumps make a gap likely and no step count removes it)
@@ -130,8 +131,7 @@ def quadrature_rule(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
     Gauss-Legendre (the default) is exact for polynomials of degree < 2n; the trapezoid rule here
     has Σ w_k = 1 (Captum's variant sums to 1 − 1/n, a bias of Δf/n in the completeness gap).
     """
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise InvalidParameterError(f"n_steps must be a positive integer, got {n_steps!r}.")
+    n_steps = check_steps(n_steps, rule)
     k = np.arange(n_steps, dtype=np.float64)
     if rule == "gausslegendre":
         x, w = np.polynomial.legendre.leggauss(n_steps)
@@ -191,9 +191,9 @@ class IntegratedGradients(Explainer):
         if baseline != "zero":
             adapter.token_id(baseline)  # fails early if the tokenizer has no such token
         self.baseline = baseline
-        self.n_steps = n_steps
+        self.n_steps = check_steps(n_steps, quadrature)
         self.quadrature = quadrature
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = check_token_budget("max_batch_tokens", max_batch_tokens, hidden_size(adapter))
         self._alphas, self._weights = quadrature_rule(n_steps, quadrature)
         super().__init__(adapter, score=score)
 

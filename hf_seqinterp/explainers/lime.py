@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidParameterError
 from ..masking import FeatureLevel
-from ._coalitions import check_count, lime_coalitions, lime_weights, weighted_ridge
+from ..validation import check_float, check_samples
+from ._coalitions import lime_coalitions, lime_weights, weighted_ridge
 from ._perturbation import SampledPerturbationExplainer
 from .base import register_explainer
 
@@ -42,13 +42,9 @@ class Lime(SampledPerturbationExplainer):
         max_batch_tokens: int = 8192,
         score: str = "logit",
     ):
-        self.n_samples = check_count("n_samples", n_samples, minimum=2)
-        if not kernel_width > 0:
-            raise InvalidParameterError(f"kernel_width must be > 0, got {kernel_width!r}.")
-        if not alpha >= 0:
-            raise InvalidParameterError(f"alpha must be >= 0 (0 = no regularisation), got {alpha!r}.")
-        self.kernel_width = float(kernel_width)
-        self.alpha = float(alpha)
+        self.n_samples = check_samples("n_samples", n_samples, minimum=2)
+        self.kernel_width = check_float("kernel_width", kernel_width, minimum=0.0, open_minimum=True)
+        self.alpha = check_float("alpha", alpha, minimum=0.0)  # 0 = no regularisation
         super().__init__(adapter, seed=seed, level=level, replacement=replacement,
                          max_batch_tokens=max_batch_tokens, score=score)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..adapter import Batch
 from ..errors import InvalidParameterError
+from ..validation import check_seed
 from .base import Explainer, RowResult, register_explainer
 
 DISTRIBUTIONS = ("uniform", "gaussian")
@@ -36,10 +37,8 @@ class RandomAttribution(Explainer):
     ):
         if distribution not in DISTRIBUTIONS:
             raise InvalidParameterError(f"distribution={distribution!r}; use one of {', '.join(DISTRIBUTIONS)}.")
-        if not isinstance(seed, int) or seed < 0:
-            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}.")
         self.distribution = distribution
-        self.seed = seed
+        self.seed = check_seed(seed)
         super().__init__(adapter, score=score)
 
     def random_scores(self, input_ids: list[int], special_tokens_mask: list[bool]) -> np.ndarray:

@@ -12,6 +12,7 @@ from ..adapter import Batch, Encoding
 from ..errors import InvalidParameterError
 from ..masking import check_replacement, feature_groups, keep_masks, variant_logits
 from ..rationale import RationaleGenerator, load_generator
+from ..validation import check_float
 from .base import Explainer, RowResult, register_explainer
 
 
@@ -52,8 +53,8 @@ class Rationale(Explainer):
             )
         model = load_generator(generator)
         model.check_tokenizer(adapter.tokenizer)
-        if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
-            raise InvalidParameterError(f"threshold={threshold!r}: give a probability in (0, 1).")
+        if threshold is not None:
+            threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0, open_minimum=True, open_maximum=True)
         self._generator = model.to(adapter.device)
         self.generator = str(generator) if isinstance(generator, (str, Path)) else (model.name_or_path or "in-memory")
         self.threshold = float(threshold if threshold is not None else model.config.threshold)

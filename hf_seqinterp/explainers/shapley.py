@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..masking import FeatureLevel
+from ..validation import TYPICAL_WORDS, check_samples
 from ._coalitions import (
-    check_count,
     constrained_least_squares,
     kernel_shap_coalitions,
     kernel_shap_exact,
@@ -52,7 +52,7 @@ class KernelShap(SampledPerturbationExplainer):
         max_batch_tokens: int = 8192,
         score: str = "logit",
     ):
-        self.n_samples = check_count("n_samples", n_samples)
+        self.n_samples = check_samples("n_samples", n_samples)
         self.paired = bool(paired)
         super().__init__(adapter, seed=seed, level=level, replacement=replacement,
                          max_batch_tokens=max_batch_tokens, score=score)
@@ -93,7 +93,9 @@ class ShapleySampling(SampledPerturbationExplainer):
         max_batch_tokens: int = 8192,
         score: str = "logit",
     ):
-        self.n_samples = check_count("n_samples", n_samples)
+        self.n_samples = check_samples(
+            "n_samples", n_samples, bytes_each=TYPICAL_WORDS * (TYPICAL_WORDS + 8.0)  # (M-1) coalitions of M
+        )
         super().__init__(adapter, seed=seed, level=level, replacement=replacement,
                          max_batch_tokens=max_batch_tokens, score=score)
 

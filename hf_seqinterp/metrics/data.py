@@ -5,13 +5,15 @@ annotation JSONL + docs folder.
 Rationales are kept as character spans of each text, whatever the source format: a column of
 `[[start, end], ...]` character spans, or a column of word indices (`[3, 4, 7]`, or `[[start, end), ...]`
 word ranges) into the text's whitespace-separated words. ERASER evidence is converted the same way
-(its `start_token`/`end_token` index the whitespace-separated words of the document).
+(its `start_token`/`end_token` index the whitespace-separated words of the document). Published
+annotation files carry some empty (start == end) or inverted evidence spans: they mark nothing, so
+they are skipped and counted in `EvaluationData.notes` (and the evaluation report), not rejected.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ class EvaluationData:
     ids: list[str] | None = None
     source: str = ""
     pairs: list[str] | None = None
+    #: what loading changed or skipped (shown in the evaluation report)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> list[str | tuple[str, str]]:
@@ -49,6 +53,7 @@ class EvaluationData:
             None if self.ids is None else self.ids[:n],
             self.source,
             None if self.pairs is None else self.pairs[:n],
+            self.notes,
         )
 
 
@@ -95,6 +100,7 @@ def load_eraser(annotations: str | Path, docs_dir: str | Path, *, limit: int | N
     if not docs_dir.is_dir():
         raise InvalidInputError(f"ERASER docs folder {docs_dir} does not exist.")
     texts, rationales, ids = [], [], []
+    skipped = 0
     with annotations.open(encoding="utf-8") as lines:
         for line in lines:
             if limit is not None and len(texts) >= limit:
@@ -114,11 +120,14 @@ def load_eraser(annotations: str | Path, docs_dir: str | Path, *, limit: int | N
             if not path.exists():
                 raise InvalidInputError(f"ERASER document {docid} is missing from {docs_dir}.")
             text = path.read_text(encoding="utf-8").strip()
-            ranges = sorted({(ev["start_token"], ev["end_token"]) for ev in evidences})
+            spans = {(ev["start_token"], ev["end_token"]) for ev in evidences}
+            ranges = sorted((start, end) for start, end in spans if start < end)
+            skipped += len(spans) - len(ranges)
             texts.append(text)
             rationales.append(words_to_char_spans(text, ranges))
             ids.append(str(record["annotation_id"]))
-    return EvaluationData(texts, rationales, ids, f"ERASER {annotations}")
+    notes = [f"{skipped} empty or inverted ERASER evidence spans (start_token >= end_token) were skipped."] if skipped else []
+    return EvaluationData(texts, rationales, ids, f"ERASER {annotations}", notes=notes)
 
 
 def load_examples(

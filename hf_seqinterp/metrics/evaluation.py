@@ -24,8 +24,9 @@ from ..adapter import ModelAdapter, Target
 from ..errors import InputTooLongError, InvalidParameterError
 from ..explainers import applicable_explainers
 from ..explanation import Explanation
-from ..text import KEPT_TOKENS, TextInput
+from ..text import KEPT_TOKENS
 from ..utils import progress_bar
+from ..validation import TextInput
 from .faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
 from .plausibility import PLAUSIBILITY_METRICS, plausibility
 
@@ -125,7 +126,7 @@ class EvaluationReport:
             f"{info.get('max_length')} tokens). "
             f"Sorted by {TITLES[self.sort_metric]}; ↑/↓: higher/lower is better."
         )
-        notes = [first]
+        notes = [first, *self.info.get("data_notes", [])]
         faith = self.settings.get("faithfulness")
         if faith:
             notes.append(
@@ -234,6 +235,7 @@ def evaluate_methods(
     iou_threshold: float = 0.5,
     batch_size: int | None = None,
     source: str = "",
+    notes: Sequence[str] = (),
     progress: bool = True,
     **faithfulness_settings: Any,
 ) -> EvaluationReport:
@@ -253,6 +255,8 @@ def evaluate_methods(
         target: the class to explain (default: the predicted class, ERASER's convention).
         sort_by: metric that orders the table (default: the first metric).
         top, iou_threshold: plausibility settings (see `plausibility`).
+        source, notes: where the texts come from, and what loading them skipped (`EvaluationData`),
+            both shown in the report.
         **faithfulness_settings: `FaithfulnessSettings` fields (replacement, score, bins, ...).
     """
     metrics = _choose_metrics(metrics, rationales is not None)
@@ -296,6 +300,7 @@ def evaluate_methods(
         "max_length": adapter.max_length,
         "truncation_side": adapter.truncation_side,
         "source": source,
+        "data_notes": list(notes),
     }
     settings: dict[str, Any] = {"sort_by": sort_by or metrics[0]}
     if faith_metrics:

@@ -1,0 +1,28 @@
+"""One re-entrant lock per model, so that threads sharing a model get correct explanations.
+
+Explaining changes a model's state for the duration of a call: eval mode (dropout off), eager
+attention (to record attention weights), `config.pad_token_id` (decoder heads), forward hooks.
+Two threads doing this with one model at once would see each other's switches: wrong attributions
+with no error, and a model left in eager attention or eval mode. Every call that switches such
+state therefore holds `model_lock(model)`: calls on one model run one after another (the lock is
+re-entrant, so nested switches in one thread do not deadlock), calls on different models run in
+parallel, and the model's state is restored before the lock is released.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def model_lock(model: Any) -> threading.RLock:
+    """The re-entrant lock of `model` (created on first use, dropped with the model)."""
+    with _GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
