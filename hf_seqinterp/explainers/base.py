@@ -176,7 +176,9 @@ class Explainer:
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
-        if self.needs_inputs_embeds or self.needs_gradients:
+        if self.needs_gradients:
+            self.adapter.require_gradients(self.name)
+        elif self.needs_inputs_embeds:
             self.adapter.require_inputs_embeds(self.name)
 
     # ----------------------------------------------------------------- public API
