@@ -13,6 +13,7 @@ import argparse
 import logging
 import re
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
 import transformers
 
 import hf_seqinterp
@@ -52,11 +54,17 @@ def sweep_type(model_type: str, methods: list[str] | None = None) -> Row:
     return row
 
 
-def sweep(types: list[str] | None = None) -> list[Row]:
-    """Every model type (or the given ones), in order."""
+def sweep(types: list[str] | None = None, *, verbose: bool = False) -> list[Row]:
+    """Every model type (or the given ones), in order; `verbose` prints each type's time to stderr."""
+    rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [sweep_type(t) for t in types or model_types()]
+        for model_type in types or model_types():
+            start = time.perf_counter()
+            rows.append(sweep_type(model_type))
+            if verbose:
+                print(f"{model_type}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return rows
 
 
 def _generic(reason: str, row: Row, method: str) -> str:
@@ -135,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     transformers.utils.logging.disable_progress_bar()
-    page = render(sweep(args.types or None))
+    torch.set_num_threads(1)  # tiny models: a second thread only adds contention
+    start = time.perf_counter()
+    page = render(sweep(args.types or None, verbose=True))
+    print(f"swept in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if args.output == "-":
         print(page)
     else:
