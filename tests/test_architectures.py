@@ -4,6 +4,7 @@ behind after a failure."""
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -89,6 +90,7 @@ def test_torch_compiled_decoder_matches_the_plain_model():
 def lora_bert():
     peft = pytest.importorskip("peft")
     model, tokenizer = tiny_model("bert")
+    model = copy.deepcopy(model)  # get_peft_model wraps layers in place; keep the shared tiny model intact
     config = peft.LoraConfig(
         task_type="SEQ_CLS", r=4, target_modules=["query", "value"], init_lora_weights=False
     )
