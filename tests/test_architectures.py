@@ -5,6 +5,7 @@ behind after a failure."""
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 import pytest
 import torch
