@@ -300,6 +300,16 @@ class ModelAdapter:
                 "Use a perturbation method (e.g. 'erasure', 'lime') or a model class that accepts inputs_embeds."
             )
 
+    def require_gradients(self, method: str) -> None:
+        """Fail early when the model runs without `inputs_embeds` or cannot be differentiated in eval
+        mode (`no_gradients` in the architecture facts)."""
+        self.require_inputs_embeds(method)
+        if "no_gradients" in self._arch:
+            raise UnsupportedModelError(
+                f"Method {method!r} backpropagates to the input, but {type(unwrap(self.model)).__name__}: "
+                f"{self._arch['no_gradients']}. Use a perturbation method (e.g. 'erasure', 'kernel_shap')."
+            )
+
     def require_attentions(self, method: str) -> None:
         """Fail early when the model cannot produce attention weights (no attention layers that
         transformers can record, and no `output_attentions` argument), or gives other weights than
@@ -532,9 +542,10 @@ class ModelAdapter:
             finally:
                 for handle in handles:
                     handle.remove()
+        if "block" not in ran:  # the list `layers` found is not what runs the hidden states
+            return False
         start = ran.index("embeddings") if "embeddings" in ran else 0
-        end = ran.index("block") if "block" in ran else len(ran)
-        return "norm" in ran[start:end]
+        return "norm" in ran[start : ran.index("block")]
 
     @functools.cached_property
     def scale_invariant_embeddings(self) -> bool:

@@ -5,8 +5,8 @@ as the model calls itself. Keys are `config.model_type`; every fact was found by
 Facts (all optional):
     pooling: which position the classification head reads: "first", "last" (the last real token,
         found by the head from `inputs_embeds` as the last position: decoders are padded on the
-        left), "eos" (the final eos token, which the head finds in `input_ids`: encoder–decoder
-        classifiers; padded on the right) or "mean". Default: what `config.classifier_pooling` says
+        left), "eos" (the last real token, which the head finds in `input_ids` as the final eos or
+        the last non-pad token: encoder–decoder classifiers; padded on the right) or "mean". Default: what `config.classifier_pooling` says
         (`CLASSIFIER_POOLING`), else "last" for causal-LM types and "first" for the others.
     position_offset: positions the model reserves before the first token (RoBERTa's padding_idx + 1).
     embed_through_ids: the model needs `input_ids` even when explained from embeddings (its head
@@ -17,6 +17,7 @@ Facts (all optional):
         global attention on the first token when not given; the adapter passes it explicitly.
     padding_sensitive: padding changes the outputs of the real tokens (Fourier mixing, convolutions
         or pooling over all positions), so only texts of equal length are batched together.
+    no_gradients: why the model cannot be differentiated in eval mode; gradient methods are refused.
     no_attention_weights: why the model's attention outputs are not (rows, heads, L, L) softmax
         weights over the tokens; attention methods are refused with this reason.
 """
@@ -44,6 +45,13 @@ ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "t5": {"pooling": "eos"},
     "mt5": {"pooling": "eos"},
     "umt5": {"pooling": "eos"},
+    "t5gemma": {"pooling": "eos", "padding_sensitive": True},
+    "t5gemma2": {"pooling": "eos", "padding_sensitive": True},
+    "mistral4": {"pooling": "last"},  # a decoder with no causal-LM class registered
+    "reformer": {
+        "no_gradients": "its reversible layers recompute activations during the backward pass only in training mode",
+        "no_attention_weights": "its chunked local attention returns L × chunk weights, not L × L",
+    },
     "esm": {"embed_through_ids": True},
     "layoutlmv3": {"embed_through_ids": True},
     "perceiver": {
@@ -57,7 +65,10 @@ ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "mobilebert": {"padding_sensitive": True},
     "fnet": {"padding_sensitive": True},
     "nystromformer": {"padding_sensitive": True},
-    "yoso": {"padding_sensitive": True},
+    "yoso": {
+        "padding_sensitive": True,
+        "no_attention_weights": "its attention is a hashing (LSH) estimate that computes no attention matrix",
+    },
     "canine": {
         "padding_sensitive": True,
         "no_attention_weights": "its deep layers attend over downsampled character blocks, not over the tokens",

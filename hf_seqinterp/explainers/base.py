@@ -218,7 +218,9 @@ class Explainer:
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
-        if self.needs_inputs_embeds:
+        if self.needs_gradients:
+            self.adapter.require_gradients(self.name)
+        elif self.needs_inputs_embeds:
             self.adapter.require_inputs_embeds(self.name)
         if self.needs_attentions:
             self.adapter.require_attentions(self.name)

@@ -8,8 +8,8 @@ invariant, which the sweep tests reject:
 * probabilities equal a direct call of the model on the text (≤ 1e-5);
 * a batch gives the attributions of the texts explained one by one (≤ 1e-5, relative to the scale);
 * integrated gradients: |Σ a − (f(x) − f(b))| ≤ 1e-2 · |f(x) − f(b)| (n_steps=32, default baseline),
-  and a gap above 5 % comes with a warning; a larger gap that the explanation warns about makes
-  the cell `warns` (mixtures of experts, whose routing jumps no gradient sees);
+  else the explanation must warn (it does above 1 %, hence above the 5 % the issue asks for), and
+  the cell is `warns` (mixtures of experts, whose routing jumps no gradient sees);
 * KernelSHAP and Shapley sampling: Σ a = f(x) − f(∅) (efficiency, ≤ 1e-5);
 * attention methods report the position the head classifies from, found independently: the
   positions of the last block's output that the logits have a gradient at;
@@ -20,6 +20,7 @@ invariant, which the sweep tests reject:
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ NOT_APPLICABLE = {
     "rationale": "needs a rationale generator trained for the model's tokenizer (generator=...)"
 }
 IG_TOLERANCE = 1e-2
-IG_WARNING_AT = 0.05
+IG_WARNING_AT = 0.01
 TOLERANCE = 1e-5
 
 
@@ -93,7 +94,7 @@ def read_positions(adapter: ModelAdapter, text: str) -> set[int]:
         states = getattr(out, "hidden_states", None)
         if states:
             (grad,) = torch.autograd.grad(out.logits.sum(), states[-1], allow_unused=True)
-            if grad is not None:
+            if grad is not None and bool(grad.any()):
                 return set(torch.nonzero(grad[0].abs().sum(-1) > 0).flatten().tolist())
     captured: list[torch.Tensor] = []
 
@@ -109,7 +110,16 @@ def read_positions(adapter: ModelAdapter, text: str) -> set[int]:
             (grad,) = torch.autograd.grad(logits.sum(), captured[-1])
     finally:
         handle.remove()
-    return set(torch.nonzero(grad[0].abs().sum(-1) > 0).flatten().tolist())
+    per_position = grad[0] if grad.shape[0] == 1 else grad[:, 0]  # (L, 1, d) in sequence-first models (XLNet)
+    return set(torch.nonzero(per_position.abs().sum(-1) > 0).flatten().tolist())
+
+
+def read_positions_warm_up(model: torch.nn.Module) -> None:
+    """transformers installs its output-capturing hooks on the first `output_hidden_states` call and
+    keeps them; make that call before the snapshot, so `read_positions` changes nothing afterwards."""
+    ids = torch.tensor([[1, 2, 3]], device=next(model.parameters()).device)
+    with torch.no_grad(), contextlib.suppress(Exception):  # a model that fails here fails in its cell
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
 
 
 def check_explanations(
@@ -147,8 +157,8 @@ def invariant_problems(adapter: ModelAdapter, e, text: str) -> list[str]:
             out.append(
                 f"IG completeness gap {delta:.2e} > 1e-2 · |f(x) − f(b)| = {IG_TOLERANCE * abs(gap):.2e}"
             )
-        if delta > IG_WARNING_AT * abs(gap) + 1e-7 and not e.warnings:
-            out.append("IG completeness gap above 5 % without a warning")
+        if delta > IG_WARNING_AT * abs(gap) + 1e-6 and not e.warnings:
+            out.append("IG completeness gap above 1 % without a warning")
         return out
     if e.method in ("kernel_shap", "shapley_sampling"):
         gap = e.extras["input_score"] - e.extras["baseline_score"]
@@ -166,6 +176,7 @@ def run_cell(model: torch.nn.Module, tokenizer: Any, method: str) -> Cell:
     """Run and check one method on one model; the model must be unchanged whatever happens."""
     if method in NOT_APPLICABLE:
         return Cell("n/a", NOT_APPLICABLE[method])
+    read_positions_warm_up(model)
     before = snapshot(model)
     try:
         adapter = ModelAdapter(model, tokenizer)

@@ -192,7 +192,7 @@ TYPES: dict[str, TypeSpec] = {
     "mbart": TypeSpec("bart", ENCODER_DECODER),
     "minimax": TypeSpec("decoder", MOE),
     "minicpm3": TypeSpec("decoder", MLA),
-    "mistral4": TypeSpec("decoder", MLA),
+    "mistral4": TypeSpec("decoder", {**MLA, "head_dim": 16}),
     "mixtral": TypeSpec("decoder", MOE),
     "modernbert-decoder": TypeSpec("decoder", {"pad_token_id": 0}),
     "mvp": TypeSpec("bart", ENCODER_DECODER),
@@ -213,27 +213,8 @@ TYPES: dict[str, TypeSpec] = {
     "plbart": TypeSpec("bart", ENCODER_DECODER),
     "qwen2_moe": TypeSpec("decoder", MOE),
     "qwen3_moe": TypeSpec("decoder", MOE),
-    "qwen3_next": TypeSpec(
-        "decoder",
-        {
-            **MOE,
-            "layer_types": ["linear_attention", "full_attention"],
-            "linear_key_head_dim": 8,
-            "linear_value_head_dim": 8,
-            "linear_num_key_heads": 2,
-            "linear_num_value_heads": 2,
-        },
-    ),
-    "qwen3_5_text": TypeSpec(
-        "decoder",
-        {
-            "layer_types": ["linear_attention", "full_attention"],
-            "linear_key_head_dim": 8,
-            "linear_value_head_dim": 8,
-            "linear_num_key_heads": 2,
-            "linear_num_value_heads": 2,
-        },
-    ),
+    "qwen3_next": TypeSpec("decoder", {**MOE, **LINEAR_ATTENTION}),
+    "qwen3_5_text": TypeSpec("decoder", LINEAR_ATTENTION),
     "reformer": TypeSpec(
         "wordpiece",
         {

@@ -13,6 +13,7 @@ import argparse
 import logging
 import re
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
 import transformers
 
 import hf_seqinterp
@@ -52,16 +54,30 @@ def sweep_type(model_type: str, methods: list[str] | None = None) -> Row:
     return row
 
 
-def sweep(types: list[str] | None = None) -> list[Row]:
-    """Every model type (or the given ones), in order."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return [sweep_type(t) for t in types or model_types()]
+def sweep(types: list[str] | None = None, *, verbose: bool = False) -> list[Row]:
+    """Every model type (or the given ones), in order; `verbose` prints each type's time to stderr.
+    One thread, whoever calls it, so the report and the slow test compute the same numbers (and tiny
+    models gain nothing from a second thread)."""
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for model_type in types or model_types():
+                start = time.perf_counter()
+                rows.append(sweep_type(model_type))
+                if verbose:
+                    print(f"{model_type}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
 
 
 def _generic(reason: str, row: Row, method: str) -> str:
     """A reason with the model class, type and method named generically, so one footnote serves many cells."""
-    reason = re.sub(r"[-+]?\d+\.\d+(e[-+]?\d+)?%?", "…", reason.replace("\n", " "))  # numbers vary by model
+    numbers = r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?%|[-+]?\d+\.\d+(e[-+]?\d+)?"  # measured values vary by model
+    reason = re.sub(numbers, "…", reason.replace("\n", " ")).replace(f"Method '{method}'", "This method")
     return (
         reason.replace(row.model_class, "the model")
         .replace(f"'{row.model_type}'", "…")
@@ -135,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     transformers.utils.logging.disable_progress_bar()
-    page = render(sweep(args.types or None))
+    start = time.perf_counter()
+    page = render(sweep(args.types or None, verbose=True))
+    print(f"swept in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if args.output == "-":
         print(page)
     else:
