@@ -216,6 +216,7 @@ def _claim(
 
     lock: OutputLock | None = None
     outcome: list[Any] = [None]
+    failure: BaseException | None = None
     if accelerator.is_main_process:
         try:
             lock = OutputLock(root).acquire()
@@ -232,12 +233,15 @@ def _claim(
             store.write_manifest({**manifest, **({"shards": previous["shards"]} if "shards" in previous else {})})
             store.remove_temporary()
             outcome = [(lock.run_id, store.completed(plan, n_methods, set_aside=True))]
-        except SeqInterpError as err:
-            outcome = [err]
+        except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
+            failure = err
+            outcome = [err if isinstance(err, SeqInterpError) else SeqInterpError(f"{type(err).__name__}: {err}")]
             if lock is not None:
                 lock.release()
     if accelerator.num_processes > 1:
         outcome = broadcast_object_list(outcome)
+    if failure is not None:
+        raise failure
     if isinstance(outcome[0], SeqInterpError):
         raise outcome[0]
     run_id, done = outcome[0]

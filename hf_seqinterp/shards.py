@@ -187,7 +187,8 @@ class OutputLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": self.run_id,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode("utf-8"))
 
     def _busy_message(self, owner: dict[str, Any] | None) -> str:
         who = (
@@ -201,8 +202,10 @@ class OutputLock:
         )
 
     def release(self) -> None:
-        """Give the folder up (the lock file stays; its lock is what counts)."""
+        """Give the folder up: the lock file stays (its lock is what counts), emptied, so that only
+        the lock of a run that died says who held it."""
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 

@@ -61,7 +61,7 @@ def test_empty_text_is_rejected(bert, bad):
         bert.encode(bad)
 
 
-@pytest.mark.parametrize("bad, word", [(42, "int"), (["ok", None], "NoneType"), ([], "No texts")])
+@pytest.mark.parametrize("bad, word", [(42, "int"), (["ok", None], "Text 1 is None"), ([], "No input given")])
 def test_non_string_input_is_rejected(bert, bad, word):
     with pytest.raises(InvalidInputError, match=word):
         hsi.explain(bad, bert)

@@ -89,7 +89,7 @@ def test_a_stale_lock_is_taken_over(adapter, source, reference, tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="hf_seqinterp.shards"):
         run(adapter, source, tmp_path)
     assert "took over the lock of run dead-run (pid 999999999 on elsewhere)" in caplog.text
-    assert json.loads(tmp_path.joinpath(LOCK).read_text())["pid"] == os.getpid()
+    assert tmp_path.joinpath(LOCK).read_text() == ""  # released cleanly: no owner named any more
     assert_complete(tmp_path, reference)
 
 

@@ -36,7 +36,14 @@ def state(model) -> tuple:
 def test_threads_times_every_method_equal_sequential_and_restore_the_model(model_type):
     model, tokenizer = tiny_model(model_type)
     model.train()  # the user's model is in training mode: explanations must switch dropout off and back
-    adapter = hsi.ModelAdapter(model, tokenizer)
+    try:
+        check_threads(hsi.ModelAdapter(model, tokenizer))
+    finally:
+        model.eval()  # tiny_model is cached: other tests expect it in eval mode
+
+
+def check_threads(adapter: hsi.ModelAdapter) -> None:
+    model = adapter.model
     explainers, skipped = applicable_explainers(adapter, params=PARAMS)
     assert set(explainers) | set(skipped) == set(hsi.list_methods())
     assert set(skipped) <= {"rationale", "contextual_decomposition"}  # needs a generator / BERT-only rules
