@@ -25,10 +25,18 @@ import numpy as np
 import torch
 
 from . import attention_hooks
+from .checks import (
+    check_model_location,
+    did_you_mean,
+    hub_host_unresolvable,
+    hub_offline,
+    hub_unreachable_message,
+)
 from .errors import (
     InputTooLongError,
     InvalidInputError,
     InvalidParameterError,
+    ModelNotFoundError,
     UnknownTargetError,
     UnsupportedModelError,
 )
@@ -127,6 +135,22 @@ def _install_warning_filter() -> None:
             sub.addFilter(_DropPaddingWarning())
 
 
+@contextlib.contextmanager
+def _quiet_loading(verbose: bool) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar during a load unless `verbose`; the caller's
+    setting is restored afterwards (warnings, such as newly initialised weights, still show)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if was_enabled and not verbose:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled and not verbose:
+            hf_logging.enable_progress_bar()
+
+
 def _is_normalization(module: torch.nn.Module) -> bool:
     """LayerNorm, RMSNorm and the models' own variants (DebertaLayerNorm, LlamaRMSNorm, ...)."""
     name = type(module).__name__
@@ -190,16 +214,33 @@ class ModelAdapter:
         device: str | torch.device | None = None,
         max_length: int | None = None,
         truncation_side: Literal["right", "left"] | None = None,
+        verbose: bool = False,
         **model_kwargs: Any,
     ) -> ModelAdapter:
         """Load a classifier and its tokenizer; `None` loads the bundled default sentiment model.
-        `max_length` and `truncation_side` are the constructor's; other keywords go to the model."""
+
+        `max_length` and `truncation_side` are the constructor's; other keywords go to the model.
+        A name that looks like a local path (./x, ../x, /x, ~/x, dir/x with an existing dir) must
+        exist; a Hub id fails at once, in one line, when offline or without network
+        (`ModelNotFoundError`). transformers' loading bar shows only with `verbose=True`.
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
+        check_model_location(path)
+        remote = not Path(path).expanduser().exists()
+        if remote and not hub_offline() and hub_host_unresolvable():
+            raise ModelNotFoundError(hub_unreachable_message(path, "the Hub's host name does not resolve (no network?)"))
         model_kwargs.setdefault("dtype", torch.float32)
-        model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        try:
+            with _quiet_loading(verbose):
+                model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
+                tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        except OSError as err:
+            if not remote:
+                raise
+            reason = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else str(err).splitlines()[0]
+            raise ModelNotFoundError(hub_unreachable_message(path, reason.rstrip("."))) from err
         if device is not None:
             model.to(device)
         return cls(model.eval(), tokenizer, max_length=max_length, truncation_side=truncation_side)
@@ -594,8 +635,8 @@ class ModelAdapter:
             if target.isdigit():
                 return self.check_target(int(target))
             raise UnknownTargetError(
-                f"target={target!r} is not a label of this model; choose one of {self.labels} "
-                f"or a class id in [0, {self.num_labels})."
+                f"target={target!r} is not a label of this model.{did_you_mean(target, self.labels)} "
+                f"Choose one of {self.labels} or a class id in [0, {self.num_labels})."
             )
         if not 0 <= int(target) < self.num_labels:
             raise UnknownTargetError(

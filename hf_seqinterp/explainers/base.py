@@ -19,14 +19,12 @@ import numpy as np
 import torch
 
 from ..adapter import Batch, Encoding, ModelAdapter, Target
+from ..checks import unknown_method_message, unknown_parameters_message
 from ..errors import InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation
 from ..utils import length_grouped_batches, progress_bar
 
 _REGISTRY: dict[str, type[Explainer]] = {}
-# What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named: integrated
-# gradients, whose token scores add up to f(x) − f(baseline) (gradient × input is a first-order estimate).
-DEFAULT_METHOD = "integrated_gradients"
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound="type[Explainer]")
@@ -51,9 +49,7 @@ def register_explainer(name: str, *, overwrite: bool = False) -> Callable[[E], E
 def get_explainer(name: str) -> type[Explainer]:
     """The explainer class registered under `name`."""
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownMethodError(
-            f"{name!r} is not a registered explanation method. Available: {', '.join(list_methods())}."
-        )
+        raise UnknownMethodError(unknown_method_message(name, list_methods()))
     return _REGISTRY[name]
 
 
@@ -65,6 +61,18 @@ def list_methods() -> list[str]:
 def describe_methods() -> dict[str, str]:
     """Method name -> one-line description."""
     return {name: _REGISTRY[name].summary() for name in list_methods()}
+
+
+def method_table() -> dict[str, dict[str, Any]]:
+    """Every registered method as data: {name: {"summary": ..., "parameters": {name: repr(default)}}}.
+
+    `hf_seqinterp/method_table.py` holds a copy for the command line (regenerate it with
+    `python -m hf_seqinterp.explainers`).
+    """
+    return {
+        name: {"summary": cls.summary(), "parameters": cls.parameter_defaults()}
+        for name, cls in sorted(_REGISTRY.items())
+    }
 
 
 def applicable_explainers(
@@ -147,14 +155,19 @@ class Explainer:
 
     @classmethod
     def parameter_names(cls) -> list[str]:
-        names: list[str] = []
+        return list(cls.parameter_defaults())
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, str]:
+        """Parameter name -> repr of its default ('' when it has none), subclass parameters first."""
+        defaults: dict[str, str] = {}
         for klass in cls.__mro__:
             if klass is object or "__init__" not in vars(klass):
                 continue
             for p in inspect.signature(klass.__init__).parameters.values():
-                if p.kind == p.KEYWORD_ONLY and p.name not in names:
-                    names.append(p.name)
-        return names
+                if p.kind == p.KEYWORD_ONLY and p.name not in defaults:
+                    defaults[p.name] = "" if p.default is p.empty else repr(p.default)
+        return defaults
 
     @classmethod
     def create(cls, adapter: ModelAdapter, **params: Any) -> Explainer:
@@ -162,10 +175,7 @@ class Explainer:
         accepted = cls.parameter_names()
         unknown = sorted(set(params) - set(accepted))
         if unknown:
-            raise InvalidParameterError(
-                f"{cls.name} does not take parameter(s) {', '.join(map(repr, unknown))}; "
-                f"accepted: {', '.join(accepted)}."
-            )
+            raise InvalidParameterError(unknown_parameters_message(cls.name, unknown, accepted))
         return cls(adapter, **params)
 
     @property
@@ -217,8 +227,10 @@ class Explainer:
         *,
         batch_size: int | None = None,
         progress: bool | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> list[Explanation]:
-        """Explain already-tokenised texts (targets already validated)."""
+        """Explain already-tokenised texts (targets already validated); `on_batch(n)` is called after
+        each batch of n texts (for a caller's own progress bar)."""
         size = batch_size or self.default_batch_size
         groups = length_grouped_batches([len(e) for e in encodings], size)
         out: list[Explanation | None] = [None] * len(encodings)
@@ -229,6 +241,8 @@ class Explainer:
                 for i, row in zip(group, rows):
                     out[i] = self._to_explanation(encodings[i], row)
                 bar.update(len(group))
+                if on_batch is not None:
+                    on_batch(len(group))
         return out  # type: ignore[return-value]
 
     # ----------------------------------------------------------------- for subclasses

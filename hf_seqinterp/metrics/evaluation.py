@@ -270,18 +270,20 @@ def evaluate_methods(
 
     explained: dict[str, list[Explanation]] = {}
     seconds: dict[str, float] = {}
-    with progress_bar(len(explainers), "methods", enabled=progress, unit="method") as bar:
-        for name, explainer in explainers.items():
+    # one bar over every (method, text): nested bars leave cursor escapes behind outside a terminal
+    with progress_bar(len(explainers) * len(encodings), "explaining", enabled=progress, unit="text") as bar:
+        for done, (name, explainer) in enumerate(explainers.items(), 1):
             bar.set_postfix_str(name)
             start = time.perf_counter()
             try:
-                explained[name] = explainer.explain_encodings(encodings, targets, batch_size=batch_size,
-                                                              progress=progress)
+                explained[name] = explainer.explain_encodings(
+                    encodings, targets, batch_size=batch_size, progress=False, on_batch=bar.update
+                )
             except InputTooLongError as err:  # raised before any work: the method does not apply to this data
                 skipped[name] = str(err)
             else:
                 seconds[name] = time.perf_counter() - start
-            bar.update(1)
+            bar.update(done * len(encodings) - bar.n)
     if not explained:
         raise InvalidParameterError(f"No method applies to these texts: {skipped}.")
 
