@@ -25,13 +25,7 @@ import numpy as np
 import torch
 
 from . import attention_hooks
-from .checks import (
-    check_model_location,
-    did_you_mean,
-    hub_host_unresolvable,
-    hub_offline,
-    hub_unreachable_message,
-)
+from .checks import check_model_source, did_you_mean, hub_offline, hub_unreachable_message
 from .errors import (
     InputTooLongError,
     InvalidInputError,
@@ -227,10 +221,8 @@ class ModelAdapter:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
-        check_model_location(path)
+        check_model_source(path, revision)
         remote = not Path(path).expanduser().exists()
-        if remote and not hub_offline() and hub_host_unresolvable():
-            raise ModelNotFoundError(hub_unreachable_message(path, "the Hub's host name does not resolve (no network?)"))
         model_kwargs.setdefault("dtype", torch.float32)
         try:
             with _quiet_loading(verbose):

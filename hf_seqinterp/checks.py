@@ -83,6 +83,23 @@ def check_model_location(name: str) -> None:
         raise ModelNotFoundError(f"{name} is a file; pass the folder that holds the model's config.json.")
 
 
+def check_model_source(name: str, revision: str | None = None) -> None:
+    """`check_model_location`, then, for a Hub id, fail at once (no retries) when it cannot be fetched:
+    offline (HF_HUB_OFFLINE) and not in the local cache, or the Hub's host name does not resolve."""
+    check_model_location(name)
+    if Path(name).expanduser().exists():
+        return
+    if hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+            raise ModelNotFoundError(
+                hub_unreachable_message(name, "HF_HUB_OFFLINE is set and it is not in the local cache")
+            )
+    elif hub_host_unresolvable():
+        raise ModelNotFoundError(hub_unreachable_message(name, "the Hub's host name does not resolve (no network?)"))
+
+
 def hub_unreachable_message(name: str, reason: str) -> str:
     """One line for a Hub id that cannot be fetched: why, and the two ways out."""
     return (

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checks import check_model_location, unknown_method_message, unknown_parameters_message
+from .checks import check_model_source, unknown_method_message, unknown_parameters_message
 from .errors import RunInterrupted, SeqInterpError
 from .method_table import DEFAULT_METHOD, METHODS
 
@@ -478,7 +478,7 @@ def preflight(args: argparse.Namespace) -> None:
         if folder is not None and not Path(folder).is_dir():
             raise SeqInterpError(f"--{option.replace('_', '-')} {folder}: no such folder")
     if getattr(args, "model", None):
-        check_model_location(args.model)
+        check_model_source(args.model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,6 +45,7 @@ def test_method_table_equals_the_live_registry():
         (["explain", "good", "-p", "n_step=3"], "does not take parameter(s) 'n_step'. Did you mean 'n_steps'?"),
         (["explain", "--file", "no_such_file.txt"], "No such file: no_such_file.txt (--file)"),
         (["explain", "good", "--model", "./no_such_model"], "no such folder: ./no_such_model."),
+        (["explain", "good", "--model", "no_such_dir/model"], "HF_HUB_OFFLINE is set and it is not in the local cache"),
         (["evaluate", "no_such_data.tsv"], "No such data file or folder: no_such_data.tsv"),
         (["evaluate", "data.tsv", "--methods", "saliency,lim"], "'lim' is not a registered explanation method"),
         (["explain-dataset", "x.tsv", "--output-dir", "o", "--exclude-nothing"], "unrecognized arguments"),
