@@ -26,6 +26,9 @@ def did_you_mean(value: object, choices: Iterable[str]) -> str:
     if not isinstance(value, str):
         return ""
     options = list(choices)
+    prefixed = [option for option in options if option.lower().startswith(value.lower())]
+    if value and len(prefixed) == 1:  # 'shapley' -> 'shapley_sampling', not the closer-spelled 'saliency'
+        return f" Did you mean {prefixed[0]!r}?"
     matches = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
     if not matches:
         lowered = {option.lower(): option for option in options}

@@ -269,9 +269,10 @@ datasets:
 A small English sentiment classifier (labels `0 = NEGATIVE`, `1 = POSITIVE`) bundled with
 hf_seqinterp so that every explainer works out of the box, offline.
 
-- **Architecture:** `BertForSequenceClassification`, 6 layers, hidden size 384, 12 attention heads,
-  feed-forward size 1536, 30,522-token uncased WordPiece vocabulary, 512 positions;
-  {facts["parameters"]:,} parameters, stored in float16 and loaded as float32.
+- **Architecture:** `BertForSequenceClassification`, {facts["layers"]} layers, hidden size {facts["hidden"]},
+  {facts["heads"]} attention heads, feed-forward size {facts["intermediate"]}, {facts["vocab_size"]:,}-token uncased
+  WordPiece vocabulary, {facts["positions"]} positions; {facts["parameters"]:,} parameters, stored in float16 and
+  loaded as float32.
 - **Accuracy:** {validation}{facts["dev_accuracy"]:.2%} on the SST-2 dev split used by this project
   ({facts["dev_size"]:,} phrases, used to pick the epoch; it re-splits the GLUE training phrases, so it
   is optimistic).
@@ -324,6 +325,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.output,
         {
             "parameters": saved.num_parameters(),
+            "layers": saved.config.num_hidden_layers,
+            "hidden": saved.config.hidden_size,
+            "heads": saved.config.num_attention_heads,
+            "intermediate": saved.config.intermediate_size,
+            "vocab_size": saved.config.vocab_size,
+            "positions": saved.config.max_position_embeddings,
             "dev_accuracy": dev_accuracy,
             "dev_size": len(data["dev"][0]),
             "validation_accuracy": validation_accuracy,
