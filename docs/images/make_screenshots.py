@@ -1,6 +1,7 @@
 """Regenerate the pictures in docs/images/ with the bundled default model.
 
     python docs/images/make_screenshots.py          # from the repository root; needs Chromium
+    python docs/images/make_screenshots.py html     # only the HTML pictures (or: plot)
 
 - html_tokens.png, html_words.png, html_words_dark.png: `render_html` pages (token view; word view
   with true labels, in the light and the dark palette), screenshotted by headless Chromium through
@@ -40,8 +41,19 @@ CHEAP = {
 }
 
 
-def main() -> None:
+def main(parts: list[str]) -> None:
     adapter = hsi.ModelAdapter.from_pretrained()
+    if "html" in parts:
+        html_pictures(adapter)
+    if "plot" in parts:
+        report = evaluate_methods(
+            adapter, CURVE_TEXTS, method_params=CHEAP, metrics=["deletion_auc", "aopc_comprehensiveness"],
+            progress=False,
+        )
+        print(f"wrote {report.plot_deletion_curves(HERE / 'deletion_curves.png')}")
+
+
+def html_pictures(adapter: hsi.ModelAdapter) -> None:
     texts, labels = zip(*REVIEWS)
     expls = hsi.explain(list(texts), adapter, method="integrated_gradients")
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,11 +69,7 @@ def main() -> None:
             height = 240 if name == "html_tokens" else 345
             screenshot(source, HERE / f"{name}.png", (1000, height), tmp / f"profile-{name}", dark=dark)
             print(f"wrote {HERE / name}.png")
-    report = evaluate_methods(
-        adapter, CURVE_TEXTS, method_params=CHEAP, metrics=["deletion_auc", "aopc_comprehensiveness"], progress=False
-    )
-    print(f"wrote {report.plot_deletion_curves(HERE / 'deletion_curves.png')}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or ["html", "plot"])
