@@ -231,8 +231,9 @@ class ModelAdapter:
         except OSError as err:
             if not remote:
                 raise
-            reason = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else str(err).splitlines()[0]
-            raise ModelNotFoundError(hub_unreachable_message(path, reason.rstrip("."))) from err
+            offline = hub_offline()
+            reason = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else str(err).splitlines()[0]
+            raise ModelNotFoundError(hub_unreachable_message(path, reason.rstrip("."), network=offline)) from err
         if device is not None:
             model.to(device)
         return cls(model.eval(), tokenizer, max_length=max_length, truncation_side=truncation_side)

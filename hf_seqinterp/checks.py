@@ -66,7 +66,8 @@ def looks_local(name: str) -> bool:
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    """True when HF_HUB_OFFLINE (or transformers' older TRANSFORMERS_OFFLINE) is set."""
+    return any(os.environ.get(key, "").strip().lower() in _TRUE for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def check_model_location(name: str) -> None:
@@ -103,12 +104,13 @@ def check_model_source(name: str, revision: str | None = None) -> None:
         raise ModelNotFoundError(hub_unreachable_message(name, "the Hub's host name does not resolve (no network?)"))
 
 
-def hub_unreachable_message(name: str, reason: str) -> str:
-    """One line for a Hub id that cannot be fetched: why, and the two ways out."""
+def hub_unreachable_message(name: str, reason: str, *, network: bool = True) -> str:
+    """One line for a Hub id that cannot be fetched: why, and the ways out (`network`: offline or no
+    network was the reason, so suggest going online too)."""
+    online = ", or connect to the network and unset HF_HUB_OFFLINE" if network else ""
     return (
         f"could not load {name!r} from the Hugging Face Hub: {reason}. "
-        f"There is no local folder named {name!r}; pass a local model folder (e.g. --model ./my-model), "
-        "or connect to the network and unset HF_HUB_OFFLINE."
+        f"There is no local folder named {name!r}; pass a local model folder (e.g. --model ./my-model){online}."
     )
 
 

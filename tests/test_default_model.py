@@ -11,7 +11,7 @@ from hf_seqinterp import DEFAULT_MODEL_DIR, default_model_path
 from hf_seqinterp.utils import length_grouped_batches
 
 #: the figure in README.md and docs/default_model.md: correct / 872 GLUE SST-2 validation sentences
-DOCUMENTED_CORRECT = 765
+DOCUMENTED_CORRECT = 777
 GOAL = 0.90  # issue 18: at least 90 % on the GLUE SST-2 validation set
 
 
