@@ -6,18 +6,21 @@
     expl.to_words(), expl.top_k(3), expl.to_html()
     hf_seqinterp.metrics.evaluate_methods(adapter, texts).to_markdown()  # rank methods by faithfulness
 
-Importing the package registers the `explain-text` pipeline task with transformers.
+Names load on first use (torch and transformers with the first model-related name; `datasets`,
+`accelerate` and training code only with the features that need them), so `import hf_seqinterp` and
+the `hf-seqinterp` command stay fast. The `explain-text` pipeline task is registered with transformers
+on first use of the package, or at import when transformers is already imported;
+`hf_seqinterp.register_pipeline()` registers it explicitly.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import functools
-from typing import Any
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
 
-from .adapter import DEFAULT_MODEL_DIR, ModelAdapter, default_model_path
-from .callbacks import ExplanationCallback
 from .errors import (
     CorruptShardError,
     HubError,
@@ -30,26 +33,37 @@ from .errors import (
     UnknownTargetError,
     UnsupportedModelError,
 )
-from .explainers import (
-    DEFAULT_METHOD,
-    Explainer,
-    applicable_explainers,
-    describe_methods,
-    explain_with,
-    get_explainer,
-    list_methods,
-    register_explainer,
-)
-from .explanation import Explanation, Word
-from .mixin import ExplainableMixin, ExplainableModel, explainable
-from .pipeline import ExplainTextPipeline, register_pipeline
-from .representation import representation_erasure
-from .visualize import render_html, render_markdown, render_terminal, save_html
+from .method_table import DEFAULT_METHOD
 
-register_pipeline()
+if TYPE_CHECKING:
+    from .adapter import ModelAdapter
+    from .explanation import Explanation
 
-# Dataset and Hub features import `datasets` and `accelerate`; load them on first use.
+# public name -> submodule that defines it
 _LAZY = {
+    "DEFAULT_MODEL_DIR": "adapter",
+    "ModelAdapter": "adapter",
+    "default_model_path": "adapter",
+    "ExplanationCallback": "callbacks",
+    "Explainer": "explainers",
+    "applicable_explainers": "explainers",
+    "describe_methods": "explainers",
+    "explain_with": "explainers",
+    "get_explainer": "explainers",
+    "list_methods": "explainers",
+    "register_explainer": "explainers",
+    "Explanation": "explanation",
+    "Word": "explanation",
+    "ExplainableMixin": "mixin",
+    "ExplainableModel": "mixin",
+    "explainable": "mixin",
+    "ExplainTextPipeline": "pipeline",
+    "register_pipeline": "pipeline",
+    "representation_erasure": "representation",
+    "render_html": "visualize",
+    "render_markdown": "visualize",
+    "render_terminal": "visualize",
+    "save_html": "visualize",
     "explain_dataset": "distributed",
     "push_explanations_to_hub": "hub",
     "load_explanations": "hub",
@@ -64,12 +78,27 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+def _register_pipeline() -> None:
+    importlib.import_module(".pipeline", __name__).register_pipeline()
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        try:  # subpackages and modules: hf_seqinterp.metrics, hf_seqinterp.rationale, ...
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    _register_pipeline()
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def explain(
@@ -87,6 +116,11 @@ def explain(
     bundled default sentiment classifier (loaded once, then reused). Other arguments as in
     `ExplainableMixin.explain`.
     """
+    from .adapter import ModelAdapter
+    from .explainers import explain_with
+    from .mixin import explainable
+
+    _register_pipeline()
     if isinstance(model, ModelAdapter):
         adapter = model
     elif model is None:
@@ -98,23 +132,32 @@ def explain(
     return explain_with(adapter, texts, method, target, **kwargs)
 
 
-@functools.lru_cache(maxsize=1)
-def _default_adapter() -> ModelAdapter:
-    return ModelAdapter.from_pretrained()
+_DEFAULT_ADAPTER: list[ModelAdapter] = []
 
+
+def _default_adapter() -> ModelAdapter:
+    """The bundled default model, loaded once."""
+    if not _DEFAULT_ADAPTER:
+        from .adapter import ModelAdapter
+
+        _DEFAULT_ADAPTER.append(ModelAdapter.from_pretrained())
+    return _DEFAULT_ADAPTER[0]
+
+
+if "transformers" in sys.modules:  # `pipeline("explain-text")` works right after `import hf_seqinterp`
+    _register_pipeline()
 
 __all__ = [
-    "explain_zero_shot",
     "DEFAULT_METHOD",
     "DEFAULT_MODEL_DIR",
     "EXPLANATION_FEATURES",
-    "CorruptShardError",
     "ExplainTextPipeline",
     "ExplainableMixin",
     "ExplainableModel",
     "Explainer",
     "Explanation",
     "ExplanationCallback",
+    "CorruptShardError",
     "HubError",
     "InputTooLongError",
     "InvalidInputError",
@@ -133,6 +176,8 @@ __all__ = [
     "describe_methods",
     "explain",
     "explain_dataset",
+    "explain_with",
+    "explain_zero_shot",
     "explainable",
     "explanation_to_row",
     "explanations_to_dataset",
@@ -143,6 +188,7 @@ __all__ = [
     "load_text_dataset",
     "push_explanations_to_hub",
     "register_explainer",
+    "register_pipeline",
     "render_html",
     "render_markdown",
     "render_terminal",

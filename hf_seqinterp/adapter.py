@@ -33,9 +33,11 @@ from .architectures import (
     saved_head_problem,
     unwrap,
 )
+from .checks import check_model_source, hub_offline, hub_unreachable_message
 from .concurrency import model_lock
 from .errors import (
     InvalidParameterError,
+    ModelNotFoundError,
     UnsupportedModelError,
 )
 from .heads import ClassificationHead, Target
@@ -96,6 +98,22 @@ class _DropPaddingWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_loading(verbose: bool) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar during a load unless `verbose`; the caller's
+    setting is restored afterwards (warnings, such as newly initialised weights, still show)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if was_enabled and not verbose:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled and not verbose:
+            hf_logging.enable_progress_bar()
 
 
 def _is_normalization(module: torch.nn.Module) -> bool:
@@ -164,19 +182,35 @@ class ModelAdapter:
         device: str | torch.device | None = None,
         max_length: int | None = None,
         truncation_side: Literal["right", "left"] | None = None,
+        verbose: bool = False,
         **model_kwargs: Any,
     ) -> ModelAdapter:
         """Load a classifier and its tokenizer; `None` loads the bundled default sentiment model.
-        `max_length` and `truncation_side` are the constructor's; other keywords go to the model."""
+
+        `max_length` and `truncation_side` are the constructor's; other keywords go to the model.
+        A name that looks like a local path (./x, ../x, /x, ~/x, dir/x with an existing dir) must
+        exist; a Hub id fails at once, in one line, when offline or without network
+        (`ModelNotFoundError`). transformers' loading bar shows only with `verbose=True`.
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
-        problem = saved_head_problem(_saved_architectures(path, revision))
-        if problem:
-            raise UnsupportedModelError(f"{path}: {problem}")
+        check_model_source(path, revision)
+        remote = not Path(path).expanduser().exists()
         model_kwargs.setdefault("dtype", torch.float32)
-        model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        try:
+            problem = saved_head_problem(_saved_architectures(path, revision))
+            if problem:
+                raise UnsupportedModelError(f"{path}: {problem}")
+            with _quiet_loading(verbose):
+                model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
+                tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        except OSError as err:
+            if not remote:
+                raise
+            offline = hub_offline()
+            reason = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else str(err).splitlines()[0]
+            raise ModelNotFoundError(hub_unreachable_message(path, reason.rstrip("."), network=offline)) from err
         if device is not None:
             model.to(device)
         return cls(model.eval(), tokenizer, max_length=max_length, truncation_side=truncation_side)

@@ -12,7 +12,9 @@
     accelerate launch -m hf_seqinterp.cli explain-dataset ...   # the same on several processes/GPUs
 
 Each subcommand is a pair of functions, `add_<name>_arguments(parser)` and `run_<name>(args)`,
-listed in `COMMANDS`.
+listed in `COMMANDS`. Parsing, `--help`, unknown methods or parameters, missing files and model
+folders are answered before torch or transformers is imported (`preflight`), from the static
+method table in `hf_seqinterp.method_table`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SeqInterpError
-from .explainers import DEFAULT_METHOD
+from .checks import check_model_source, unknown_method_message, unknown_parameters_message
+from .errors import RunInterrupted, SeqInterpError
+from .method_table import DEFAULT_METHOD, METHODS
 from .validation import batch_size_arg, positive_int
 
 
@@ -44,14 +47,24 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def _read_texts(args: argparse.Namespace) -> list[str]:
+    """The texts from the arguments, then --file, in order; blank lines are kept (and skipped later)."""
     texts = list(args.texts)
-    if args.file:
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with source:
-            texts += [line.rstrip("\n") for line in source if line.strip()]
-    if not texts:
-        raise SeqInterpError("no texts given: pass them as arguments or with --file")
+    if args.file == "-":
+        texts += [line.rstrip("\r\n") for line in sys.stdin]
+    elif args.file:
+        with open(args.file, encoding="utf-8") as source:
+            texts += [line.rstrip("\r\n") for line in source]
+    if not any(text.strip() for text in texts):
+        raise SeqInterpError(
+            "no texts given: pass them as arguments or with --file" + (" (every line is blank)" if texts else "")
+        )
     return texts
+
+
+def _method_list(args: argparse.Namespace) -> list[str]:
+    """--method (repeatable) plus the comma-separated --methods alias, in order, without repeats."""
+    names = [*(getattr(args, "method", None) or []), *(getattr(args, "methods", None) or [])]
+    return list(dict.fromkeys(names))
 
 
 def add_length_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +77,15 @@ def add_length_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_method_arguments(parser: Any, default: str = DEFAULT_METHOD) -> None:
+    """--method (repeatable) and its comma-separated alias --methods, on `parser` or an argument group."""
+    parser.add_argument(
+        "--method", action="append", metavar="METHOD",
+        help=f"explanation method, repeatable (see `hf-seqinterp methods`; default: {default})",
+    )
+    parser.add_argument("--methods", type=_names, metavar="A,B", help="the same as one --method per name")
+
+
 def load_adapter(model: str | None, args: argparse.Namespace | None = None):
     """The ModelAdapter for --model (the bundled default when not given), with a clear error;
     `args` carries --max-length and --truncation-side where the command has them."""
@@ -71,11 +93,12 @@ def load_adapter(model: str | None, args: argparse.Namespace | None = None):
 
     lengths = {key: getattr(args, key, None) for key in ("max_length", "truncation_side")}
     try:
-        return ModelAdapter.from_pretrained(model, **lengths)
+        return ModelAdapter.from_pretrained(model, verbose=getattr(args, "verbose", False), **lengths)
+    except SeqInterpError:
+        raise
     except OSError as err:
-        raise SeqInterpError(
-            f"could not load model {model!r}: {err}. Pass a local folder, or a Hub id with network access."
-        ) from err
+        reason = str(err).strip().rstrip(".")
+        raise SeqInterpError(f"could not load model {model!r}: {reason}. Pass a model folder or a Hub id.") from err
 
 
 # ----------------------------------------------------------------------------- explain
@@ -87,11 +110,12 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         help="second segment of a sentence pair (NLI, paraphrase): once for every text, or once per text, in order",
     )
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
-    parser.add_argument("--method", default=DEFAULT_METHOD, help=f"explanation method (see `methods`; default: {DEFAULT_METHOD})")
+    add_method_arguments(parser)
     parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
     parser.add_argument(
-        "-p", "--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
-        help="method parameter, repeatable (e.g. -p n_steps=32 -p baseline=mask -p score=log_prob)",
+        "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
+        help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
+        "(e.g. -p n_steps=32 -p baseline=mask -p score=log_prob)",
     )
     parser.add_argument("--batch-size", type=batch_size_arg, help="texts per batch")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
@@ -107,29 +131,58 @@ def run_explain(args: argparse.Namespace) -> int:
     from .visualize import render_terminal, save_html, terminal_safe
 
     texts = _read_texts(args)
-    get_explainer(args.method)  # fail on an unknown method before loading the model
+    specs = method_params(_method_list(args) or [DEFAULT_METHOD], args.param)
     adapter = load_adapter(args.model, args)
     target = adapter.check_target(args.target)
-    explainer = get_explainer(args.method).create(adapter, **dict(args.param))
-    pairs = args.text_pair[0] if args.text_pair and len(args.text_pair) == 1 else args.text_pair
-    explanations = explainer.explain(
-        texts, target, text_pair=pairs, batch_size=args.batch_size, truncation=not args.no_truncation, progress=None
-    )
+    kept = [i for i, text in enumerate(texts) if text.strip()]
+    blank = [i for i, text in enumerate(texts) if not text.strip()]
+    results: dict[int, list] = {i: [] for i in kept}
+    pairs = args.text_pair
+    if pairs and len(pairs) == len(texts) > 1:
+        pairs = [pairs[i] for i in kept]
+    elif pairs and len(pairs) == 1:
+        pairs = pairs[0]
+    for name, params in specs.items():
+        explainer = get_explainer(name).create(adapter, **params)
+        explained = explainer.explain(
+            [texts[i] for i in kept], target, text_pair=pairs, batch_size=args.batch_size,
+            truncation=not args.no_truncation, progress=None,
+        )
+        for i, expl in zip(kept, explained):
+            results[i].append(expl)
+    if blank:
+        lines = ", ".join(str(i + 1) for i in blank)
+        print(f"skipped {len(blank)} blank input line(s): {lines}", file=sys.stderr)
     if args.html:
-        save_html(explanations, args.html)
+        save_html([expl for i in kept for expl in results[i]], args.html)
         print(f"wrote {Path(args.html).resolve()}", file=sys.stderr)
     if args.json:
-        json.dump([e.to_dict() for e in explanations], sys.stdout)
+        json.dump(_json_rows(texts, results, len(specs)), sys.stdout)
         sys.stdout.write("\n")
         return 0
     color = {"auto": None, "always": True, "never": False}[args.color]
-    for expl in explanations:
-        print(render_terminal(expl, color=color))
-        if args.words:
-            for word in expl.to_words():
-                print(f"  {terminal_safe(word.text, newlines=False):>20s} {word.score:+.4f}")
-        print()
+    for i in range(len(texts)):
+        if i not in results:
+            print(f"(input {i + 1}: blank, skipped)\n")
+            continue
+        for expl in results[i]:
+            print(render_terminal(expl, color=color))
+            if args.words:
+                for word in expl.to_words():
+                    print(f"  {terminal_safe(word.text, newlines=False):>20s} {word.score:+.4f}")
+            print()
     return 0
+
+
+def _json_rows(texts: Sequence[str], results: dict[int, list], n_methods: int) -> list[dict[str, Any]]:
+    """One entry per input and method, in input order; a blank input gives `{"skipped": ...}` entries."""
+    rows: list[dict[str, Any]] = []
+    for i, text in enumerate(texts):
+        if i in results:
+            rows += [expl.to_dict() for expl in results[i]]
+        else:
+            rows += [{"skipped": "blank input", "input": i + 1, "text": text}] * n_methods
+    return rows
 
 
 # ----------------------------------------------------------------------------- methods
@@ -138,13 +191,11 @@ def add_methods_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_methods(args: argparse.Namespace) -> int:
-    from .explainers import describe_methods, get_explainer
-
-    methods = describe_methods()
-    width = max(map(len, methods))
-    for name, summary in methods.items():
-        params = ", ".join(get_explainer(name).parameter_names())
-        print(f"{name:<{width}}  {summary}")
+    width = max(map(len, METHODS))
+    for name, facts in METHODS.items():
+        params = ", ".join(f"{key}={default}" if default else key for key, default in facts["parameters"].items())
+        default = "  (default method)" if name == DEFAULT_METHOD else ""
+        print(f"{name:<{width}}  {facts['summary']}{default}")
         print(f"{'':<{width}}  parameters: {params}")
     return 0
 
@@ -189,7 +240,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=positive_int, help="use only the first N examples")
     add_length_arguments(data)
     methods = parser.add_argument_group("methods")
-    methods.add_argument("--methods", type=_names, help="comma-separated methods (default: all that apply)")
+    add_method_arguments(methods, default="all that apply")
     methods.add_argument("--exclude", type=_names, default=[], help="comma-separated methods to leave out")
     methods.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="METHOD.KEY=VALUE",
@@ -212,15 +263,21 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    from .metrics import evaluate_methods, load_examples
-
-    method_params: dict[str, dict[str, Any]] = {}
-    for key, value in args.param:
+def scoped_params(params: Sequence[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{method: {key: value}} from METHOD.KEY=VALUE pairs (evaluate runs many methods: each is named)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for key, value in params:
         method, dot, name = key.partition(".")
         if not dot or not name:
             raise SeqInterpError(f"-p {key}={value}: write METHOD.KEY=VALUE, e.g. integrated_gradients.n_steps=16")
-        method_params.setdefault(method, {})[name] = value
+        specs.setdefault(method, {})[name] = value
+    return specs
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import evaluate_methods, load_examples
+
+    method_params = scoped_params(args.param)
     settings = {
         name: getattr(args, name)
         for name in ("replacement", "score", "bins", "rounding", "rank_by", "level", "curve_points")
@@ -241,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         adapter,
         data.inputs,
         rationales=data.rationales,
-        methods=args.methods,
+        methods=_method_list(args) or None,
         exclude=args.exclude,
         method_params=method_params,
         metrics=args.metrics,
@@ -276,9 +333,7 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
     parser.add_argument("--target-column", help="column with the class to explain, per row")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
-    parser.add_argument(
-        "--method", action="append", help=f"explanation method, repeatable (default: {DEFAULT_METHOD})"
-    )
+    add_method_arguments(parser)
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -324,12 +379,9 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
 
     from .data import load_text_dataset
     from .distributed import explain_dataset
-    from .explainers import get_explainer
     from .hub import push_explanations_to_hub
 
-    specs = method_params(args.method or [DEFAULT_METHOD], args.param)
-    for name in specs:
-        get_explainer(name)  # fail on an unknown method before loading anything
+    specs = method_params(_method_list(args) or [DEFAULT_METHOD], args.param)
     dataset = load_text_dataset(args.data, split=args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
@@ -355,11 +407,20 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+class _AboveProgressBar(logging.Handler):
+    """Writes log records to stderr above a running tqdm bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
 @contextlib.contextmanager
 def _log_to_stderr(name: str) -> Iterator[None]:
     """Show the INFO messages of logger `name` (e.g. each shard written) on stderr during the block."""
     log = logging.getLogger(name)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _AboveProgressBar()
     handler.setFormatter(logging.Formatter("%(message)s"))
     level = log.level
     log.addHandler(handler)
@@ -375,8 +436,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "explain": ("explain texts with a method and show a heat map", add_explain_arguments, run_explain),
     "methods": ("list the registered explanation methods", add_methods_arguments, run_methods),
     "explain-dataset": (
-        "explain a whole dataset (resumable; multi-process under accelerate launch / torchrun) and "
-        "optionally publish it to the Hub",
+        (
+            "explain a whole dataset (resumable; multi-process under accelerate launch / torchrun) and "
+            "optionally publish it to the Hub"
+        ),
         add_explain_dataset_arguments,
         run_explain_dataset,
     ),
@@ -390,23 +453,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="hf-seqinterp", description="Explain Hugging Face sequence classifiers.")
     parser.add_argument("--version", action="version", version=f"hf-seqinterp {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="show transformers' loading bars and messages"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         add_arguments(command)
         command.set_defaults(run=run)
     return parser
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """Check what can be checked without torch: method and parameter names, input files, model folders."""
+    methods = _method_list(args)
+    for name in [*methods, *getattr(args, "exclude", [])]:
+        if name not in METHODS:
+            raise SeqInterpError(unknown_method_message(name, list(METHODS)))
+    if args.command == "evaluate":
+        specs = scoped_params(args.param)
+    elif args.command in ("explain", "explain-dataset"):
+        specs = method_params(methods or [DEFAULT_METHOD], args.param)
+    else:
+        specs = {}
+    for name, params in specs.items():
+        if name not in METHODS:
+            raise SeqInterpError(unknown_method_message(name, list(METHODS)))
+        accepted = list(METHODS[name]["parameters"])
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise SeqInterpError(unknown_parameters_message(name, unknown, accepted))
+    if getattr(args, "file", None) not in (None, "-") and not Path(args.file).is_file():
+        raise FileNotFoundError(f"No such file: {args.file} (--file)")
+    if getattr(args, "data", None) is not None:
+        from .data import check_local_source
+
+        check_local_source(args.data)
+    for option in ("eraser_docs",):
+        folder = getattr(args, option, None)
+        if folder is not None and not Path(folder).is_dir():
+            raise SeqInterpError(f"--{option.replace('_', '-')} {folder}: no such folder")
+    if getattr(args, "model", None):
+        check_model_source(args.model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        preflight(args)
         return args.run(args)
     except (SeqInterpError, FileNotFoundError, FileExistsError) as err:
         from .visualize import terminal_safe
 
         print(f"hf-seqinterp: error: {terminal_safe(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        done = f": {err.rows_done} of {err.rows} rows done" if isinstance(err, RunInterrupted) else ""
+        resume = "; rerun the same command to resume" if args.command == "explain-dataset" else ""
+        print(f"hf-seqinterp: interrupted{done}{resume}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, SeqInterpError
 
@@ -28,6 +26,9 @@ FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
 #: column names tried, in order, when no text column is given
 TEXT_COLUMNS: tuple[str, ...] = ("text", "sentence", "content", "review", "document")
 
+if TYPE_CHECKING:  # `datasets` is imported by the functions that load data, not with the package
+    import datasets
+
 
 def load_text_dataset(source: str | Path, *, split: str | None = None, revision: str | None = None) -> datasets.Dataset:
     """A `datasets.Dataset` from a local file, a `save_to_disk` folder, or a Hub dataset id.
@@ -39,6 +40,8 @@ def load_text_dataset(source: str | Path, *, split: str | None = None, revision:
             left out when there is only one. Local files are one split.
         revision: Hub revision (branch, tag or commit) of a Hub dataset.
     """
+    import datasets
+
     path = Path(source).expanduser()
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path)) if _is_saved_dataset(path) else None
@@ -57,8 +60,7 @@ def load_text_dataset(source: str | Path, *, split: str | None = None, revision:
             )
         builder, options = FILE_BUILDERS[suffix]
         return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
-    if _looks_like_path(str(source)):
-        raise FileNotFoundError(f"No such data file or folder: {source}")
+    check_local_source(source)
     if datasets.config.HF_HUB_OFFLINE:
         raise SeqInterpError(
             f"{source!r} is not a local file or folder, and the Hub is offline (HF_HUB_OFFLINE=1), so it "
@@ -84,11 +86,20 @@ def _is_saved_dataset(path: Path) -> bool:
     return (path / "state.json").exists() or (path / "dataset_dict.json").exists()
 
 
-def _looks_like_path(source: str) -> bool:
+def check_local_source(source: str | Path) -> None:
+    """Raise FileNotFoundError when `source` names a local file or folder that does not exist."""
+    if looks_like_path(str(source)) and not Path(source).expanduser().exists():
+        raise FileNotFoundError(f"No such data file or folder: {source}")
+
+
+def looks_like_path(source: str) -> bool:
+    """True when `source` names a local file or folder rather than a Hub dataset id."""
     return source.startswith((".", "/", "~")) or Path(source).suffix.lower() in FILE_BUILDERS or source.count("/") > 1
 
 
 def _pick_split(loaded: datasets.Dataset | datasets.DatasetDict, split: str | None, name: str) -> datasets.Dataset:
+    import datasets
+
     if isinstance(loaded, datasets.Dataset):
         if split is not None and loaded.split is not None and str(loaded.split) != split:
             raise InvalidInputError(f"{name} holds only the {loaded.split!s} split, not {split!r}.")

@@ -20,11 +20,12 @@ warnings. A launcher on a machine without GPUs gets Accelerate's multi-CPU mode 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .adapter import ModelAdapter, Target
 from .data import load_text_dataset
 from .data import text_column as find_text_column
 from .dataset import DATASET_SCHEMA_VERSION, EXPLANATION_FEATURES, explanation_to_row
-from .errors import InvalidInputError, InvalidParameterError, SeqInterpError
+from .errors import InvalidInputError, InvalidParameterError, RunInterrupted, SeqInterpError
 from .explainers import DEFAULT_METHOD, Explainer, get_explainer
 from .explanation import _jsonable
 from .mixin import as_adapter
@@ -173,24 +174,30 @@ def _run(
     log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
     # round robin over the longest-first plan: every process gets long and short shards alike
     mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
+    # the bar counts explanations (rows x methods) and moves after every batch, not every shard
+    per_row = len(explainers)
     with progress_bar(
-        len(dataset), "explain_dataset", unit="ex", initial=sum(len(plan[k]) for k in done),
+        len(dataset) * per_row, "explain_dataset", unit="expl", initial=sum(len(plan[k]) for k in done) * per_row,
         enabled=progress and accelerator.is_main_process,
-    ) as bar:
+    ) as bar, _report_interrupt(store, plan, per_row, len(dataset)):
+        on_batch = bar.update if accelerator.is_main_process else None
         for k in mine:
             tick = time.perf_counter()
             with accelerator.autocast():
-                table = _explain_shard(explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision)
+                table = _explain_shard(
+                    explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision, on_batch
+                )
             wrote = time.perf_counter()
             path = store.write(k, len(plan), table)
             log.add_shard(len(plan[k]), explain_s=wrote - tick, write_s=time.perf_counter() - wrote)
             logger.info("rank %d wrote %s (%.2f s)", log.rank, path.name, time.perf_counter() - tick)
             if accelerator.is_main_process:  # count every process's finished shards (a directory listing)
-                bar.update(sum(len(plan[i]) for i, total in store.shards() if total == len(plan)) - bar.n)
+                finished = sum(len(plan[i]) for i, total in store.shards() if total == len(plan)) * per_row
+                bar.update(max(0, finished - bar.n))
         log.wall_s = time.perf_counter() - started
         store.write_log(log)
         accelerator.wait_for_everyone()
-        bar.update(len(dataset) - bar.n)
+        bar.update(len(dataset) * per_row - bar.n)
 
     missing = sorted(set(range(len(plan))) - store.finished(plan))
     if missing:
@@ -200,6 +207,16 @@ def _run(
     accelerator.wait_for_everyone()
     with accelerator.main_process_first():
         return store.merge(total=len(plan))
+
+
+@contextlib.contextmanager
+def _report_interrupt(store: ShardStore, plan: list[list[int]], n_methods: int, rows: int) -> Iterator[None]:
+    """Turn Ctrl-C into `RunInterrupted` with the number of source rows already saved in shards."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        saved = sum(len(plan[i]) for i in store.completed(plan, n_methods))
+        raise RunInterrupted(saved, rows) from None
 
 
 def _claim(
@@ -339,13 +356,15 @@ def _explain_shard(
     batch_size: int | None,
     truncation: bool,
     mixed_precision: str,
+    on_batch: Callable[[int], None] | None = None,
 ) -> pa.Table:
     """The given source rows explained by every method, as an Arrow table (source-major row order)."""
     adapter = next(iter(explainers.values())).adapter
     encodings = adapter.encode(source.inputs(rows), truncation=truncation)
     targets = [source.targets[i] for i in rows]
     per_method = [
-        e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False) for e in explainers.values()
+        e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False, on_batch=on_batch)
+        for e in explainers.values()
     ]
     out = []
     for position, i in enumerate(rows):

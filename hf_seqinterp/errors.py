@@ -54,3 +54,17 @@ class OutputFolderBusyError(SeqInterpError):
 class CorruptShardError(InvalidInputError):
     """A shard of an `explain_dataset` output folder does not match its recorded checksum or row
     count, or cannot be read; it is never merged."""
+
+
+class ModelNotFoundError(SeqInterpError, OSError):
+    """A model name is a local path that does not exist, or a Hub id that cannot be fetched (offline,
+    no network, or no such repository)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a resumable dataset run: `rows_done` of `rows` source rows are saved."""
+
+    def __init__(self, rows_done: int, rows: int):
+        super().__init__(f"{rows_done} of {rows} rows done")
+        self.rows_done = rows_done
+        self.rows = rows

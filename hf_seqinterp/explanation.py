@@ -243,11 +243,14 @@ class Explanation(TokenizedText):
         return self.to_dict() == other.to_dict()
 
     # ----------------------------------------------------------------- rendering
-    def to_html(self, *, full_page: bool = False) -> str:
-        """Self-contained HTML heat map (inline CSS, no scripts or network fetches)."""
+    def to_html(
+        self, *, full_page: bool = False, level: Literal["token", "word"] = "token", true_label: int | str | None = None
+    ) -> str:
+        """Self-contained HTML heat map (inline CSS, no scripts or network fetches); `level="word"`
+        merges sub-words into words, `true_label` shows the gold class next to the prediction."""
         from .visualize import render_html
 
-        return render_html([self], full_page=full_page)
+        return render_html([self], full_page=full_page, level=level, true_label=true_label)
 
     def _repr_html_(self) -> str:
         return self.to_html()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checks import did_you_mean
 from .errors import InvalidParameterError, UnknownTargetError
 
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
@@ -60,8 +61,8 @@ class ClassificationHead:
             if target.isdigit():
                 return self.check_target(int(target))
             raise UnknownTargetError(
-                f"target={target!r} is not a label of this model; choose one of {self.labels} "
-                f"or a class id in [0, {self.num_labels})."
+                f"target={target!r} is not a label of this model.{did_you_mean(target, self.labels)} "
+                f"Choose one of {self.labels} or a class id in [0, {self.num_labels})."
             )
         if not 0 <= int(target) < self.num_labels:
             raise UnknownTargetError(

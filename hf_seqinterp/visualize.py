@@ -8,7 +8,9 @@ non-special tokens (1 if all are 0):
 
 so 0 is white, the strongest evidence for the target full green, the strongest against full red.
 The HTML carries the same numbers as data attributes, uses inline CSS only, and loads nothing from
-the network.
+the network. Under `prefers-color-scheme: dark` the same colours are blended into the dark page
+instead of white (rgba with alpha t). Every piece of text in the HTML is escaped: explained texts,
+labels and tokens are data, never markup.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -82,19 +84,33 @@ def _header(expl: Explanation) -> str:
 
 
 _CSS = (
-    ".hfsi-explanation{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0.6em 0;"
-    "line-height:2.1;max-width:60em}"
-    ".hfsi-header{font-size:0.85em;color:#444;margin-bottom:0.2em}"
-    ".hfsi-token{padding:0.15em 0.1em;border-radius:0.25em}"
+    ".hfsi-explanation{--hfsi-fg:#1f2937;--hfsi-muted:#4b5563;color:var(--hfsi-fg);"
+    "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0.6em 0;line-height:2.1;max-width:60em}"
+    ".hfsi-header{font-size:0.85em;color:var(--hfsi-muted);margin-bottom:0.2em;line-height:1.5}"
+    ".hfsi-header b{color:var(--hfsi-fg)}"
+    ".hfsi-right{color:#15803d}.hfsi-wrong{color:#b91c1c}"
+    ".hfsi-token,.hfsi-word{padding:0.15em 0.1em;border-radius:0.25em}"
     ".hfsi-special{font-size:0.75em;font-family:ui-monospace,monospace;opacity:0.8}"
     ".hfsi-warning{font-size:0.8em;color:#9a3412}"
-    ".hfsi-legend{font-size:0.75em;color:#555}"
+    ".hfsi-legend{font-size:0.8em;color:var(--hfsi-fg);line-height:1.6;margin-top:0.2em}"
+    ".hfsi-swatch{display:inline-block;width:0.9em;height:0.9em;border-radius:0.2em;vertical-align:-0.1em;"
+    "border:1px solid var(--hfsi-muted)}"
+    ".hfsi-ramp{display:inline-block;width:7em;height:0.7em;border-radius:0.2em;vertical-align:0;"
+    "margin:0 0.4em;border:1px solid var(--hfsi-muted)}"
     ".hfsi-hierarchy{margin-top:0.5em;line-height:2.4}"
     ".hfsi-level{white-space:nowrap}"
     ".hfsi-level-label{display:inline-block;width:4.5em;font-size:0.75em;color:#555}"
     ".hfsi-phrase{padding:0.15em 0.3em;border:1px solid #888;border-radius:0.35em}"
     ".hfsi-unselected{color:#aaa;padding:0.15em 0.1em}"
     ".hfsi-phrase sup{font-size:0.65em;margin-left:0.2em}"
+    "@media (prefers-color-scheme:dark){"
+    ".hfsi-page{background:#111827;color:#e5e7eb}"
+    ".hfsi-explanation{--hfsi-fg:#e5e7eb;--hfsi-muted:#9ca3af}"
+    ".hfsi-right{color:#4ade80}.hfsi-wrong{color:#f87171}.hfsi-warning{color:#fdba74}"
+    f".hfsi-for{{background-color:rgba({','.join(map(str, POSITIVE_RGB))},var(--hfsi-t))!important;color:#f9fafb!important}}"
+    f".hfsi-against{{background-color:rgba({','.join(map(str, NEGATIVE_RGB))},var(--hfsi-t))!important;"
+    "color:#f9fafb!important}"
+    ".hfsi-ramp{background:linear-gradient(to right,rgb(220,38,38),#111827,rgb(22,163,74))!important}}"
 )
 
 #: extras key -> renderer(explanation, extras[key]) of an HTML section shown under the heat map
@@ -108,34 +124,99 @@ def segment_starts(expl: Explanation) -> set[int]:
     return {next(i for i, seg in enumerate(expl.segment_ids) if seg == 1)} if 1 in expl.segment_ids else set()
 
 
-def _explanation_html(expl: Explanation, index: int) -> str:
+def _cell(shown: str, value: float, scale: float, cls: str, attrs: str, title: str) -> str:
+    """One coloured span: light-mode colour inline, the intensity t in --hfsi-t for the dark palette."""
+    bg = attribution_rgb(value, scale)
+    t = min(1.0, abs(value) / scale) if scale > 0 else 0.0
+    side = "hfsi-for" if value > 0 else "hfsi-against"
+    return (
+        f'<span class="{cls} {side}" {attrs} data-attribution="{value:.9g}" '
+        f'title="{html.escape(title)}: {value:+.4g}" '
+        f'style="--hfsi-t:{t:.3f};background-color:rgb({bg[0]},{bg[1]},{bg[2]});color:{_text_rgb(bg)}">'
+        f"{html.escape(shown)}</span>"
+    )
+
+
+def _token_cells(expl: Explanation) -> tuple[list[str], float]:
     scale = color_scale(expl)
-    spans = []
+    cells = []
     breaks = segment_starts(expl)
     for i, ((shown, gap), value, special) in enumerate(
         zip(display_tokens(expl), expl.attributions, expl.special_tokens_mask)
     ):
-        bg = attribution_rgb(float(value), scale)
         cls = "hfsi-token hfsi-special" if special else "hfsi-token"
-        spans.append(
-            ('<br class="hfsi-segment">' if i in breaks else " " if gap else "")
-            + f'<span class="{cls}" data-index="{i}" data-attribution="{float(value):.9g}" '
-            f'title="{html.escape(expl.tokens[i])}: {float(value):+.4g}" '
-            f'style="background-color:rgb({bg[0]},{bg[1]},{bg[2]});color:{_text_rgb(bg)}">'
-            f"{html.escape(shown)}</span>"
-        )
-    warnings = "".join(f'<div class="hfsi-warning">⚠ {html.escape(w)}</div>' for w in expl.warnings)
+        lead = '<br class="hfsi-segment">' if i in breaks else " " if gap else ""
+        cells.append(lead + _cell(shown, float(value), scale, cls, f'data-index="{i}"', expl.tokens[i]))
+    return cells, scale
+
+
+def _word_cells(expl: Explanation) -> tuple[list[str], float]:
+    """Sub-words merged into words (`to_words()`, the method's aggregation); special tokens left out."""
+    words = expl.to_words()
+    scale = max((abs(w.score) for w in words), default=0.0) or 1.0
+    cells = []
+    for k, word in enumerate(words):
+        new_segment = k > 0 and word.segment != words[k - 1].segment
+        gap = k > 0 and word.start > words[k - 1].end
+        cells.append(('<br class="hfsi-segment">' if new_segment else " " if gap else "") + _cell(word.text, word.score, scale, "hfsi-word", f'data-word="{k}"', word.text))
+    return cells, scale
+
+
+def _label_name(expl: Explanation, label: int | str) -> str:
+    if isinstance(label, (int, np.integer)) and 0 <= int(label) < len(expl.labels):
+        return expl.labels[int(label)]
+    return str(label)
+
+
+def _summary_html(expl: Explanation, true_label: int | str | None) -> str:
+    """The header line: method, explained class, prediction, true label, f(x), f(baseline), the total."""
+    esc = html.escape
+    target = expl.target_label if expl.target_label is not None else str(expl.target)
+    parts = [f"<b>{esc(expl.method)}</b>", f"explaining <b>{esc(target)}</b>"]
+    if len(expl.probabilities) > expl.predicted:
+        predicted = expl.predicted_label or str(expl.predicted)
+        parts.append(f"predicted <b>{esc(predicted)}</b> (p = {expl.probabilities[expl.predicted]:.3f})")
+        if true_label is not None:
+            truth = _label_name(expl, true_label)
+            right = truth == predicted
+            mark = '<span class="hfsi-right">✓ right</span>' if right else '<span class="hfsi-wrong">✗ wrong</span>'
+            parts.append(f"true label <b>{esc(truth)}</b> {mark}")
+    score = esc(str(expl.score))
+    for key, name in (("input_score", "f(x)"), ("baseline_score", "f(baseline)")):
+        if isinstance(expl.extras.get(key), (int, float)):
+            parts.append(f"{name} = {expl.extras[key]:+.3f}")
+    total = f"Σ attributions = {float(np.sum(expl.attributions)):+.3f}"
+    if isinstance(expl.extras.get("convergence_delta"), (int, float)):
+        total += f" (δ = {expl.extras['convergence_delta']:+.2g})"
+    parts += [total, f"score: {score}"]
+    return '<div class="hfsi-header">' + " · ".join(parts) + "</div>"
+
+
+def _legend_html(expl: Explanation, scale: float, level: str) -> str:
+    target = html.escape(expl.target_label if expl.target_label is not None else str(expl.target))
     pos, neg = attribution_rgb(scale, scale), attribution_rgb(-scale, scale)
-    legend = (
-        f'<div class="hfsi-legend"><span style="background-color:rgb{neg}">&nbsp;−{scale:.3g}&nbsp;</span> '
-        f"against · for "
-        f'<span style="background-color:rgb{pos}">&nbsp;+{scale:.3g}&nbsp;</span></div>'
+    unit = "word" if level == "word" else "token"
+    return (
+        '<div class="hfsi-legend">'
+        f'<span class="hfsi-swatch" style="background-color:rgb{neg}"></span> against {target}'
+        f'<span class="hfsi-ramp" style="background:linear-gradient(to right,rgb{neg},#ffffff,rgb{pos})"></span>'
+        f'for {target} <span class="hfsi-swatch" style="background-color:rgb{pos}"></span>'
+        f" · full colour at |{unit} score| ≥ {scale:.3g}</div>"
     )
+
+
+def _explanation_html(
+    expl: Explanation, index: int, level: Literal["token", "word"] = "token", true_label: int | str | None = None
+) -> str:
+    if level not in ("token", "word"):
+        raise ValueError(f"level={level!r}; use 'token' or 'word'.")
+    cells, scale = _word_cells(expl) if level == "word" else _token_cells(expl)
+    warnings = "".join(f'<div class="hfsi-warning">⚠ {html.escape(w)}</div>' for w in expl.warnings)
     sections = "".join(render(expl, expl.extras[key]) for key, render in EXTRAS_HTML.items() if key in expl.extras)
     return (
-        f'<div class="hfsi-explanation" data-explanation="{index}" data-scale="{scale:.9g}">'
-        f'<div class="hfsi-header">{html.escape(_header(expl))}</div>{warnings}'
-        f'<div class="hfsi-tokens">{"".join(spans)}</div>{legend}{sections}</div>'
+        f'<div class="hfsi-explanation" data-explanation="{index}" data-level="{level}" data-scale="{scale:.9g}">'
+        f"{_summary_html(expl, true_label)}{warnings}"
+        f'<div class="hfsi-tokens">{"".join(cells)}</div>{_legend_html(expl, scale, level)}{sections}</div>'
     )
 
 
@@ -198,22 +279,45 @@ def _hierarchy_html(hierarchy: dict[str, Any]) -> str:
 EXTRAS_HTML["hierarchy"] = lambda expl, value: _hierarchy_html(value)
 
 
-def render_html(explanations: Sequence[Explanation], *, full_page: bool = True, title: str = "Explanations") -> str:
-    """HTML for one or more explanations; `full_page` wraps it in a complete document."""
-    body = "\n".join(_explanation_html(e, i) for i, e in enumerate(explanations))
+def render_html(
+    explanations: Sequence[Explanation],
+    *,
+    full_page: bool = True,
+    title: str = "Explanations",
+    level: Literal["token", "word"] = "token",
+    true_label: int | str | Sequence[int | str | None] | None = None,
+) -> str:
+    """HTML for one or more explanations; `full_page` wraps it in a complete document.
+
+    `level="word"` shows whole words (sub-word scores combined by `to_words()`); `true_label` (a
+    class id or label name, or one per explanation) adds the gold label to each header.
+    """
+    items = list(explanations)
+    truths = list(true_label) if isinstance(true_label, (list, tuple)) else [true_label] * len(items)
+    if len(truths) != len(items):
+        raise ValueError(f"Got {len(truths)} true labels for {len(items)} explanations; pass one per explanation.")
+    body = "\n".join(_explanation_html(e, i, level, t) for i, (e, t) in enumerate(zip(items, truths)))
     if not full_page:
         return f"<style>{_CSS}</style>\n{body}"
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">'
+        f'<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body class="hfsi-page">\n{body}\n'
+        "</body></html>\n"
     )
 
 
-def save_html(explanations: Explanation | Sequence[Explanation], path: str, *, title: str = "Explanations") -> str:
-    """Write a self-contained HTML page; returns the path."""
+def save_html(
+    explanations: Explanation | Sequence[Explanation],
+    path: str,
+    *,
+    title: str = "Explanations",
+    level: Literal["token", "word"] = "token",
+    true_label: int | str | Sequence[int | str | None] | None = None,
+) -> str:
+    """Write a self-contained HTML page (see `render_html`); returns the path."""
     items = [explanations] if isinstance(explanations, Explanation) else list(explanations)
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(items, title=title))
+        fh.write(render_html(items, title=title, level=level, true_label=true_label))
     return path
 
 

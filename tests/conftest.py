@@ -19,10 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_SEQINTERP_SHARED", REPO.parent / "shared"))
 MINILM = SHARED / "models" / "minilm-sst2"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
+SST2_VALIDATION = SHARED / "data" / "sst2" / "validation.tsv"  # GLUE SST-2 validation, 872 sentences
 ERASER = SHARED / "data" / "eraser_movies"
 
 needs_minilm = pytest.mark.skipif(not (MINILM / "config.json").exists(), reason=f"shared model not found at {MINILM}")
 needs_sst2 = pytest.mark.skipif(not SST2_DEV.exists(), reason=f"SST-2 not found at {SST2_DEV}")
+needs_sst2_validation = pytest.mark.skipif(
+    not SST2_VALIDATION.exists(), reason=f"SST-2 validation not found at {SST2_VALIDATION}"
+)
 needs_eraser = pytest.mark.skipif(not (ERASER / "val.jsonl").exists(), reason=f"ERASER movies not found at {ERASER}")
 
 
@@ -33,9 +37,9 @@ def sst2_dev_sentences(n: int, *, offset: int = 0) -> list[str]:
     return rows[offset : offset + n]
 
 
-def sst2_dev(n: int | None = None) -> tuple[list[str], list[int]]:
-    """(sentences, labels) from SST-2 dev."""
-    lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]
+def sst2_dev(n: int | None = None, path: Path = SST2_DEV) -> tuple[list[str], list[int]]:
+    """(sentences, labels) from SST-2 dev (or another `sentence<TAB>label` file such as validation)."""
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
     pairs = [line.rsplit("\t", 1) for line in lines if line.strip()]
     pairs = pairs[:n] if n else pairs
     return [p[0] for p in pairs], [int(p[1]) for p in pairs]

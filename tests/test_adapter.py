@@ -139,7 +139,7 @@ def test_score_spaces(bert):
 
 
 def test_unknown_parameter_names_the_accepted_ones(bert):
-    with pytest.raises(InvalidParameterError, match="does not take parameter.*'steps'.*accepted: baseline, n_steps"):
+    with pytest.raises(InvalidParameterError, match="does not take parameter.*'steps'.*Accepted: baseline, n_steps"):
         hsi.explain("good", bert, method="integrated_gradients", steps=10)
 
 

@@ -44,10 +44,13 @@ def model_dir(tmp_path_factory):
     return path
 
 
-def test_methods_lists_every_registered_method():
+def test_methods_lists_every_registered_method_with_its_defaults():
     out = run_cli("methods").stdout
     for name, summary in hsi.describe_methods().items():
-        assert re.search(rf"^{name}\s+{re.escape(summary)}$", out, re.MULTILINE), name
+        suffix = r"  \(default method\)" if name == hsi.DEFAULT_METHOD else ""
+        assert re.search(rf"^{name}\s+{re.escape(summary)}{suffix}$", out, re.MULTILINE), name
+    assert "parameters: baseline='auto', n_steps=50, quadrature='gausslegendre'" in out
+    assert re.search(r"^\s+parameters: n_samples=500, paired=True, seed=0, level='word'", out, re.MULTILINE)
 
 
 def test_json_output_parses_and_matches_python(model_dir):
@@ -82,14 +85,34 @@ def test_texts_from_a_file_and_word_scores(model_dir, tmp_path, capsys):
     assert code == 0
     assert out.count("method: integrated_gradients") == 2
     assert re.search(r"^\s+plot [+-]\d\.\d{4}$", out, re.MULTILINE)
+    assert "(input 2: blank, skipped)" in out
+
+
+def test_blank_lines_keep_their_place_in_json_output(model_dir, tmp_path, capsys):
+    source = tmp_path / "texts.txt"
+    source.write_text("good film\n\n   \nbad plot\n", encoding="utf-8")
+    code, out, err = call_main(
+        capsys, "explain", "first", "--file", str(source), "--model", str(model_dir), "--json",
+        "--method", "saliency", "--method", "gradient_x_input",
+    )
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 5 * 2  # one entry per input line and method, in input order
+    assert [row.get("text") for row in rows[::2]] == ["first", "good film", "", "   ", "bad plot"]
+    assert [row.get("method") for row in rows[:2]] == ["saliency", "gradient_x_input"]
+    assert rows[4] == rows[5] == {"skipped": "blank input", "input": 3, "text": ""}
+    assert rows[6]["input"] == 4 and "skipped 2 blank input line(s): 3, 4" in err
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["explain", "good", "--method", "shapley"], r"'shapley' is not a registered explanation method\. Available: .*saliency"),
-        (["explain", "   "], r"Text 0 is empty or whitespace only"),
+        (
+            ["explain", "good", "--method", "shapley"],
+            r"'shapley' is not a registered explanation method\. Did you mean 'shapley_sampling'\? Available: .*saliency",
+        ),
+        (["explain", "   "], r"no texts given: .* \(every line is blank\)"),
         (["explain", "good", "--target", "happy"], r"'happy' is not a label"),
+        (["explain", "good", "--target", "positiv"], r"'positiv' is not a label of this model\. Did you mean 'positive'\?"),
         (["explain", "good", "-p", "steps=3", "--method", "integrated_gradients"], r"does not take parameter"),
         (["explain"], r"no texts given"),
     ],
@@ -102,7 +125,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(model_dir, args, message,
 
 def test_errors_in_a_subprocess_carry_no_traceback(tmp_path):
     proc = run_cli("explain", "good", "--model", str(tmp_path / "nowhere"), check=False)
-    assert proc.returncode == 2 and "could not load model" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_default_model_explains_out_of_the_box():

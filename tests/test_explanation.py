@@ -122,6 +122,44 @@ def test_html_is_self_contained_and_shows_every_token():
     assert "<html" not in snippet and "hfsi-token" in snippet
 
 
+def test_html_word_view_merges_sub_words():
+    expl = make_explanation()
+    page = expl.to_html(level="word")
+    words = re.findall(r'<span class="hfsi-word[^"]*" data-word="(\d+)" data-attribution="([^"]+)"[^>]*>([^<]*)</span>', page)
+    assert [(int(k), float(a), text) for k, a, text in words] == [(0, -0.5, "unhappy"), (1, 2.0, "ending"), (2, -0.125, "!")]
+    assert not re.search(r'class="hfsi-token[ "]', page)  # no sub-word boxes, no special tokens
+    assert "full colour at |word score| ≥ 2" in page
+    with pytest.raises(ValueError, match="level='phrase'"):
+        expl.to_html(level="phrase")
+
+
+def test_html_header_shows_prediction_scores_total_and_true_label():
+    expl = make_explanation(extras={"input_score": 1.5, "baseline_score": -0.25, "convergence_delta": 0.125})
+    header = re.search(r'<div class="hfsi-header">(.*?)</div>', expl.to_html(true_label=0)).group(1)
+    text = re.sub(r"<[^>]+>", "", header)
+    assert text == (
+        "gradient_x_input · explaining POSITIVE · predicted POSITIVE (p = 0.750) · true label NEGATIVE ✗ wrong · "
+        "f(x) = +1.500 · f(baseline) = -0.250 · Σ attributions = +2.125 (δ = +0.12) · score: logit"
+    )
+    assert "✓ right" in make_explanation().to_html(true_label="POSITIVE")
+    assert "true label" not in make_explanation().to_html()
+
+
+def test_html_escapes_every_text_and_has_a_dark_palette():
+    evil = '<img src=x onerror="alert(1)">&'
+    expl = make_explanation(
+        text=evil, tokens=["[CLS]", evil, "[SEP]"], input_ids=[2, 10, 3], offsets=[(0, 0), (0, len(evil)), (0, 0)],
+        word_ids=[None, 0, None], special_tokens_mask=[True, False, True],
+        attributions=np.array([0.0, 1.0, 0.0], dtype=np.float32), target_label="<b>POS</b>", method="m<script>",
+        warnings=["<i>truncated</i>"],
+    )
+    for level in ("token", "word"):
+        page = expl.to_html(full_page=True, level=level, true_label="<u>x</u>")
+        assert "<img" not in page and "<b>POS</b>" not in page and "<script" not in page and "<i>" not in page
+        assert "<u>" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in page
+    assert "@media (prefers-color-scheme:dark)" in page and 'content="light dark"' in page
+
+
 def test_terminal_rendering():
     expl = make_explanation()
     plain = expl.to_terminal(color=False)

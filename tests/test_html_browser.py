@@ -8,20 +8,16 @@ attribution with the formula documented in hf_seqinterp.visualize (independently
 
 from __future__ import annotations
 
-import html as html_lib
-import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, probe_page
 from tiny_models import random_texts, tiny_model
 
 import hf_seqinterp as hsi
 from hf_seqinterp import ModelAdapter, save_html
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium found (CI installs Debian's `chromium`; apt-get install chromium)"
 )
@@ -47,18 +43,12 @@ def expected_rgb(value: float, scale: float) -> tuple[int, int, int]:
     return tuple(255 + t * (c - 255) for c in end)
 
 
-def render_in_chromium(page_html: str, tmp_path) -> list[dict]:
-    page = tmp_path / "probe.html"
-    page.write_text(page_html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.DOTALL)
-    assert found, f"Chromium returned no probe output (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    return json.loads(html_lib.unescape(found.group(1)))
+def render_in_chromium(page_html: str, tmp_path, probe: str = PROBE, *, dark: bool = False) -> list[dict]:
+    return probe_page(page_html, probe, tmp_path, dark=dark)
+
+
+def rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
 
 
 def test_every_token_is_shown_with_the_colour_its_attribution_implies(tmp_path):
@@ -78,7 +68,7 @@ def test_every_token_is_shown_with_the_colour_its_attribution_implies(tmp_path):
         real = ~np.asarray(expl.special_tokens_mask)
         scale = float(np.abs(expl.attributions[real]).max()) or 1.0
         want = expected_rgb(float(expl.attributions[i]), scale)
-        got = tuple(int(v) for v in re.findall(r"\d+", row["color"])[:3])
+        got = rgb(row["color"])
         assert all(abs(g - w) <= 1 for g, w in zip(got, want)), (expl.tokens[i], got, want)
         assert row["visible"], expl.tokens[i]
         start, end = expl.offsets[i]
@@ -90,3 +80,40 @@ def test_every_token_is_shown_with_the_colour_its_attribution_implies(tmp_path):
         top = int(real[np.argmax(np.abs(expl.attributions[real]))])
         color = next(r["color"] for r in rows if r["explanation"] == k and r["index"] == top)
         assert color in ("rgb(22, 163, 74)", "rgb(220, 38, 38)")
+
+
+WORD_PROBE = """
+<script>
+const rows = [...document.querySelectorAll('span.hfsi-word')].map(el => ({
+  index: +el.dataset.word, text: el.textContent, color: getComputedStyle(el).backgroundColor,
+  ink: getComputedStyle(el).color}));
+const page = getComputedStyle(document.body).backgroundColor;
+const legend = getComputedStyle(document.querySelector('.hfsi-legend')).color;
+const out = document.createElement('pre'); out.id = 'probe';
+out.textContent = JSON.stringify({rows, page, legend}); document.body.appendChild(out);
+</script>
+"""
+
+
+def test_word_view_light_and_dark(tmp_path):
+    adapter = ModelAdapter(*tiny_model("bert"))
+    expl = hsi.explain("an unbelievably clumsy script", adapter, method="integrated_gradients", n_steps=8)
+    words = expl.to_words()
+    scale = max(abs(w.score) for w in words)
+    page = hsi.render_html([expl], level="word", true_label=0)
+
+    light = render_in_chromium(page, tmp_path, WORD_PROBE)
+    assert [r["text"] for r in light["rows"]] == [w.text for w in words]
+    for row, word in zip(light["rows"], words):
+        want = expected_rgb(word.score, scale)
+        assert all(abs(g - w) <= 1 for g, w in zip(rgb(row["color"]), want)), (word.text, row["color"], want)
+    assert rgb(light["page"]) in ((0, 0, 0), (255, 255, 255)) and rgb(light["legend"]) == (31, 41, 55)
+
+    dark = render_in_chromium(page, tmp_path / "dark", WORD_PROBE, dark=True)
+    assert rgb(dark["page"]) == (17, 24, 39) and rgb(dark["legend"]) == (229, 231, 235)  # light text, dark page
+    for row, word in zip(dark["rows"], words):
+        t = min(1.0, abs(word.score) / scale)
+        end = (22, 163, 74) if word.score > 0 else (220, 38, 38)
+        assert re.match(r"rgba?\(", row["color"]) and rgb(row["ink"]) == (249, 250, 251)
+        alpha = float(re.findall(r"[\d.]+", row["color"])[3]) if row["color"].startswith("rgba") else 1.0
+        assert rgb(row["color"]) == end and abs(alpha - t) < 0.01, (word.text, row["color"], t)

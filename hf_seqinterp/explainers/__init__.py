@@ -4,8 +4,8 @@ method means adding a module here with a class decorated by `@register_explainer
 import importlib
 import pkgutil
 
+from ..method_table import DEFAULT_METHOD
 from .base import (
-    DEFAULT_METHOD,
     Explainer,
     RowResult,
     applicable_explainers,

@@ -19,17 +19,16 @@ import numpy as np
 import torch
 
 from ..adapter import Batch, ModelAdapter, Target
+from ..checks import unknown_method_message, unknown_parameters_message
 from ..concurrency import model_lock
 from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation, public_model_name
+from ..method_table import DEFAULT_METHOD
 from ..text import Encoding, TokenizedText
 from ..utils import length_grouped_batches, progress_bar
 from ..validation import TextInput, check_batch_size, normalize_inputs
 
 _REGISTRY: dict[str, type[Explainer]] = {}
-# What `explain()`, `model.explain()`, the pipeline and the CLI use when no method is named: integrated
-# gradients, whose token scores add up to f(x) − f(baseline) (gradient × input is a first-order estimate).
-DEFAULT_METHOD = "integrated_gradients"
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound="type[Explainer]")
@@ -54,9 +53,7 @@ def register_explainer(name: str, *, overwrite: bool = False) -> Callable[[E], E
 def get_explainer(name: str) -> type[Explainer]:
     """The explainer class registered under `name`."""
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownMethodError(
-            f"{name!r} is not a registered explanation method. Available: {', '.join(list_methods())}."
-        )
+        raise UnknownMethodError(unknown_method_message(name, list_methods()))
     return _REGISTRY[name]
 
 
@@ -68,6 +65,18 @@ def list_methods() -> list[str]:
 def describe_methods() -> dict[str, str]:
     """Method name -> one-line description."""
     return {name: _REGISTRY[name].summary() for name in list_methods()}
+
+
+def method_table() -> dict[str, dict[str, Any]]:
+    """Every registered method as data: {name: {"summary": ..., "parameters": {name: repr(default)}}}.
+
+    `hf_seqinterp/method_table.py` holds a copy for the command line (regenerate it with
+    `python -m hf_seqinterp.explainers`).
+    """
+    return {
+        name: {"summary": cls.summary(), "parameters": cls.parameter_defaults()}
+        for name, cls in sorted(_REGISTRY.items())
+    }
 
 
 def applicable_explainers(
@@ -190,14 +199,19 @@ class Explainer:
 
     @classmethod
     def parameter_names(cls) -> list[str]:
-        names: list[str] = []
+        return list(cls.parameter_defaults())
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, str]:
+        """Parameter name -> repr of its default ('' when it has none), subclass parameters first."""
+        defaults: dict[str, str] = {}
         for klass in cls.__mro__:
             if klass is object or "__init__" not in vars(klass):
                 continue
             for p in inspect.signature(klass.__init__).parameters.values():
-                if p.kind == p.KEYWORD_ONLY and p.name not in names:
-                    names.append(p.name)
-        return names
+                if p.kind == p.KEYWORD_ONLY and p.name not in defaults:
+                    defaults[p.name] = "" if p.default is p.empty else repr(p.default)
+        return defaults
 
     @classmethod
     def create(cls, adapter: ModelAdapter, **params: Any) -> Explainer:
@@ -205,10 +219,7 @@ class Explainer:
         accepted = cls.parameter_names()
         unknown = sorted(set(params) - set(accepted))
         if unknown:
-            raise InvalidParameterError(
-                f"{cls.name} does not take parameter(s) {', '.join(map(repr, unknown))}; "
-                f"accepted: {', '.join(accepted)}."
-            )
+            raise InvalidParameterError(unknown_parameters_message(cls.name, unknown, accepted))
         return cls(adapter, **params)
 
     @property
@@ -270,8 +281,10 @@ class Explainer:
         *,
         batch_size: int | None = None,
         progress: bool | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> list[Explanation]:
-        """Explain already-tokenised texts (targets already validated).
+        """Explain already-tokenised texts (targets already validated); `on_batch(n)` is called after
+        each batch of n texts (for a caller's own progress bar).
 
         Thread safety: the whole call holds the model's lock (`hf_seqinterp.concurrency.model_lock`),
         so explanations requested from several threads with one model run one after another and
@@ -291,6 +304,8 @@ class Explainer:
                 for i, row in zip(group, rows):
                     out[i] = self._to_explanation(encodings[i], row)
                 bar.update(len(group))
+                if on_batch is not None:
+                    on_batch(len(group))
         return out  # type: ignore[return-value]
 
     # ----------------------------------------------------------------- for subclasses

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import load_text_dataset
-from ..data import text_column as pick_text_column
 from ..errors import InvalidInputError
 from .alignment import Span, check_char_spans, words_to_char_spans
 
@@ -77,6 +75,8 @@ def from_dataset(
     values may be JSON strings (as in CSV files). Rationales index `text_column`'s texts;
     `text_pair_column` holds the second segment of sentence pairs.
     """
+    from ..data import text_column as pick_text_column  # imports `datasets`: load it only when used
+
     columns = list(dataset.column_names)
     text_column = pick_text_column(dataset, text_column)
     for name in (rationale_column, rationale_words_column, id_column, text_pair_column):
@@ -155,6 +155,8 @@ def load_examples(
     }
     if not isinstance(source, (str, Path)):
         return from_dataset(source, **columns).head(limit)
+    from ..data import load_text_dataset
+
     dataset = load_text_dataset(source, split=split)
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))

@@ -7,8 +7,11 @@ input which alone suffice for a classifier's prediction, trained against any
     train_rationale_generator(adapter, texts, generator=generator, args=RationaleTrainingArguments(epochs=3))
     hf_seqinterp.explain(text, adapter, method="rationale", generator=generator)
 
-Importing this package registers the generator with `AutoConfig` / `AutoModel`.
+Importing this package registers the generator with `AutoConfig` / `AutoModel`; the training code
+(and `accelerate`) loads on first use of a training name.
 """
+
+from typing import Any
 
 from transformers import AutoConfig, AutoModel
 
@@ -16,15 +19,19 @@ from .configuration import ESTIMATORS, GENERATOR_REPLACEMENTS, RationaleGenerato
 from .gates import BernoulliGate, HardKumaGate
 from .modeling import RationaleGenerator, WordBatch, load_generator
 from .objectives import HardKumaObjective, ReinforceObjective
-from .training import (
-    RationaleTrainingArguments,
-    RationaleTrainingResult,
-    predicted_labels,
-    train_rationale_generator,
-)
 
 AutoConfig.register(RationaleGeneratorConfig.model_type, RationaleGeneratorConfig, exist_ok=True)
 AutoModel.register(RationaleGeneratorConfig, RationaleGenerator, exist_ok=True)
+
+_TRAINING = ("RationaleTrainingArguments", "RationaleTrainingResult", "predicted_labels", "train_rationale_generator")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINING:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ESTIMATORS",

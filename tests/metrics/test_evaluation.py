@@ -218,3 +218,35 @@ def test_cli_on_the_end_of_eraser_reviews(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 truncated to their last 128 tokens" in out
     assert f"{inside} of 3 texts have human rationale tokens inside the model's window" in out
+
+
+# ----------------------------------------------------------------------------- the deletion-curve plot
+def test_every_method_has_its_own_colour_blind_safe_style():
+    from hf_seqinterp.metrics.evaluation import OKABE_ITO, method_style
+
+    styles = {name: method_style(name) for name in list_methods()}
+    assert len(styles) >= 14
+    assert len({(s["color"], s["linestyle"]) for s in styles.values()}) == len(styles)
+    assert all(s["color"] in OKABE_ITO for name, s in styles.items() if name != "random")
+    assert styles["random"]["color"] == "black" and styles["occlusion"]["color"] != "black"
+    assert method_style("saliency") == method_style("saliency")  # the same in every plot
+
+
+def test_deletion_plot_puts_the_legend_outside_the_axes(tiny_bert, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    report = evaluate_methods(
+        tiny_bert, random_texts(3, seed=4, min_words=3), methods=["random", "saliency", "occlusion"],
+        metrics=["deletion_auc"], curve_points=4, progress=False,
+    )
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    assert report.plot_deletion_curves(tmp_path / "curves.png").stat().st_size > 0
+    [fig] = figures
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 > ax.get_window_extent(renderer).x1
+    colors = {line.get_label().split()[0]: line.get_color() for line in ax.get_lines()}
+    assert len(set(colors.values())) == 3
