@@ -174,3 +174,41 @@ def test_zero_shot_ranks_labels_as_the_pipeline_does(bert_nli):
     assert all(e.target_label == "entailment" and e.text_pair == f"This example is {e.extras['zero_shot']['label']}." for e in expls)
     with pytest.raises(hsi.errors.UnsupportedModelError, match="no 'entailment' label"):
         hsi.explain_zero_shot(text, labels, hsi.ModelAdapter(*tiny_model("bert")))
+
+
+def test_bart_nli_pairs_match_the_model_for_every_method():
+    """An encoder–decoder NLI classifier (BART, the architecture of facebook/bart-large-mnli): pairs
+    joined as `<s> text </s></s> text_pair </s>`, probabilities equal a direct call, and every method
+    runs or (attention methods: the head reads the decoder) refuses clearly."""
+    from sweep.models import build
+
+    base, tokenizer = build("bart")
+    config = copy.deepcopy(base.config)
+    config.id2label = {0: "contradiction", 1: "neutral", 2: "entailment"}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    config.num_labels = 3
+    torch.manual_seed(2)
+    adapter = hsi.ModelAdapter(AutoModelForSequenceClassification.from_config(config).eval(), tokenizer)
+    ran = []
+    for method in [m for m in hsi.list_methods() if m != "rationale"]:
+        try:
+            expls = hsi.explain(PAIRS, adapter, method=method, progress=False, **FAST.get(method, {}))
+        except hsi.errors.UnsupportedModelError as err:
+            # attention methods: the head reads the decoder; CD: no rules for BART
+            assert method in ("attention", "attention_rollout", "attention_flow", "gradient_rollout",
+                              "contextual_decomposition"), (method, err)
+            assert "encoder–decoder" in str(err) or "does not support BartForSequenceClassification" in str(err)
+            continue
+        ran.append(method)
+        np.testing.assert_allclose(
+            np.stack([e.probabilities for e in expls]), direct_probabilities(adapter, PAIRS), atol=1e-5
+        )
+        assert {w.segment for w in expls[0].to_words()} == {0, 1}
+        if method == "integrated_gradients":
+            for expl in expls:
+                gap = expl.extras["input_score"] - expl.extras["baseline_score"]
+                assert abs(expl.extras["convergence_delta"]) <= 1e-2 * abs(gap)
+    assert {"saliency", "gradient_x_input", "integrated_gradients", "erasure", "occlusion", "lime", "kernel_shap",
+            "shapley_sampling"} <= set(ran)
+    ranked = hsi.explain_zero_shot("a dull movie with a great cast", ["film", "music"], adapter, method="erasure")
+    assert ranked[0].extras["zero_shot"]["score"] >= ranked[1].extras["zero_shot"]["score"]
