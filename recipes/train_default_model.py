@@ -238,6 +238,7 @@ def fine_tune(
 def save_model(model: BertForSequenceClassification, output: Path) -> None:
     """float16 weights, float32 config dtype: loading casts back to float32 for exact gradients."""
     model.config.dtype = torch.float32
+    model.config.architectures = [type(model).__name__]  # the base model's config names its headless class
     model.config.save_pretrained(output)
     weights = {
         name: tensor.detach().to(torch.float16).contiguous() for name, tensor in model.state_dict().items()
