@@ -31,7 +31,9 @@ KILLS = 20
 EARLY_KILLS = 14
 #: runs the CLI once a file appears: the second run of the overwrite test starts without import delay
 GATED = (
-    "import pathlib, sys, time\nfrom hf_seqinterp.cli import main\ngo = pathlib.Path(sys.argv[1])\n"
+    "import pathlib, sys, time\nfrom hf_seqinterp.cli import main\n"
+    "import hf_seqinterp.adapter, hf_seqinterp.distributed, hf_seqinterp.explainers  # the CLI imports lazily\n"
+    "go = pathlib.Path(sys.argv[1])\n"
     "while not go.exists():\n    time.sleep(0.01)\nsys.exit(main(sys.argv[2:]))"
 )
 
