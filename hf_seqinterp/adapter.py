@@ -46,7 +46,6 @@ from .validation import normalize_inputs
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
-ScoreSpace = Literal["logit", "log_prob", "prob"]
 BASELINES: tuple[str, ...] = ("pad", "mask", "unk", "eos", "bos", "zero")
 
 # Per-architecture facts (pooling, position offsets, ...) are data in `architectures.ARCH_OVERRIDES`.
