@@ -1,4 +1,5 @@
-"""`ModelAdapter`: the one place that knows how to call a Hugging Face sequence classifier.
+"""`ModelAdapter`: the one place that knows how to call a Hugging Face model (a sequence classifier
+or a causal LM; what each head's output means lives in `heads`).
 
 Explainers never touch model internals; they ask the adapter to tokenise (with offsets and word
 ids), embed token ids, run the model from `inputs_embeds`, resolve targets and compute scores.
@@ -40,7 +41,7 @@ from .errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
-from .heads import ClassificationHead, Target
+from .heads import CausalLMHead, ClassificationHead, Target, head_for
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
 from .validation import normalize_inputs
 
@@ -61,6 +62,8 @@ class Batch:
     position_ids: torch.Tensor | None
     starts: list[int]
     token_type_ids: torch.Tensor | None = None
+    #: for a deletion batch, each row's keep mask over its encoding's positions
+    kept: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.encodings)
@@ -81,7 +84,33 @@ class Batch:
             position_ids=None if self.position_ids is None else self.position_ids[index],
             starts=[self.starts[i] for i in picked],
             token_type_ids=None if self.token_type_ids is None else self.token_type_ids[index],
+            kept=None if self.kept is None else [self.kept[i] for i in picked],
         )
+
+    def row_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of the outputs each explained row reads (`Encoding.readout`): `output[index]` is
+        (rows, T, ...), T the most rows of the batch (shorter inputs repeat their last one). In a
+        deletion batch a position whose token was dropped reads the last kept token before it."""
+        width = max(len(e.readout or ()) for e in self.encodings)
+        positions = np.zeros((len(self), width), dtype=np.int64)
+        for i, enc in enumerate(self.encodings):
+            read = np.asarray(enc.readout, dtype=np.int64)
+            if self.kept is not None:
+                read = np.maximum(np.cumsum(self.kept[i])[read] - 1, 0)
+            positions[i] = np.concatenate([read, np.full(width - len(read), read[-1])]) + self.starts[i]
+        index = torch.as_tensor(positions, device=self.input_ids.device)
+        return torch.arange(len(self), device=index.device)[:, None], index
+
+    @property
+    def continuation_mask(self) -> torch.Tensor:
+        """(B, L) bool: True at the continuation tokens of a causal LM's inputs (the tokens after
+        the position the first row reads); all False for inputs without rows."""
+        mask = torch.zeros_like(self.input_ids, dtype=torch.bool)
+        for row, enc in enumerate(self.encodings):
+            if enc.readout:
+                start = self.starts[row] + enc.readout[0] + 1
+                mask[row, start : self.starts[row] + len(enc)] = True
+        return mask
 
     @property
     def special_mask(self) -> torch.Tensor:
@@ -131,10 +160,11 @@ def _classifies_from_last_token(model_type: str) -> bool:
 
 
 class ModelAdapter:
-    """Wraps a `*ForSequenceClassification` model and its fast tokenizer.
+    """Wraps a Hugging Face model with a head it knows (`heads.HEADS`: `*ForSequenceClassification`,
+    `*ForCausalLM`) and its fast tokenizer.
 
     Args:
-        model: any Hugging Face sequence classifier.
+        model: a Hugging Face sequence classifier or causal language model.
         tokenizer: its fast tokenizer (offsets and word ids are required).
         max_length: maximum tokens per text (special tokens included); defaults to, and may not
             exceed, what the tokenizer and the model's position embeddings allow.
@@ -162,7 +192,13 @@ class ModelAdapter:
         self.tokenizer = tokenizer
         self.config = model.config
         self._arch = ARCH_OVERRIDES.get(self.config.model_type, {})
-        self.head = ClassificationHead.from_config(self.config, type(model).__name__)
+        model_class = type(unwrap(model)).__name__
+        head = head_for(model_class) or ClassificationHead
+        self.head = (
+            ClassificationHead.from_config(self.config, model_class)
+            if head is ClassificationHead
+            else head(tokenizer, model_class)
+        )
         limit = self._default_max_length()
         if max_length is not None and not 2 < max_length <= limit:
             raise InvalidParameterError(f"max_length={max_length}: the model accepts 3 to {limit} tokens per text.")
@@ -184,25 +220,29 @@ class ModelAdapter:
         verbose: bool = False,
         **model_kwargs: Any,
     ) -> ModelAdapter:
-        """Load a classifier and its tokenizer; `None` loads the bundled default sentiment model.
+        """Load a classifier or causal LM (whichever the saved config's `architectures` names) and its
+        tokenizer; `None` loads the bundled default sentiment model.
 
         `max_length` and `truncation_side` are the constructor's; other keywords go to the model.
         A name that looks like a local path (./x, ../x, /x, ~/x, dir/x with an existing dir) must
         exist; a Hub id fails at once, in one line, when offline or without network
         (`ModelNotFoundError`). transformers' loading bar shows only with `verbose=True`.
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
         check_model_source(path, revision)
         remote = not Path(path).expanduser().exists()
         model_kwargs.setdefault("dtype", torch.float32)
         try:
-            problem = saved_head_problem(_saved_architectures(path, revision))
+            architectures = _saved_architectures(path, revision)
+            problem = saved_head_problem(architectures)
             if problem:
                 raise UnsupportedModelError(f"{path}: {problem}")
+            causal = any(head_for(a) is CausalLMHead for a in architectures or ())
+            auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
             with _quiet_loading(verbose):
-                model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, **model_kwargs)
+                model = auto.from_pretrained(path, revision=revision, **model_kwargs)
                 tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
         except OSError as err:
             if not remote:
@@ -434,6 +474,7 @@ class ModelAdapter:
             position_ids=None if position_ids is None else position_ids.to(device),
             starts=starts,
             token_type_ids=None if type_ids is None else type_ids.to(device),
+            kept=None if keep is None else [np.asarray(k, dtype=bool) for k in keep],
         )
 
     # ----------------------------------------------------------------- running the model
@@ -525,8 +566,9 @@ class ModelAdapter:
             )
 
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
-        """(rows, num_labels) logits; see `forward`."""
-        return self.forward(batch, inputs_embeds, **kwargs).logits
+        """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
+        for a causal LM; see `forward`."""
+        return self.head.row_logits(self.forward(batch, inputs_embeds, **kwargs), batch)
 
     @contextlib.contextmanager
     def differentiable_block_input(self) -> Iterator[list[torch.Tensor]]:
@@ -728,6 +770,18 @@ class ModelAdapter:
                 self.model.train(was_training)
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
+    def prepare(
+        self,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        generation: dict[str, Any] | None = None,
+    ) -> tuple[list[Encoding], list[Any]]:
+        """Encodings and validated targets for normalised inputs, as the head defines them (a
+        causal LM's continuations are tokenised with, or generated from, the prompts)."""
+        return self.head.prepare(self, items, target, truncation=truncation, generation=generation)
+
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""
         return self.head.check_target(target)

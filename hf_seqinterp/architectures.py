@@ -85,8 +85,6 @@ CLASSIFIER_POOLING: dict[str, str] = {"cls": "first", "bos": "first", "mean": "m
 
 #: class-name endings of heads other than sequence classification, and what they are
 OTHER_HEADS: dict[str, str] = {
-    "LMHeadModel": "a language-modelling head",
-    "ForCausalLM": "a causal language-modelling head",
     "ForMaskedLM": "a masked language-modelling head",
     "ForConditionalGeneration": "a generation head",
     "ForTokenClassification": "a token-classification head (one prediction per token)",
@@ -95,7 +93,11 @@ OTHER_HEADS: dict[str, str] = {
     "ForPreTraining": "a pre-training head",
     "ForNextSentencePrediction": "a next-sentence-prediction head",
 }
-SUPPORTED_HEAD = "ForSequenceClassification"
+#: class-name suffixes of the heads hf_seqinterp explains (`heads.HEADS` describes each)
+SUPPORTED_HEADS: tuple[str, ...] = ("ForSequenceClassification", "ForCausalLM", "LMHeadModel")
+SUPPORTED_HEADS_TEXT = (
+    "sequence classifiers (*ForSequenceClassification) and causal language models (*ForCausalLM, *LMHeadModel)"
+)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -105,10 +107,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def head_problem(model: torch.nn.Module) -> str | None:
-    """Why `model` is not a sequence classifier (None when it is, or when its class is not a
+    """Why hf_seqinterp cannot explain `model`'s head (None when it can, or when its class is not a
     transformers head, e.g. a user's own classifier)."""
     name = type(unwrap(model)).__name__
-    if name.endswith(SUPPORTED_HEAD) or type(unwrap(model)).__module__.startswith("peft"):
+    if name.endswith(SUPPORTED_HEADS) or type(unwrap(model)).__module__.startswith("peft"):
         return None
     kind = next((kind for suffix, kind in OTHER_HEADS.items() if name.endswith(suffix)), None)
     if kind is None and getattr(unwrap(model), "base_model", None) is unwrap(model):
@@ -116,18 +118,18 @@ def head_problem(model: torch.nn.Module) -> str | None:
     if kind is None:
         return None
     return (
-        f"{name} has {kind}; hf_seqinterp explains sequence classifiers (*{SUPPORTED_HEAD}: one score "
-        f"per class for the whole text). Load the model with AutoModelForSequenceClassification."
+        f"{name} has {kind}; hf_seqinterp explains {SUPPORTED_HEADS_TEXT}. Load the model with "
+        "AutoModelForSequenceClassification or AutoModelForCausalLM."
     )
 
 
 def saved_head_problem(architectures: list[str] | None) -> str | None:
-    """Why a saved model whose config lists `architectures` is not a sequence classifier (None if
-    it is, or the config does not say)."""
-    if not architectures or any(a.endswith(SUPPORTED_HEAD) for a in architectures):
+    """Why a saved model whose config lists `architectures` has no head hf_seqinterp explains (None
+    if it has, or the config does not say)."""
+    if not architectures or any(a.endswith(SUPPORTED_HEADS) for a in architectures):
         return None
     return (
-        f"the saved model is a {', '.join(architectures)}, not a *{SUPPORTED_HEAD}; loading it as a "
+        f"the saved model is a {', '.join(architectures)}, not one of the {SUPPORTED_HEADS_TEXT}; loading it as a "
         "classifier would add a randomly initialised classification head, whose explanations mean "
         "nothing. Pass a fine-tuned sequence classifier."
     )

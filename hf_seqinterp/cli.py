@@ -111,7 +111,15 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     add_method_arguments(parser)
-    parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
+    parser.add_argument(
+        "--target",
+        help="class id or label name to explain (default: the predicted class); for a causal LM, the continuation "
+        "to explain (default: the one it generates)",
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=20,
+        help="causal LMs: tokens to generate when no --target is given (greedy; default 20)",
+    )
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -146,7 +154,7 @@ def run_explain(args: argparse.Namespace) -> int:
         explainer = get_explainer(name).create(adapter, **params)
         explained = explainer.explain(
             [texts[i] for i in kept], target, text_pair=pairs, batch_size=args.batch_size,
-            truncation=not args.no_truncation, progress=None,
+            truncation=not args.no_truncation, progress=None, generation={"max_new_tokens": args.max_new_tokens},
         )
         for i, expl in zip(kept, explained):
             results[i].append(expl)
@@ -166,11 +174,12 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"(input {i + 1}: blank, skipped)\n")
             continue
         for expl in results[i]:
-            print(render_terminal(expl, color=color))
-            if args.words:
-                for word in expl.to_words():
-                    print(f"  {terminal_safe(word.text, newlines=False):>20s} {word.score:+.4f}")
-            print()
+            for view in expl.row_views():  # one per explained row (one for classifiers)
+                print(render_terminal(view, color=color))
+                if args.words:
+                    for word in view.to_words():
+                        print(f"  {terminal_safe(word.text, newlines=False):>20s} {word.score:+.4f}")
+                print()
     return 0
 
 

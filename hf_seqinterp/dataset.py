@@ -26,7 +26,7 @@ from .errors import InvalidInputError
 from .explanation import Explanation
 
 #: version of the explanation-dataset schema below; bumped on any change to its columns
-DATASET_SCHEMA_VERSION = 2
+DATASET_SCHEMA_VERSION = 3  # 2: sentence pairs; 3: the target axis (`rows`)
 
 #: column -> (feature, description). The descriptions are the documented schema (docs and cards).
 SCHEMA: dict[str, tuple[Any, str]] = {
@@ -48,7 +48,14 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "special_tokens_mask": (List(Value("bool")), "true at special tokens"),
     "segment_ids": (List(Value("int32")), "sentence pairs: 0 (text) or 1 (text_pair) per token, null at specials"),
     "token_type_ids": (List(Value("int32")), "sentence pairs: the token type ids the model was given"),
-    "attributions": (List(Value("float32")), "one attribution per token; positive supports `target`"),
+    "attributions": (
+        List(Value("float32")),
+        "one attribution per token; positive supports `target` (with `rows`: row-major, one run of tokens per row)",
+    ),
+    "rows": (
+        Value("string"),
+        "heads with a target axis (a causal LM's continuation tokens): the explained rows as a JSON list; null otherwise",
+    ),
     "target": (Value("int32"), "explained class id"),
     "target_label": (Value("string"), "explained class name"),
     "prediction": (Value("int32"), "class the model predicts for the full text"),
@@ -66,8 +73,8 @@ SCHEMA: dict[str, tuple[Any, str]] = {
 EXPLANATION_FEATURES = Features({name: feature for name, (feature, _) in SCHEMA.items()})
 
 _DERIVED = ("schema_version", "source_index", "source_id", "label", "prediction", "predicted_label")
-#: columns added in schema 2 (sentence pairs); schema-1 datasets lack them
-_PAIR_COLUMNS = ("text_pair", "segment_ids", "token_type_ids")
+#: columns added after schema 1 (2: sentence pairs, 3: the target axis); older datasets lack them
+_ADDED_COLUMNS = ("text_pair", "segment_ids", "token_type_ids", "rows")
 
 
 def explanation_to_row(
@@ -78,6 +85,8 @@ def explanation_to_row(
     data.pop("schema_version")
     data["params"] = json.dumps(data["params"])
     data["extras"] = json.dumps(data["extras"])
+    data["attributions"] = np.asarray(data["attributions"], dtype=np.float32).reshape(-1).tolist()
+    data["rows"] = None if data["rows"] is None else json.dumps(data["rows"])
     return {
         "schema_version": DATASET_SCHEMA_VERSION,
         "source_index": source_index,
@@ -102,6 +111,7 @@ def row_to_explanation(row: dict[str, Any]) -> Explanation:
     data = {k: v for k, v in row.items() if k not in _DERIVED}
     data["params"] = json.loads(data["params"])
     data["extras"] = json.loads(data["extras"])
+    data["rows"] = json.loads(data["rows"]) if data.get("rows") is not None else None
     return Explanation.from_dict(data)
 
 
@@ -137,7 +147,7 @@ def in_source_order(dataset: datasets.Dataset) -> datasets.Dataset:
 
 def dataset_to_explanations(dataset: datasets.Dataset) -> list[Explanation]:
     """Every row of an explanation dataset as an Explanation, in row order."""
-    missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names) - set(_DERIVED) - set(_PAIR_COLUMNS))
+    missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names) - set(_DERIVED) - set(_ADDED_COLUMNS))
     if missing:
         raise InvalidInputError(
             f"This dataset is not an explanation dataset: it lacks the columns {missing} "

@@ -1,9 +1,14 @@
 """`Explanation`: the one result type every explainer produces and everything downstream consumes.
 
-An Explanation covers one input text, one target class and one method. It keeps every model token
-(special tokens flagged), the character offsets and word ids needed to map tokens back to the text,
-one float32 attribution per token, the model's prediction on the full input, and everything needed
-to reproduce it (method, parameters, score space, model name/revision, library version).
+An Explanation covers one input and one method. It keeps every model token (special tokens
+flagged), the character offsets and word ids needed to map tokens back to the text, the
+attributions, the model's prediction on the full input, and everything needed to reproduce it
+(method, parameters, score space, model name/revision, library version).
+
+The target axis: a classifier's explanation has one target and one float32 attribution per token.
+Heads with several explained outputs per input (a causal LM: one row per continuation token) hold
+attributions of shape (rows, tokens) and a description of each row in `rows`; `row(k)` is row k as
+a one-target Explanation, so every single-target view (words, top-k, HTML) applies to it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from .errors import InvalidParameterError, OutputExistsError
 from .text import TokenizedText
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the target axis (`rows`); version-1 files load unchanged
 
 Aggregation = Literal["sum", "mean", "max", "absmax", "l2", "sum_renorm"]
 AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max", "absmax", "l2", "sum_renorm")
@@ -92,6 +97,12 @@ class Explanation(TokenizedText):
 
     Sign convention: a positive attribution supports `target`. Attributions are raw (never
     normalised), so additive methods keep their completeness/efficiency properties.
+
+    With a target axis (`rows` set): `attributions` is (len(rows), tokens); row k describes its
+    target in `rows[k]` ("target" id, "label", "probability", "position" of the output it reads,
+    "visible": how many leading tokens it can see — later ones score exactly 0 — and per-row
+    extras such as IG's "convergence_delta"); `target` is -1, `target_label` the continuation
+    text and `probabilities` each row's probability of its target.
     """
 
     attributions: np.ndarray
@@ -107,9 +118,11 @@ class Explanation(TokenizedText):
     warnings: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     library_version: str | None = None
+    rows: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
-        self.attributions = np.asarray(self.attributions, dtype=np.float32).reshape(-1)
+        shape = (-1,) if self.rows is None else (len(self.rows), len(self.tokens))
+        self.attributions = np.asarray(self.attributions, dtype=np.float32).reshape(shape)
         self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(-1)
         super().__post_init__()
         if self.library_version is None:
@@ -125,15 +138,63 @@ class Explanation(TokenizedText):
 
     @property
     def predicted(self) -> int:
-        """The class the model predicts for the full input."""
-        return int(np.argmax(self.probabilities))
+        """The class the model predicts for the full input (-1 when no class distribution is kept)."""
+        return int(np.argmax(self.probabilities)) if len(self.probabilities) and self.rows is None else -1
 
     @property
     def predicted_label(self) -> str | None:
-        return self.labels[self.predicted] if self.labels else None
+        return self.labels[self.predicted] if self.labels and self.predicted >= 0 else None
 
     def token_fields(self) -> dict[str, Any]:
-        return {**super().token_fields(), "attributions": self.attributions}
+        return {**super().token_fields(), "attributions": None if self.rows is not None else self.attributions}
+
+    # ----------------------------------------------------------------- the target axis
+    @property
+    def n_rows(self) -> int:
+        """Explained targets: 1, or one per row of a target axis."""
+        return 1 if self.rows is None else len(self.rows)
+
+    def row(self, k: int) -> Explanation:
+        """Row k of a target axis as a one-target Explanation over the tokens it can see (for a
+        causal LM: the prompt and the continuation before token k); `self` when there is no axis."""
+        if self.rows is None:
+            if k not in (0, -1):
+                raise InvalidParameterError(f"row={k}: this explanation has one target (row 0).")
+            return self
+        if not -len(self.rows) <= k < len(self.rows):
+            raise InvalidParameterError(f"row={k}: this explanation has {len(self.rows)} rows.")
+        info = self.rows[k]
+        n = int(info.get("visible", len(self.tokens)))
+        cut = {name: (None if value is None else list(value[:n])) for name, value in TokenizedText.token_fields(self).items()}
+        return Explanation(
+            text=self.text,
+            tokens=self.tokens[:n],
+            **cut,
+            text_pair=self.text_pair,
+            attributions=self.attributions[k, :n],
+            target=int(info["target"]),
+            target_label=info.get("label"),
+            probabilities=np.zeros(0, dtype=np.float32),
+            method=self.method,
+            params=self.params,
+            aggregation=self.aggregation,
+            model_name=self.model_name,
+            model_revision=self.model_revision,
+            warnings=[w for w in self.warnings],
+            extras={**self.extras, **info},
+            library_version=self.library_version,
+        )
+
+    def row_views(self) -> list[Explanation]:
+        """`row(k)` for every row."""
+        return [self.row(k) for k in range(self.n_rows)]
+
+    def _single(self, view: str) -> None:
+        if self.rows is not None:
+            raise InvalidParameterError(
+                f"This explanation has {len(self.rows)} rows (one per explained output token); {view} applies to "
+                "one row: use explanation.row(k)." + f"{view}, or explanation.row_views()."
+            )
 
     def to_words(self, aggregation: str | None = None) -> list[Word]:
         """Word-level view: the scores of each word's tokens reduced with `aggregation`.
@@ -143,6 +204,7 @@ class Explanation(TokenizedText):
         method declared: `sum` for additive methods, so Σ word scores + Σ special-token scores ==
         Σ token scores.
         """
+        self._single(".to_words()")
         how = aggregation or self.aggregation
         if how not in AGGREGATIONS:
             raise InvalidParameterError(f"aggregation={how!r} is not one of {', '.join(AGGREGATIONS)}.")
@@ -159,6 +221,7 @@ class Explanation(TokenizedText):
 
     def special_scores(self) -> dict[int, float]:
         """Scores of the special tokens, by token position."""
+        self._single(".special_scores()")
         return {i: float(a) for i, (a, s) in enumerate(zip(self.attributions, self.special_tokens_mask)) if s}
 
     def top_k(
@@ -173,6 +236,7 @@ class Explanation(TokenizedText):
         `by="abs"` ranks by magnitude, `"positive"` keeps only scores > 0 (evidence for the target),
         `"negative"` only scores < 0 (evidence against), ranked by magnitude.
         """
+        self._single(".top_k()")
         if level == "token":
             items = [
                 Attribution(t, float(a), i)
@@ -216,7 +280,7 @@ class Explanation(TokenizedText):
             warnings.warn(f"Explanation.from_dict ignores unknown keys: {unknown}", stacklevel=2)
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["offsets"] = [tuple(o) for o in kwargs.get("offsets", [])]
-        return cls(**kwargs)
+        return cls(**kwargs)  # version 1 has no `rows`: one target, as before
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -262,6 +326,11 @@ class Explanation(TokenizedText):
         return render_terminal(self, color=color)
 
     def __repr__(self) -> str:
+        if self.rows is not None:
+            return (
+                f"Explanation(method={self.method!r}, rows={len(self.rows)}, continuation={self.target_label!r}, "
+                f"tokens={len(self)})"
+            )
         label = self.target_label if self.target_label is not None else self.target
         top = ", ".join(f"{a.text}={a.score:+.3g}" for a in self.top_k(3))
         return (

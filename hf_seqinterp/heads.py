@@ -2,21 +2,27 @@
 
 A head description turns user-given targets into ids, resolves "the predicted class", reports the
 model's output as probabilities and computes the explained score in a score space (logit,
-log-probability, probability). `ClassificationHead` describes `*ForSequenceClassification` models:
-single-label (softmax), multi-label (sigmoid) and regression (the raw value).
+log-probability, probability).
+
+Every head reads the model output as *row logits* of shape (rows, T, C): T explained rows per input,
+each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassification`: single-label
+softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
+`CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
+the vocabulary. Scores and targets have the row logits' shape without the class axis. `HEADS`
+maps a model class's name to its head description.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from .checks import did_you_mean
-from .errors import InvalidParameterError, UnknownTargetError
+from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
@@ -26,6 +32,10 @@ Target = int | str | None
 @dataclass
 class ClassificationHead:
     """The output of a sequence classifier: one logit per label."""
+
+    kind: ClassVar[str] = "sequence_classification"
+    #: whether an input has several explained rows (a target axis); False: one row, no axis
+    multi_row: ClassVar[bool] = False
 
     labels: list[str]
     problem_type: str
@@ -42,6 +52,17 @@ class ClassificationHead:
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, num_labels): the classifier's logits (no row axis)."""
+        return output.logits
+
+    def prepare(
+        self, adapter: Any, items: list[tuple[str, str | None]], target: Any, *, truncation: bool = True, **_: Any
+    ) -> tuple[list[Any], list[int | None]]:
+        """Tokenise the inputs and validate one target per input."""
+        encodings = adapter.encode(items, truncation=truncation)
+        return encodings, self.check_targets(target, len(encodings))
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""
@@ -98,23 +119,7 @@ class ClassificationHead:
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
         """The explained scalar per row: the target's logit, log-probability or probability."""
-        if space == "logit":
-            values = logits
-        elif space == "log_prob":
-            values = (
-                torch.nn.functional.logsigmoid(logits)
-                if self.problem_type == "multi_label_classification"
-                else torch.log_softmax(logits, dim=-1)
-            )
-        elif space == "prob":
-            values = (
-                torch.sigmoid(logits)
-                if self.problem_type == "multi_label_classification"
-                else torch.softmax(logits, dim=-1)
-            )
-        else:
-            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
-        return values.gather(-1, targets.view(-1, 1).to(values.device)).squeeze(-1)
+        return _gather_score(logits, targets, space, sigmoid=self.problem_type == "multi_label_classification")
 
     def check_score_space(self, space: str) -> str:
         if space not in SCORE_SPACES:
@@ -125,3 +130,129 @@ class ClassificationHead:
                 "model; use score='logit'."
             )
         return space
+
+
+def _gather_score(logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool) -> torch.Tensor:
+    """The targets' entries of the logits (last axis = classes) in a score space; softmax over the
+    classes, or per-class sigmoids for multi-label heads."""
+    if space == "logit":
+        values = logits
+    elif space == "log_prob":
+        values = torch.nn.functional.logsigmoid(logits) if sigmoid else torch.log_softmax(logits, dim=-1)
+    elif space == "prob":
+        values = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)
+    else:
+        raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
+    return values.gather(-1, targets.unsqueeze(-1).to(values.device)).squeeze(-1)
+
+
+@dataclass
+class CausalLMHead:
+    r"""The output of a causal language model: a next-token distribution at every position.
+
+    An input is a prompt x (P tokens) and a continuation y_1..y_T, generated (target None, with
+    `generate` arguments) or forced (target = the continuation text). Row k explains y_k from the
+    logits at the position before it, teacher-forced on x ⊕ y:
+
+        f_k = z_{P+k−1}[y_k]   (score="logit"),   log softmax(z_{P+k−1})[y_k]   (score="log_prob"),
+
+    so one forward of x ⊕ y scores every row, and row k depends on the tokens before y_k only.
+    """
+
+    kind: ClassVar[str] = "causal_lm"
+    multi_row: ClassVar[bool] = True
+
+    tokenizer: Any
+    model_class: str = "the model"
+    problem_type: str = "single_label_classification"  # a softmax over the vocabulary
+    labels: list[str] = field(default_factory=list)  # no label names: the classes are the vocabulary
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, T, vocab): the logits that predict each continuation token (T = the most rows of
+        the batch; shorter inputs repeat their last row, which is never reported)."""
+        return output.logits[batch.row_index()]
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        generation: dict[str, Any] | None = None,
+    ) -> tuple[list[Any], list[tuple[int, ...]]]:
+        """Prompts and continuations (forced, or generated where the target is None) tokenised as one
+        sequence each; a row's target is its continuation token."""
+        from .continuation import encode_continuations
+
+        if any(pair is not None for _, pair in items):
+            raise InvalidInputError(
+                f"{self.model_class} continues a prompt; sentence pairs do not apply. Pass the continuation "
+                "to explain as `target=` (a string), or leave target=None to explain a generated one."
+            )
+        prompts = [text for text, _ in items]
+        continuations = self.check_targets(target, len(prompts))
+        encodings = encode_continuations(adapter, prompts, continuations, truncation=truncation, generation=generation)
+        return encodings, [tuple(enc.row_targets) for enc in encodings]
+
+    def check_target(self, target: Any) -> str | None:
+        """A continuation to force (a non-empty string), or None (generate it)."""
+        if target is not None and (not isinstance(target, str) or not target):
+            raise UnknownTargetError(
+                f"target={target!r}: a causal LM's target is the continuation to explain, a non-empty string "
+                "(or None to explain what the model generates)."
+            )
+        return target
+
+    def check_targets(self, target: Any, n: int) -> list[str | None]:
+        """One continuation per prompt; a single value applies to every prompt."""
+        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} targets for {n} prompts; pass one per prompt or a single one.")
+        return [self.check_target(value) for value in values]
+
+    def pick_targets(self, requested: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        """(rows, T) token ids explained by each row (shorter inputs repeat their last one)."""
+        width = logits.shape[1]
+        chosen = [list(r) + [r[-1]] * (width - len(r)) for r in requested]
+        return torch.tensor(chosen, dtype=torch.long, device=logits.device)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.detach().float(), dim=-1)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """f_k per row: the continuation token's logit, log-probability or probability."""
+        return _gather_score(logits, targets, space, sigmoid=False)
+
+    def check_score_space(self, space: str) -> str:
+        if space not in SCORE_SPACES:
+            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
+        return space
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int]) -> list[dict[str, Any]]:
+        """Per row: the explained token (id and text), its probability and the entropy (nats) of the
+        next-token distribution it was drawn from."""
+        log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        return [
+            {
+                "target": int(token),
+                "label": self.tokenizer.decode([int(token)]),
+                "probability": float(log_p[k, token].exp()),
+                "entropy": float(entropy[k]),
+            }
+            for k, token in enumerate(chosen)
+        ]
+
+
+#: head description by the suffix of the model class's name (first match wins)
+HEADS: dict[str, type] = {
+    "ForSequenceClassification": ClassificationHead,
+    "ForCausalLM": CausalLMHead,
+    "LMHeadModel": CausalLMHead,
+}
+
+
+def head_for(model_class: str) -> type | None:
+    """The head description of a model class name, None when the name has no known head suffix."""
+    return next((head for suffix, head in HEADS.items() if model_class.endswith(suffix)), None)

@@ -22,7 +22,7 @@ All variants of all texts are scored together in length-sorted forward batches o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -98,7 +98,7 @@ def score_variants(
     adapter: ModelAdapter,
     texts: Sequence[TokenizedText],
     keeps: Sequence[np.ndarray],
-    targets: Sequence[int],
+    targets: Sequence[int | Sequence[int]],
     *,
     replacement: Replacement = "mask",
     score: str = "logit",
@@ -112,20 +112,28 @@ def score_variants(
     Args:
         texts: the texts (Encodings or Explanations).
         keeps: per text, a bool array (n_variants, L) of token positions to keep.
-        targets: per text, the class whose score is computed.
+        targets: per text, the class whose score is computed; for heads with a row axis (a causal
+            LM), the class of each of the text's rows.
         replacement: how removed tokens are replaced (see the module docstring).
         score: 'logit', 'log_prob' or 'prob' of the target.
         empty: what a deletion that leaves no token at all scores: an 'error' (default), or one
             'pad' token (the model's output on an empty input, e.g. the start of an insertion curve).
 
-    Returns per text an array (n_variants,) of float64 scores.
+    Returns per text an array (n_variants,) of float64 scores, or (n_variants, rows) with a row
+    axis. Scores are computed batch by batch, so a causal LM's vocabulary-sized logits are never
+    all held at once.
     """
     adapter.check_score_space(score)
-    logits = variant_logits(
+    out = [np.empty((len(k), *np.shape(t)), dtype=np.float64) for k, t in zip(keeps, targets)]
+    for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,
-    )
-    return [target_scores(adapter, rows, target, score) for rows, target in zip(logits, targets)]
+    ):
+        chosen = adapter.pick_targets([targets[t] for t, _ in picked], logits)
+        values = adapter.score(logits.double(), chosen, score).cpu().numpy()
+        for (t, v), row in zip(picked, values):
+            out[t][v] = row[: out[t].shape[1]] if out[t].ndim == 2 else row
+    return out
 
 
 def target_scores(adapter: ModelAdapter, logits: np.ndarray, target: int, score: str) -> np.ndarray:
@@ -145,9 +153,32 @@ def variant_logits(
     progress: bool = False,
     empty: EmptyInput = "error",
 ) -> list[np.ndarray]:
-    """The model's logits on every edited copy of every text: per text an array
+    """A classifier's logits on every edited copy of every text: per text an array
     (n_variants, num_labels) of float64. A keep row of all ones is the unedited text. `empty`: see
     `score_variants`."""
+    out = [np.empty((len(k), adapter.num_labels), dtype=np.float64) for k in keeps]
+    for picked, logits in _variant_batches(
+        adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
+        max_batch_rows=max_batch_rows, progress=progress, empty=empty,
+    ):
+        for (t, v), row in zip(picked, logits.double().cpu().numpy()):
+            out[t][v] = row
+    return out
+
+
+def _variant_batches(
+    adapter: ModelAdapter,
+    texts: Sequence[TokenizedText],
+    keeps: Sequence[np.ndarray],
+    *,
+    replacement: Replacement,
+    max_batch_tokens: int,
+    max_batch_rows: int,
+    progress: bool,
+    empty: EmptyInput,
+) -> Iterator[tuple[list[tuple[int, int]], torch.Tensor]]:
+    """(variants, row logits) for each forward batch of edited copies: the variants as (text,
+    variant) pairs, in length-sorted batches of at most `max_batch_tokens` padded tokens."""
     check_replacement(adapter, replacement)
     if empty not in ("error", "pad"):
         raise InvalidParameterError(f"empty={empty!r}; use 'error' or 'pad'.")
@@ -164,21 +195,17 @@ def variant_logits(
             "no special tokens, so the model would get an empty input. Use a replacement that keeps the "
             "positions ('unk', 'pad', 'zero_embedding' or 'attention')."
         )
-    out = [np.empty((len(k), adapter.num_labels), dtype=np.float64) for k in keeps]
     batches = length_grouped_batches(
         lengths, max_batch_rows, max_batch_tokens, equal_lengths=adapter.padding_sensitive
     )
     with torch.no_grad(), adapter.evaluating(), progress_bar(len(rows), "variants", enabled=progress, unit="row") as bar:
         for batch_rows in batches:
             picked = [rows[i] for i in batch_rows]
-            logits = _logits_of_rows(adapter, texts, keeps, picked, replacement)
-            for (t, v), row in zip(picked, logits):
-                out[t][v] = row
+            yield picked, _logits_of_rows(adapter, texts, keeps, picked, replacement)
             bar.update(len(picked))
-    return out
 
 
-def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> np.ndarray:
+def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> torch.Tensor:
     ids_rows, kept = [], []
     for t, v in picked:
         ids = np.asarray(texts[t].input_ids)
@@ -204,7 +231,7 @@ def _logits_of_rows(adapter, texts, keeps, picked, replacement) -> np.ndarray:
         logits = adapter.logits(batch, embeds)
     else:
         logits = adapter.logits(batch)
-    return logits.double().cpu().numpy()
+    return logits
 
 
 def soft_masked_logits(

@@ -67,6 +67,7 @@ METHODS: dict[str, dict] = {
             "n_steps": "50",
             "quadrature": "'gausslegendre'",
             "max_batch_tokens": "4096",
+            "baseline_on": "'all'",
             "score": "'logit'",
         },
     },

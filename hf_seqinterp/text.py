@@ -155,6 +155,10 @@ class Encoding(TokenizedText):
     tokenisation raised (e.g. truncation)."""
 
     warnings: list[str] = field(default_factory=list, kw_only=True)
+    #: heads with a row axis (see `heads`): the token position whose output each explained row reads
+    readout: list[int] | None = field(default=None, kw_only=True)
+    #: ... and the class each row explains (e.g. the continuation token a causal LM predicts there)
+    row_targets: list[int] | None = field(default=None, kw_only=True)
 
 
 #: which tokens of a longer input each `truncation_side` keeps

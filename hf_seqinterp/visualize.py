@@ -77,6 +77,8 @@ def _header(expl: Explanation) -> str:
     parts = [f"method: {expl.method}", f"target: {target}"]
     if expl.target < len(expl.probabilities):
         parts.append(f"p(target) = {expl.probabilities[expl.target]:.3f}")
+    elif isinstance(expl.extras.get("probability"), float):  # a row of a target axis
+        parts.append(f"p(target) = {expl.extras['probability']:.3f}")
     if expl.labels:
         parts.append(f"predicted: {expl.predicted_label}")
     parts.append(f"score: {expl.score}")
@@ -173,7 +175,9 @@ def _summary_html(expl: Explanation, true_label: int | str | None) -> str:
     esc = html.escape
     target = expl.target_label if expl.target_label is not None else str(expl.target)
     parts = [f"<b>{esc(expl.method)}</b>", f"explaining <b>{esc(target)}</b>"]
-    if len(expl.probabilities) > expl.predicted:
+    if isinstance(expl.extras.get("probability"), float):  # a row of a target axis: its target's probability
+        parts.append(f"p = {expl.extras['probability']:.3f}")
+    if 0 <= expl.predicted < len(expl.probabilities):
         predicted = expl.predicted_label or str(expl.predicted)
         parts.append(f"predicted <b>{esc(predicted)}</b> (p = {expl.probabilities[expl.predicted]:.3f})")
         if true_label is not None:
@@ -292,7 +296,7 @@ def render_html(
     `level="word"` shows whole words (sub-word scores combined by `to_words()`); `true_label` (a
     class id or label name, or one per explanation) adds the gold label to each header.
     """
-    items = list(explanations)
+    items = [view for e in explanations for view in e.row_views()]
     truths = list(true_label) if isinstance(true_label, (list, tuple)) else [true_label] * len(items)
     if len(truths) != len(items):
         raise ValueError(f"Got {len(truths)} true labels for {len(items)} explanations; pass one per explanation.")
@@ -348,7 +352,10 @@ def _use_color(color: bool | None) -> bool:
 
 
 def render_terminal(expl: Explanation, *, color: bool | None = None) -> str:
-    """Heat map for a terminal: tokens on 24-bit ANSI backgrounds (or `token(+score)` without colour)."""
+    """Heat map for a terminal: tokens on 24-bit ANSI backgrounds (or `token(+score)` without colour);
+    one heat map per row for explanations with a target axis."""
+    if expl.rows is not None:
+        return "\n\n".join(render_terminal(view, color=color) for view in expl.row_views())
     scale = color_scale(expl)
     colored = _use_color(color)
     pieces = []

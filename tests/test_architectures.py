@@ -45,7 +45,7 @@ def test_bert_keeps_the_pad_baseline_and_is_not_scale_invariant():
 
 @pytest.mark.parametrize(
     ("head", "kind"),
-    [("GPT2LMHeadModel", "language-modelling"), ("BertForTokenClassification", "token-classification"),
+    [("BertForQuestionAnswering", "question-answering"), ("BertForTokenClassification", "token-classification"),
      ("BertForMaskedLM", "masked language-modelling")],
 )  # fmt: skip
 def test_other_heads_are_refused_at_adapter_creation(head, kind):
@@ -54,20 +54,30 @@ def test_other_heads_are_refused_at_adapter_creation(head, kind):
     source = "gpt2" if head.startswith("GPT2") else "bert"
     model, tokenizer = tiny_model(source)
     other = getattr(transformers, head)(model.config)
-    with pytest.raises(UnsupportedModelError, match=rf"{head} has a {kind}.*ForSequenceClassification"):
+    with pytest.raises(UnsupportedModelError, match=rf"{head} has a {kind}.*ForSequenceClassification.*ForCausalLM"):
         ModelAdapter(other, tokenizer)
 
 
-def test_a_saved_causal_lm_folder_is_refused_before_loading(tmp_path, capsys):
+def test_a_saved_masked_lm_folder_is_refused_before_loading(tmp_path, capsys):
+    from transformers import BertForMaskedLM
+
+    model, tokenizer = tiny_model("bert")
+    BertForMaskedLM(model.config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="BertForMaskedLM, not one of the sequence classifiers"):
+        ModelAdapter.from_pretrained(tmp_path)
+    assert main(["explain", "--model", str(tmp_path), "good film"]) == 2
+    assert "randomly initialised classification head" in capsys.readouterr().err
+
+
+def test_a_saved_causal_lm_folder_loads_as_a_causal_lm(tmp_path):
     from transformers import GPT2LMHeadModel
 
     model, tokenizer = tiny_model("gpt2")
     GPT2LMHeadModel(model.config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(UnsupportedModelError, match="GPT2LMHeadModel, not a \\*ForSequenceClassification"):
-        ModelAdapter.from_pretrained(tmp_path)
-    assert main(["explain", "--model", str(tmp_path), "good film"]) == 2
-    assert "randomly initialised classification head" in capsys.readouterr().err
+    adapter = ModelAdapter.from_pretrained(tmp_path)
+    assert type(adapter.model).__name__ == "GPT2LMHeadModel" and adapter.head.kind == "causal_lm"
 
 
 def test_a_saved_classifier_still_loads(tmp_path):

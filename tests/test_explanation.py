@@ -79,7 +79,7 @@ def test_dict_round_trip_is_lossless(tmp_path):
     assert back.attributions.dtype == np.float32
     np.testing.assert_array_equal(back.attributions, expl.attributions)
     assert back.offsets == expl.offsets and back.extras == expl.extras
-    assert data["schema_version"] == 1 and data["library_version"]
+    assert data["schema_version"] == 2 and data["library_version"] and data["rows"] is None
 
     path = expl.save(tmp_path / "e.json")
     assert Explanation.load(path) == expl

@@ -70,7 +70,8 @@ def test_push_then_load_round_trip_with_card(hub, table):
     assert info["models"] == [{"name": "org/tiny-bert", "revision": None}] and info["models_as_recorded"] == ["tiny/bert"]
     assert info["methods"]["gradient_x_input"] == [{"at": "embedding_output", "score": "logit"}]
     assert info["methods"]["integrated_gradients"] == [
-        {"baseline": "pad", "n_steps": 4, "quadrature": "gausslegendre", "max_batch_tokens": 4096, "score": "logit"}
+        {"baseline": "pad", "n_steps": 4, "quadrature": "gausslegendre", "max_batch_tokens": 4096, "baseline_on": "all",
+         "score": "logit"}
     ]
     assert info["metrics"] == {"integrated_gradients": {"comprehensiveness": 0.25}}
     assert (info["rows"], info["source_rows"], info["library_version"]) == (14, 7, hsi.__version__)

@@ -156,6 +156,20 @@ def tiny_model(model_type: str, seed: int = 0):
     return model, tokenizer
 
 
+@functools.cache
+def tiny_causal_lm(model_type: str = "llama", seed: int = 0):
+    """(model, tokenizer) of a causal LM of `model_type` (one of `DECODERS`): random weights, eval mode, float32."""
+    from transformers import AutoModelForCausalLM
+
+    overrides, make_tokenizer = ARCHITECTURES[model_type]
+    tokenizer = make_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, **_SIZE, vocab_size=len(tokenizer), max_position_embeddings=MAX_POSITIONS, **overrides
+    )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).eval(), tokenizer
+
+
 def save_tiny_model(path, model_type: str = "bert"):
     """Save `tiny_model(model_type)` and its tokenizer to `path` (for CLI and subprocess tests); returns path."""
     model, tokenizer = tiny_model(model_type)

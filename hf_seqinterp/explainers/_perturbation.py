@@ -2,11 +2,12 @@
 attributions.
 
 A subclass says which coalitions of a text's M features it needs (`_coalitions`) and how to turn
-their values into one score per feature (`_attribute`). The base class scores the unedited text and
-every distinct coalition of every text of the group in one `masking.variant_logits` call (large
-length-sorted batches under a token budget), resolves the target from the unedited text's logits,
-and spreads each feature's score evenly over its tokens (so word-level views, which sum, give back
-the feature's score exactly; special tokens get 0).
+their values into one score per feature (`_attribute`). The base class resolves the targets from one
+forward of the unedited texts, scores the unedited text and every distinct coalition of every text
+of the group in one `masking.score_variants` call (large length-sorted batches under a token
+budget; for a causal LM every row of a continuation from the same teacher-forced forward), and
+spreads each feature's score evenly over its tokens (so word-level views, which sum, give back the
+feature's score exactly; special tokens get 0). With a row axis, `_attribute` runs once per row.
 """
 
 from __future__ import annotations
@@ -15,18 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..adapter import Batch, Encoding
 from ..errors import InvalidParameterError
-from ..masking import (
-    FeatureLevel,
-    feature_groups,
-    keep_masks,
-    resolve_replacement,
-    target_scores,
-    variant_logits,
-)
+from ..masking import FeatureLevel, feature_groups, keep_masks, resolve_replacement, score_variants
 from ..validation import check_seed, check_token_budget
 from .base import Explainer, RowResult, hidden_size
 
@@ -35,6 +28,7 @@ class PerturbationExplainer(Explainer):
     """Shared machinery of erasure, occlusion, LIME, KernelSHAP and Shapley sampling."""
 
     default_batch_size = 32
+    multi_row = True
 
     def __init__(
         self,
@@ -68,6 +62,8 @@ class PerturbationExplainer(Explainer):
     # ----------------------------------------------------------------- the shared loop
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         encodings = batch.encodings
+        logits = self._unperturbed_logits(batch)
+        chosen = self._targets(logits, targets)[0]
         groups = [self._features(enc) for enc in encodings]
         plans = [self._coalitions(len(g)) for g in groups]
         distinct, where = [], []
@@ -77,19 +73,27 @@ class PerturbationExplainer(Explainer):
             distinct.append(unique)
             where.append(inverse.reshape(-1))
         keeps = [keep_masks(enc, z, g) for enc, z, g in zip(encodings, distinct, groups)]
-        scored = variant_logits(
-            self.adapter, encodings, keeps, replacement=self.replacement, max_batch_tokens=self.max_batch_tokens
+        explained = [
+            int(c) if enc.readout is None else c[: len(enc.readout)] for enc, c in zip(encodings, chosen.tolist())
+        ]
+        scored = score_variants(
+            self.adapter, encodings, keeps, explained, replacement=self.replacement, score=self.score,
+            max_batch_tokens=self.max_batch_tokens,
         )
-        logits = [rows[index] for rows, index in zip(scored, where)]
-        unperturbed = np.stack([rows[0] for rows in logits])
-        chosen = self._targets(torch.as_tensor(unperturbed), targets)[0].tolist()
         scores, extras = [], []
         for i, enc in enumerate(encodings):
-            values = target_scores(self.adapter, logits[i], chosen[i], self.score)
-            phi, info = self._attribute(plans[i], values[1:], float(values[0]))
-            scores.append(spread(phi, groups[i], len(enc)))
-            extras.append({"input_score": float(values[0]), **info, "n_evaluations": len(distinct[i])})
-        return self._results(batch, scores, unperturbed, chosen, extras)
+            values = scored[i][where[i]]  # the unedited text first; (1 + n,) or (1 + n, rows)
+            per_row = []
+            for column in np.atleast_2d(values.T):  # one explained row at a time
+                phi, info = self._attribute(plans[i], column[1:], float(column[0]))
+                per_row.append((spread(phi, groups[i], len(enc)), {"input_score": float(column[0]), **info}))
+            if values.ndim == 1:
+                scores.append(per_row[0][0])
+                extras.append({**per_row[0][1], "n_evaluations": len(distinct[i])})
+            else:
+                scores.append(np.stack([s for s, _ in per_row]))
+                extras.append({"rows": [info for _, info in per_row], "n_evaluations": len(distinct[i])})
+        return self._results(batch, scores, logits, chosen, extras)
 
 
 class SampledPerturbationExplainer(PerturbationExplainer):

@@ -116,7 +116,7 @@ def applicable_explainers(
 
 
 #: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
-CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress")
+CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress", "generation")
 
 
 def explain_with(
@@ -158,13 +158,29 @@ def hidden_size(adapter: ModelAdapter) -> int:
 
 @dataclass
 class RowResult:
-    """What `_explain` returns for one text."""
+    """What `_explain` returns for one input. Heads with a row axis (see `heads`) add it in front:
+    attributions (T, n_tokens), logits (T, C), one target per row, and `extras["rows"]` may hold
+    one dict of per-row extras each."""
 
     attributions: np.ndarray  # (n_tokens,) float
     logits: np.ndarray  # (num_labels,) model output on the unperturbed text
-    target: int
+    target: int | list[int]
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # added to the tokenisation's warnings
+
+
+def row_gradients(
+    scores: torch.Tensor, inputs: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """`reduce(∂ Σ_rows f / ∂inputs)` for scores f of shape (rows,), or, with a row axis (rows, T),
+    for each explained row k stacked on axis 1: one backward per row through the same forward (an
+    input's rows never mix: each input's score depends on its own inputs only)."""
+    if scores.dim() == 1:
+        return reduce(torch.autograd.grad(scores.sum(), inputs)[0])
+    n = scores.shape[1]
+    return torch.stack(
+        [reduce(torch.autograd.grad(scores[:, k].sum(), inputs, retain_graph=k < n - 1)[0]) for k in range(n)], dim=1
+    )
 
 
 class Explainer:
@@ -186,10 +202,13 @@ class Explainer:
     word_aggregation: ClassVar[str] = "sum"
     #: texts per group handed to `_explain` (the group is one length-sorted batch)
     default_batch_size: ClassVar[int] = 32
+    #: explains heads with a row axis (a causal LM's continuation tokens); else refused for them
+    multi_row: ClassVar[bool] = False
 
     def __init__(self, adapter: ModelAdapter, *, score: str = "logit"):
         self.adapter = adapter
         self.score = adapter.check_score_space(score)
+        self.check_head(adapter)
         self.check_model()
 
     # ----------------------------------------------------------------- class helpers
@@ -220,12 +239,25 @@ class Explainer:
         unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise InvalidParameterError(unknown_parameters_message(cls.name, unknown, accepted))
+        cls.check_head(adapter)
         return cls(adapter, **params)
 
     @property
     def params(self) -> dict[str, Any]:
         """Every parameter of this explainer (constructor keyword arguments) with its value."""
         return {name: getattr(self, name) for name in self.parameter_names()}
+
+    @classmethod
+    def check_head(cls, adapter: ModelAdapter) -> None:
+        """Refuse heads with a row axis unless the method explains rows (`multi_row`); `create` checks
+        this before the method's own parameters."""
+        if adapter.head.multi_row and not cls.multi_row:
+            usable = ", ".join(name for name in list_methods() if _REGISTRY[name].multi_row)
+            raise UnsupportedModelError(
+                f"Method {cls.name!r} explains one score per input, but {adapter.head.model_class} has a "
+                f"{adapter.head.kind.replace('_', ' ')} head with one explained row per output token. "
+                f"Methods for it: {usable}."
+            )
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
@@ -253,24 +285,29 @@ class Explainer:
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
+        generation: Mapping[str, Any] | None = None,
     ) -> Explanation | list[Explanation]:
         """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
         Args:
             texts: a string, a sentence pair `(text, text_pair)` or `{"text": ..., "text_pair": ...}`,
-                or a list of these.
+                or a list of these; for a causal LM, prompts.
             target: class to explain: None (the predicted class), a class id, a label name, or one
-                of these per input.
+                of these per input. For a causal LM: the continuation to explain (a string,
+                teacher-forced), or None to explain the one the model generates.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
             truncation: truncate inputs longer than the model's maximum (recorded in
                 `Explanation.warnings`); with False such inputs raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
+            generation: causal LMs: `generate()` options for continuations that are generated
+                (default greedy, `max_new_tokens=20`).
         """
         items, single = pair_inputs(texts, text_pair)
-        encodings = self.adapter.encode(items, truncation=truncation)
-        targets = self.adapter.check_targets(target, len(encodings))
+        encodings, targets = self.adapter.prepare(
+            items, target, truncation=truncation, generation=dict(generation or {})
+        )
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
 
@@ -320,8 +357,9 @@ class Explainer:
             return self.adapter.logits(batch)
 
     def _targets(self, logits: torch.Tensor, targets: Sequence[int | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The explained class of every row (the requested one, or the predicted one for None) and
-        its score f(x) in this explainer's score space, both (rows,)."""
+        """The explained class of every input (the requested one, or the predicted one for None) and
+        its score f(x) in this explainer's score space, both (inputs,), or (inputs, T) for heads
+        with a row axis."""
         chosen = self.adapter.pick_targets(targets, logits)
         return chosen, self.adapter.score(logits, chosen, self.score)
 
@@ -330,42 +368,70 @@ class Explainer:
         batch: Batch,
         scores: torch.Tensor | np.ndarray | Sequence[np.ndarray],
         logits: torch.Tensor | np.ndarray,
-        chosen: torch.Tensor | Sequence[int],
+        chosen: torch.Tensor | Sequence[int] | Sequence[Sequence[int]],
         extras: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     ) -> list[RowResult]:
-        """One RowResult per row. `scores` is (rows, L) over the padded batch (each row is cut to its
-        text's tokens) or one array per text; `extras` one dict for every row or one per row."""
+        """One RowResult per input. `scores` is (inputs, L) over the padded batch, or (inputs, T, L)
+        with a row axis (each input is cut to its tokens and rows), or one array per input;
+        `extras` one dict for every input or one per input."""
         logits = torch.as_tensor(logits).detach().float().cpu().numpy()
         chosen = torch.as_tensor(chosen).tolist()
         padded = not isinstance(scores, (list, tuple))
         if padded:
             scores = torch.as_tensor(scores).detach().float().cpu().numpy()
         per_row = extras if isinstance(extras, (list, tuple)) else [dict(extras or {}) for _ in range(len(batch))]
-        return [
-            RowResult(
-                np.asarray(scores[i][batch.token_slice(i)] if padded else scores[i], dtype=np.float32),
-                logits[i],
-                int(chosen[i]),
-                per_row[i],
+        results = []
+        for i, enc in enumerate(batch.encodings):
+            values = scores[i][..., batch.token_slice(i)] if padded else scores[i]
+            n_rows = len(enc.readout) if enc.readout is not None else None
+            results.append(
+                RowResult(
+                    np.asarray(values if n_rows is None else values[:n_rows], dtype=np.float32),
+                    logits[i] if n_rows is None else logits[i][:n_rows],
+                    int(chosen[i]) if n_rows is None else [int(c) for c in chosen[i][:n_rows]],
+                    per_row[i],
+                )
             )
-            for i in range(len(batch))
-        ]
+        return results
 
     def _to_explanation(self, enc: Encoding, row: RowResult) -> Explanation:
-        labels = self.adapter.labels
+        head = self.adapter.head
         token_fields = {f.name: getattr(enc, f.name) for f in fields(TokenizedText)}
+        common = {
+            "method": self.name,
+            "params": self.params,
+            "aggregation": self.word_aggregation,
+            "model_name": public_model_name(self.adapter.model_name),
+            "model_revision": self.adapter.model_revision,
+            "warnings": [*enc.warnings, *row.warnings],
+        }
+        if head.multi_row:
+            extras = dict(row.extras)
+            per_row = extras.pop("rows", None) or [{} for _ in row.target]
+            rows = [
+                {**described, "position": position, "visible": position + 1, **more}
+                for described, position, more in zip(
+                    head.describe_rows(row.logits, row.target), enc.readout, per_row
+                )
+            ]
+            return Explanation(
+                **token_fields,
+                attributions=row.attributions,
+                target=-1,
+                target_label=enc.text_pair,
+                probabilities=np.asarray([r["probability"] for r in rows]),
+                rows=rows,
+                extras={"head": head.kind, **extras},
+                **common,
+            )
+        labels = self.adapter.labels
         return Explanation(
             **token_fields,
             attributions=row.attributions,
             target=int(row.target),
             target_label=labels[row.target] if row.target < len(labels) else None,
             probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy(),
-            method=self.name,
-            params=self.params,
-            aggregation=self.word_aggregation,
             labels=labels,
-            model_name=public_model_name(self.adapter.model_name),
-            model_revision=self.adapter.model_revision,
-            warnings=[*enc.warnings, *row.warnings],
             extras=row.extras,
+            **common,
         )

@@ -23,7 +23,7 @@ from ..architectures import routes_experts
 from ..errors import InvalidParameterError
 from ..utils import chunks
 from ..validation import check_steps, check_token_budget
-from .base import Explainer, RowResult, hidden_size, register_explainer
+from .base import Explainer, RowResult, hidden_size, register_explainer, row_gradients
 
 #: completeness gap, relative to |f(x) − f(baseline)|, above which an IG explanation carries a warning:
 #: the 1 % that 50 steps reach on real models (docs/methods/gradients.md), well inside the 5 % that
@@ -37,14 +37,17 @@ class _GradientExplainer(Explainer):
 
     needs_gradients = True
     needs_inputs_embeds = True
+    multi_row = True
 
     #: where the gradient is taken: "word_embeddings" (E, what `inputs_embeds` takes) or
     #: "embedding_output" (h₀, the first transformer block's input)
     at: str = "word_embeddings"
 
-    def _input_gradients(self, batch: Batch, targets: list[int | None]):
-        """Inputs (E or h₀, see `at`), ∂f/∂inputs, logits and resolved targets for a batch
-        (one forward + one backward)."""
+    def _token_scores(self, embeds: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
+        """One forward, then one backward per explained row, from E or h₀ (see `at`)."""
         adapter = self.adapter
         embeds = adapter.embed(batch.input_ids).detach().requires_grad_(self.at == "word_embeddings")
         if self.at == "embedding_output":
@@ -54,15 +57,8 @@ class _GradientExplainer(Explainer):
         else:
             logits, inputs = adapter.logits(batch, embeds), embeds
         chosen, scores = self._targets(logits, targets)
-        (grads,) = torch.autograd.grad(scores.sum(), inputs)
-        return inputs.detach(), grads, logits.detach(), chosen
-
-    def _token_scores(self, embeds: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
-        embeds, grads, logits, chosen = self._input_gradients(batch, targets)
-        return self._results(batch, self._token_scores(embeds, grads), logits, chosen)
+        token_scores = row_gradients(scores, inputs, lambda grads: self._token_scores(inputs.detach(), grads))
+        return self._results(batch, token_scores, logits.detach(), chosen)
 
 
 @register_explainer("saliency")
@@ -164,14 +160,20 @@ class IntegratedGradients(Explainer):
     unk/eos/bos tokens with a non-zero embedding (`adapter.auto_baseline`): along the path from
     zero, a model that normalises E right away (Llama, Gemma, BLOOM, ...) changes its score only in
     a sliver near α = 0 that no quadrature resolves; zeros only when no such token exists. The
-    resolved choice is what the Explanation records. A completeness gap above 5 % of
-    f(e) − f(e') adds a warning to the Explanation naming the fix. Cost: n_steps forward+backward passes per text (steps of several texts are
-    packed into one batch up to `max_batch_tokens` padded tokens) + 2 forwards.
+    resolved choice is what the Explanation records. A completeness gap above 1 % of
+    f(e) − f(e') adds a warning to the Explanation naming the fix.
+    Causal LMs: one row per continuation token, with completeness per row. The baseline replaces
+    the prompt and the continuation before each explained token (`baseline_on="all"`, as inseq
+    does), so earlier continuation tokens get their share; `baseline_on="prompt"` keeps the
+    continuation as it is (Captum's `LLMGradientAttribution`), so only prompt tokens are scored.
+    Cost: n_steps forward passes per text (steps of several texts are packed into one batch up to
+    `max_batch_tokens` padded tokens), each with one backward per explained row, + 2 forwards.
     Reference: arXiv:1703.01365.
     """
 
     needs_gradients = True
     needs_inputs_embeds = True
+    multi_row = True
     default_batch_size = 16
 
     def __init__(
@@ -182,8 +184,12 @@ class IntegratedGradients(Explainer):
         n_steps: int = 50,
         quadrature: str = "gausslegendre",
         max_batch_tokens: int = 4096,
+        baseline_on: Literal["all", "prompt"] = "all",
         score: str = "logit",
     ):
+        if baseline_on not in ("all", "prompt"):
+            raise InvalidParameterError(f"baseline_on={baseline_on!r}; use 'all' or 'prompt'.")
+        self.baseline_on = baseline_on
         if baseline == "auto":
             baseline = adapter.auto_baseline
         if baseline not in BASELINES:
@@ -201,7 +207,10 @@ class IntegratedGradients(Explainer):
         adapter = self.adapter
         with torch.no_grad():
             embeds = adapter.embed(batch.input_ids)
-            base = adapter.baseline_embeds(batch, embeds, self.baseline)
+            replaced = ~batch.special_mask
+            if self.baseline_on == "prompt":
+                replaced &= ~batch.continuation_mask
+            base = adapter.baseline_embeds(batch, embeds, self.baseline, where=replaced)
             logits = adapter.logits(batch, embeds)
             chosen, input_score = self._targets(logits, targets)
             baseline_score = adapter.score(adapter.logits(batch, base), chosen, self.score)
@@ -209,24 +218,30 @@ class IntegratedGradients(Explainer):
         diff = embeds - base
         alphas = torch.as_tensor(self._alphas, dtype=embeds.dtype, device=embeds.device)
         weights = torch.as_tensor(self._weights, dtype=embeds.dtype, device=embeds.device)
-        integral = torch.zeros_like(embeds)
+        attributions = torch.zeros((*input_score.shape, embeds.shape[1]), dtype=embeds.dtype, device=embeds.device)
         n_rows = len(batch) * self.n_steps
         rows_per_pass = max(1, self.max_batch_tokens // batch.input_ids.shape[1])
         for part in chunks(n_rows, rows_per_pass):
             flat = torch.arange(part.start, part.stop, device=embeds.device)
             text, step = flat // self.n_steps, flat % self.n_steps
             points = (base[text] + alphas[step, None, None] * diff[text]).requires_grad_(True)
-            logits_k = adapter.logits(batch.take(text), points)
-            scores = adapter.score(logits_k, chosen[text], self.score)
-            (grads,) = torch.autograd.grad(scores.sum(), points)
-            integral.index_add_(0, text, grads * weights[step, None, None])
+            scores = adapter.score(adapter.logits(batch.take(text), points), chosen[text], self.score)
+            # Σ_d (e − e')_d · w_k ∂f/∂e_d at this step, per token (and per row)
+            path, w = diff[text], weights[step, None]
+            weighted = row_gradients(scores, points, lambda g, path=path, w=w: (g * path).sum(-1) * w)
+            attributions.index_add_(0, text, weighted)
 
-        attributions = (diff * integral).sum(-1).float()
-        rows = self._results(batch, attributions, logits, chosen)
-        for row, fx, fb in zip(rows, input_score.tolist(), baseline_score.tolist()):
-            delta = float(row.attributions.sum(dtype=np.float64)) - (fx - fb)
-            row.extras = {"convergence_delta": delta, "input_score": fx, "baseline_score": fb}
-            row.warnings = self._completeness_warnings(delta, fx - fb)
+        rows = self._results(batch, attributions.float(), logits, chosen)
+        inputs, baselines = input_score.view(len(batch), -1).tolist(), baseline_score.view(len(batch), -1).tolist()
+        for row, fxs, fbs in zip(rows, inputs, baselines):
+            per_row = []
+            for k, values in enumerate(np.atleast_2d(row.attributions)):
+                fx, fb = fxs[k], fbs[k]
+                delta = float(values.sum(dtype=np.float64)) - (fx - fb)
+                per_row.append({"convergence_delta": delta, "input_score": fx, "baseline_score": fb})
+                prefix = f"row {k}: " if row.attributions.ndim == 2 else ""
+                row.warnings += [prefix + w for w in self._completeness_warnings(delta, fx - fb)]
+            row.extras = {"rows": per_row} if row.attributions.ndim == 2 else per_row[0]
         return rows
 
     def _completeness_warnings(self, delta: float, gap: float) -> list[str]:

@@ -190,7 +190,7 @@ def test_integrated_gradients_completeness_on_sst2(minilm):
         assert sum(w.score for w in words) + sum(expl.special_scores().values()) == pytest.approx(total, abs=1e-5)
         # special tokens are kept in the baseline, so their attribution is exactly 0
         assert all(v == 0.0 for v in expl.special_scores().values())
-    assert expls[0].params == {"baseline": "pad", "n_steps": 50, "quadrature": "gausslegendre", "max_batch_tokens": 4096, "score": "logit"}
+    assert expls[0].params == {"baseline": "pad", "n_steps": 50, "quadrature": "gausslegendre", "max_batch_tokens": 4096, "baseline_on": "all", "score": "logit"}
 
 
 def test_score_spaces_change_what_is_explained(minilm):

@@ -1,0 +1,106 @@
+"""Small models trained on synthetic tasks with a known rule, so that explanations have ground truth.
+
+**Copy after the marker** (a causal LM): a prompt of random letters holds one marker ``@``; after
+the final ``?`` the model must say the letter that follows the marker::
+
+    prompt: "c f @ k a b d ?"      continuation: " k"
+
+Only the letter after the marker (and the marker, which says where it is) decides the answer, so an
+explanation of the answer should put the most weight on that letter. A 2-layer GPT-2 (64 dims) learns
+the rule to ≥ 98 % accuracy in about a minute on 2 CPU cores; nothing is downloaded.
+
+    python recipes/synthetic_tasks.py --output copy_lm   # trains, reports accuracy, saves model + tokenizer
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+LETTERS = [chr(c) for c in range(ord("a"), ord("q"))]  # 16 content tokens
+MARKER, QUERY = "@", "?"
+
+
+@dataclass
+class CopyExample:
+    prompt: str
+    answer: str  # the continuation, with its leading space
+    position: int  # index (in prompt words) of the letter after the marker
+
+
+def copy_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level tokenizer: one token per letter, marker and query (plus <pad> and <eos>)."""
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<eos>", MARKER, QUERY, *LETTERS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<pad>")
+
+
+def copy_examples(n: int, seed: int = 0, length: int = 7, blank: float = 0.0) -> list[CopyExample]:
+    """`n` prompts of `length` random letters with a marker before one of them (never the last);
+    with `blank` > 0 each other letter is `<pad>` with that probability (training only: the model
+    learns that a padded letter carries nothing, which gives erasure and baselines a neutral token)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        letters = [rng.choice(LETTERS) for _ in range(length)]
+        at = rng.randrange(length - 1)
+        letters = [x if i == at or rng.random() >= blank else "<pad>" for i, x in enumerate(letters)]
+        words = letters[:at] + [MARKER] + letters[at:] + [QUERY]
+        out.append(CopyExample(" ".join(words), " " + letters[at], at + 1))
+    return out
+
+
+def train_copy_lm(steps: int = 1200, seed: int = 0, batch_size: int = 128) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
+    """A 2-layer GPT-2 trained on the copy task (cross-entropy on the answer token only)."""
+    torch.manual_seed(seed)
+    tokenizer = copy_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=32, n_embd=64, n_layer=2, n_head=4,
+        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    model.train()
+    for step in range(steps):
+        batch = copy_examples(batch_size, seed=10_000 + step, blank=0.3 * (step % 2))
+        ids = torch.tensor([tokenizer(e.prompt + e.answer)["input_ids"] for e in batch])
+        logits = model(ids[:, :-1]).logits[:, -1]
+        loss = torch.nn.functional.cross_entropy(logits, ids[:, -1])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval(), tokenizer
+
+
+def copy_accuracy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, examples: list[CopyExample]) -> float:
+    """Share of prompts whose most likely next token is the answer."""
+    ids = torch.tensor([tokenizer(e.prompt)["input_ids"] for e in examples])
+    answers = torch.tensor([tokenizer(e.answer)["input_ids"][0] for e in examples])
+    with torch.no_grad():
+        predicted = model(ids).logits[:, -1].argmax(-1)
+    return float((predicted == answers).float().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, required=True, help="folder for the model and tokenizer")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model, tokenizer = train_copy_lm(args.steps, args.seed)
+    print(f"held-out accuracy: {copy_accuracy(model, tokenizer, copy_examples(1000, seed=1)):.3f}")
+    model.save_pretrained(args.output)
+    tokenizer.save_pretrained(args.output)
+
+
+if __name__ == "__main__":
+    main()
