@@ -383,6 +383,15 @@ class ModelAdapter:
                 f"{self._arch['no_gradients']}. Use a perturbation method (e.g. 'erasure', 'kernel_shap')."
             )
 
+    def require_single_row(self, feature: str) -> None:
+        """Refuse `feature` for heads with a target axis (causal LMs), which it does not handle yet."""
+        if self.head.multi_row:
+            raise UnsupportedModelError(
+                f"{feature} handles sequence classifiers; {self.head.model_class} is a "
+                f"{self.head.kind.replace('_', ' ')}. Explain its continuations with "
+                "hsi.explain_with(adapter, prompts, method, target=...) or `hf-seqinterp explain` (docs/generation.md)."
+            )
+
     def require_attentions(self, method: str) -> None:
         """Fail early when the model cannot produce attention weights (no attention layers that
         transformers can record, and no `output_attentions` argument), or gives other weights than

@@ -169,3 +169,40 @@ def test_bad_targets_and_inputs_are_refused(adapter):
         hsi.explain_with(adapter, PROMPTS[0], "saliency", target=3)
     with pytest.raises(hsi.errors.InvalidInputError, match="sentence pairs"):
         hsi.explain_with(adapter, (PROMPTS[0], "second"), "saliency")
+
+
+def test_cli_explains_a_continuation(tmp_path, capsys):
+    from hf_seqinterp.cli import main
+
+    model, tokenizer = tiny_causal_lm("gpt2")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert main(["explain", "--model", str(tmp_path), "the cat sat on the", "--target", CONTINUATION,
+                 "--method", "erasure", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    n_rows = len(tokenizer(CONTINUATION)["input_ids"])
+    assert out.count("method: erasure") == n_rows and "p(target) = " in out
+    assert main(["explain", "--model", str(tmp_path), "a dog", "--max-new-tokens", "2", "--json"]) == 0
+    (row,) = __import__("json").loads(capsys.readouterr().out)
+    assert len(row["rows"]) == 2 and hsi.Explanation.from_dict(row).n_rows == 2
+
+
+def test_features_without_rows_say_so(adapter, tmp_path):
+    from hf_seqinterp.metrics.evaluation import evaluate_methods
+
+    with pytest.raises(hsi.errors.UnsupportedModelError, match="explain_dataset handles sequence classifiers"):
+        hsi.explain_dataset(adapter, ["a"], ["saliency"], output_dir=tmp_path / "out")
+    with pytest.raises(hsi.errors.UnsupportedModelError, match="evaluate handles sequence classifiers"):
+        evaluate_methods(adapter, PROMPTS, methods=["saliency"])
+
+
+def test_readme_table_marks_the_methods_that_explain_rows():
+    import re
+
+    from conftest import REPO
+
+    table = re.findall(r"^\|.*?\| `(\w+)` \|.*\| (✓|—) \|$", (REPO / "README.md").read_text(encoding="utf-8"), re.MULTILINE)
+    marked = {name for name, mark in table if mark == "✓"}
+    listed = {name for name, _ in table}
+    assert len(listed) >= 14 and listed <= set(list_methods())
+    assert marked == set(ROW_METHODS) & listed
