@@ -13,7 +13,8 @@ sees φ and the model's outputs on A only — never gold labels:
 * ``boosted``: mimic learning (Che et al. 2016, arXiv:1512.03542): gradient-boosted regression trees
   fitted to the soft predictions p_c(x) (p_1 alone for two classes), predicting argmax_c.
 
-Reported on B only, next to the fidelity on A (a deep tree reaches 1.0 on its own fitting split):
+Reported on B only, next to the fidelity on A (a deep tree reaches 1.0 on its own fitting split)
+and that of the constant surrogate predicting the class the model predicts most often on A:
 
     fidelity = (1/|B|) Σ_{x∈B} [argmax_c s_c(x) = ŷ(x)]
     accuracy = (1/|B|) Σ_{x∈B} [argmax_c s_c(x) = y(x)]          (gold labels y, when given)
@@ -122,6 +123,7 @@ class SurrogateReport:
     fit_indices: np.ndarray
     test_indices: np.ndarray
     model_accuracy: float | None
+    baseline_fidelity: float
     n_features: int
     params: dict[str, Any]
     model_name: str | None
@@ -141,6 +143,7 @@ class SurrogateReport:
             "labels": list(self.labels),
             "model_name": self.model_name,
             "model_accuracy": self.model_accuracy,
+            "baseline_fidelity": self.baseline_fidelity,
             "n_fit": len(self.fit_indices),
             "n_test": len(self.test_indices),
             "n_features": self.n_features,
@@ -162,6 +165,7 @@ class SurrogateReport:
                 f"| {kind} | {cell(s.fidelity)} | {cell(s.accuracy)} | {cell(s.fit_fidelity)} | {cell(s.r2)} |"
                 for kind, s in self.surrogates.items()
             ),
+            f"| constant (the model's most frequent class) | {cell(self.baseline_fidelity)} | — | — | — |",
             "",
             (
                 f"{len(self.fit_indices)} fitting texts, {len(self.test_indices)} held-out texts, "
@@ -235,7 +239,7 @@ def fit_surrogates(
     logits = model_logits(adapter, texts, batch_size=batch_size, truncation=truncation, progress=progress)
     probs = adapter.probabilities(torch.from_numpy(logits)).numpy()
     predicted = logits.argmax(1)
-    fitted_classes = np.unique(predicted[fit])
+    fitted_classes, fitted_counts = np.unique(predicted[fit], return_counts=True)
     if len(fitted_classes) < 2:
         label = adapter.labels[fitted_classes[0]]
         raise InvalidInputError(
@@ -281,6 +285,7 @@ def fit_surrogates(
         fit_indices=fit,
         test_indices=test,
         model_accuracy=None if gold is None else _agreement(predicted[test], gold[test]),
+        baseline_fidelity=_agreement(predicted[test], fitted_classes[np.argmax(fitted_counts)]),
         n_features=len(names),
         params=params,
         model_name=adapter.model_name,
