@@ -97,6 +97,7 @@ class Surrogate:
     fit_fidelity: float
     accuracy: float | None
     r2: float
+    n_used: int
     top_features: list[Feature]
     rules: str | None
     estimator: Any = field(repr=False)
@@ -108,6 +109,7 @@ class Surrogate:
             "fit_fidelity": self.fit_fidelity,
             "accuracy": self.accuracy,
             "r2": self.r2,
+            "n_used": self.n_used,
             "top_features": [f.to_dict() for f in self.top_features],
             "rules": self.rules,
         }
@@ -159,13 +161,13 @@ class SurrogateReport:
             return "—" if value is None else f"{value:.3f}"
 
         lines = [
-            "| surrogate | held-out fidelity | held-out accuracy | fidelity on the fitting split | R² of p |",
-            "|---|---|---|---|---|",
+            "| surrogate | held-out fidelity | held-out accuracy | fidelity on the fitting split | R² of p | n-grams used |",
+            "|---|---|---|---|---|---|",
             *(
-                f"| {kind} | {cell(s.fidelity)} | {cell(s.accuracy)} | {cell(s.fit_fidelity)} | {cell(s.r2)} |"
+                f"| {kind} | {cell(s.fidelity)} | {cell(s.accuracy)} | {cell(s.fit_fidelity)} | {cell(s.r2)} | {s.n_used} |"
                 for kind, s in self.surrogates.items()
             ),
-            f"| constant (the model's most frequent class) | {cell(self.baseline_fidelity)} | — | — | — |",
+            f"| constant (the model's most frequent class) | {cell(self.baseline_fidelity)} | — | — | — | 0 |",
             "",
             (
                 f"{len(self.fit_indices)} fitting texts, {len(self.test_indices)} held-out texts, "
@@ -235,6 +237,9 @@ def fit_surrogates(
         )
     gold = _gold_labels(adapter, labels, len(texts))
     fit, test = _split(len(texts), test_size, seed)
+    vectorizer = _sklearn("feature_extraction.text").CountVectorizer(
+        token_pattern=WORD_PATTERN, ngram_range=(1, max_n), min_df=min_df, binary=True, dtype=np.float64
+    )
 
     logits = model_logits(adapter, texts, batch_size=batch_size, truncation=truncation, progress=progress)
     probs = adapter.probabilities(torch.from_numpy(logits)).numpy()
@@ -247,9 +252,6 @@ def fit_surrogates(
             "to approximate; pass texts the model labels differently (or more texts, or another seed)."
         )
 
-    vectorizer = _sklearn("feature_extraction.text").CountVectorizer(
-        token_pattern=WORD_PATTERN, ngram_range=(1, max_n), min_df=min_df, binary=True, dtype=np.float64
-    )
     try:
         x_fit = vectorizer.fit_transform([texts[i] for i in fit])
     except ValueError as err:  # empty vocabulary
@@ -271,6 +273,7 @@ def fit_surrogates(
             fit_fidelity=_agreement(p_fit.argmax(1), predicted[fit]),
             accuracy=None if gold is None else _agreement(p_test.argmax(1), gold[test]),
             r2=float(_sklearn("metrics").r2_score(probs[test], p_test)),
+            n_used=int(np.count_nonzero(_feature_weights(kind, estimator))),
             top_features=_top_features(kind, estimator, names, adapter.labels, top_k),
             rules=_tree_rules(estimator, names, adapter.labels) if kind == "tree" else None,
             estimator=estimator,
@@ -366,6 +369,12 @@ def _probabilities(estimator: Any, features: Any, num_labels: int) -> np.ndarray
     return full
 
 
+def _feature_weights(kind: str, estimator: Any) -> np.ndarray:
+    """(features,) how much the surrogate uses each n-gram: the largest |coefficient| of the
+    logistic regression, the importance in a tree or ensemble (0: unused)."""
+    return np.abs(estimator.coef_).max(0) if kind == "logistic" else estimator.feature_importances_
+
+
 def _top_features(kind: str, estimator: Any, names: list[str], labels: list[str], k: int) -> list[Feature]:
     """Logistic: the k largest coefficients toward a class (for two classes, a negative coefficient
     of class 1 is one toward class 0). Trees: the k largest impurity-based importances."""
@@ -378,7 +387,7 @@ def _top_features(kind: str, estimator: Any, names: list[str], labels: list[str]
             for i, j in zip(*np.unravel_index(best, toward.shape))
             if toward[i, j] > 0
         ]
-    importances = estimator.feature_importances_
+    importances = _feature_weights(kind, estimator)
     return [Feature(names[j], float(importances[j])) for j in np.argsort(-importances, kind="stable")[:k] if importances[j] > 0]
 
 
