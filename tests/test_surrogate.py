@@ -246,11 +246,11 @@ def test_surrogates_of_the_sst2_model_are_scored_on_held_out_texts(minilm):
 @needs_minilm
 @needs_sst2
 def test_surrogates_and_phrase_scores_on_sst2_dev(minilm):
-    texts, gold = sst2_dev(3000)
+    texts, gold = sst2_dev(2000)
     report = fit_surrogates(minilm, texts, gold, seed=0, progress=False)
     # better than always answering the model's most frequent class; the linear model by a margin
     assert all(s.fidelity > report.baseline_fidelity for s in report.surrogates.values())
     assert report["logistic"].fidelity > report.baseline_fidelity + 0.05
-    scores = phrase_scores(minilm, [texts[i] for i in report.fit_indices[:150]], min_count=3, progress=False)
+    scores = phrase_scores(minilm, [texts[i] for i in report.fit_indices[:100]], min_count=3, progress=False)
     top_negative = [s.phrase for s in scores.top("NEGATIVE", k=20)]
     assert any(w in top_negative for w in ("bad", "too", "dull", "no", "n't", "not"))
