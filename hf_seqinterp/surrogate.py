@@ -486,6 +486,12 @@ class PhraseScores:
             "phrases": [s.to_dict() for s in self.phrases.values()],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PhraseScores:
+        """The inverse of `to_dict`."""
+        phrases = [PhraseScore(p["phrase"], int(p["count"]), tuple(p["scores"])) for p in data["phrases"]]
+        return cls(list(data["labels"]), {p.phrase: p for p in phrases}, dict(data["params"]), data["model_name"])
+
     def to_markdown(self, k: int = 10) -> str:
         """The top-k phrases per class, with their counts and scores."""
         lines = []

@@ -14,7 +14,7 @@ from bow_model import BagOfWordsClassifier, BagOfWordsConfig, bow_model
 from conftest import needs_minilm, needs_sst2, sst2_dev
 from tiny_models import WORDS, random_texts, tiny_model, wordpiece_tokenizer
 
-from hf_seqinterp import ModelAdapter, fit_surrogates, get_explainer, phrase_scores
+from hf_seqinterp import ModelAdapter, PhraseScores, fit_surrogates, get_explainer, phrase_scores
 from hf_seqinterp.errors import (
     InvalidInputError,
     InvalidParameterError,
@@ -213,7 +213,8 @@ def test_phrase_ranking_and_rendering():
         centred = [s.scores[label] - np.mean(s.scores) for s in top]
         assert centred == sorted(centred, reverse=True) and len(top) == 5
         assert scores.top(adapter.labels[label], k=5) == top
-    assert json.loads(json.dumps(scores.to_dict()))["params"]["max_n"] == 3
+    data = json.loads(json.dumps(scores.to_dict()))
+    assert data["params"]["max_n"] == 3 and PhraseScores.from_dict(data) == scores
     assert sum(line.startswith("| ") for line in scores.to_markdown(k=2).splitlines()) == 3 * (1 + 2)
     with pytest.raises(InvalidParameterError, match="label="):
         scores.top("nonsense")
