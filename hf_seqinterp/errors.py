@@ -38,6 +38,10 @@ class UnsupportedModelError(SeqInterpError, TypeError):
     """The model lacks something the chosen method needs (inputs_embeds, attention weights, ...)."""
 
 
+class MissingDependencyError(SeqInterpError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra to install."""
+
+
 class OutputExistsError(SeqInterpError, FileExistsError):
     """An output file or folder exists and overwriting it was not asked for."""
 
