@@ -86,6 +86,10 @@ def _header(expl: Explanation) -> str:
 
 
 _CSS = (
+    ".hfsi-matrix{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0.6em 0;overflow-x:auto}"
+    ".hfsi-matrix table{border-collapse:collapse;font-size:0.75em}"
+    ".hfsi-matrix th,.hfsi-matrix td{border:1px solid #d1d5db;padding:0.15em 0.3em;text-align:center;white-space:pre}"
+    ".hfsi-matrix td.hfsi-unseen{background:repeating-linear-gradient(45deg,#f3f4f6,#f3f4f6 3px,#e5e7eb 3px,#e5e7eb 6px)}"
     ".hfsi-explanation{--hfsi-fg:#1f2937;--hfsi-muted:#4b5563;color:var(--hfsi-fg);"
     "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0.6em 0;line-height:2.1;max-width:60em}"
     ".hfsi-header{font-size:0.85em;color:var(--hfsi-muted);margin-bottom:0.2em;line-height:1.5}"
@@ -209,6 +213,33 @@ def _legend_html(expl: Explanation, scale: float, level: str) -> str:
     )
 
 
+def _matrix_html(expl: Explanation) -> str:
+    """Rows × tokens for an explanation with a target axis (a causal LM: one line per continuation
+    token), on one colour scale for the whole matrix; cells a row cannot see are left blank."""
+    esc = html.escape
+    real = ~np.asarray(expl.special_tokens_mask, dtype=bool)
+    values = np.abs(expl.attributions[:, real])
+    scale = float(values.max()) if values.size and values.max() > 0 else 1.0
+    head = "".join(f"<th>{esc(text)}</th>" for text, _ in display_tokens(expl))
+    lines = []
+    for k, row in enumerate(expl.rows or []):
+        cells = []
+        for t, value in enumerate(expl.attributions[k]):
+            if t >= int(row.get("visible", len(expl.tokens))):
+                cells.append('<td class="hfsi-unseen"></td>')
+                continue
+            rgb = attribution_rgb(float(value), scale)
+            cells.append(f'<td style="background-color:rgb{rgb};color:{_text_rgb(rgb)}" title="{float(value):+.4g}">'
+                         f"{float(value):+.2f}</td>")
+        label = esc(str(row.get("label", k)))
+        lines.append(f'<tr data-row="{k}"><th>{label}</th>{"".join(cells)}</tr>')
+    return (
+        f'<div class="hfsi-matrix" data-scale="{scale:.9g}"><div class="hfsi-header"><b>{esc(expl.method)}</b> · '
+        f"{len(lines)} rows × {len(expl.tokens)} tokens · full colour at |score| ≥ {scale:.3g} · score: {esc(str(expl.score))}"
+        f'</div><table><tr><th></th>{head}</tr>{"".join(lines)}</table></div>'
+    )
+
+
 def _explanation_html(
     expl: Explanation, index: int, level: Literal["token", "word"] = "token", true_label: int | str | None = None
 ) -> str:
@@ -296,11 +327,16 @@ def render_html(
     `level="word"` shows whole words (sub-word scores combined by `to_words()`); `true_label` (a
     class id or label name, or one per explanation) adds the gold label to each header.
     """
-    items = [view for e in explanations for view in e.row_views()]
+    items = list(explanations)
     truths = list(true_label) if isinstance(true_label, (list, tuple)) else [true_label] * len(items)
     if len(truths) != len(items):
         raise ValueError(f"Got {len(truths)} true labels for {len(items)} explanations; pass one per explanation.")
-    body = "\n".join(_explanation_html(e, i, level, t) for i, (e, t) in enumerate(zip(items, truths)))
+    pieces: list[str] = []
+    for expl, truth in zip(items, truths):  # a target axis: its matrix, then one heat map per row
+        if expl.rows is not None:
+            pieces.append(_matrix_html(expl))
+        pieces += [_explanation_html(view, len(pieces), level, truth) for view in expl.row_views()]
+    body = "\n".join(pieces)
     if not full_page:
         return f"<style>{_CSS}</style>\n{body}"
     return (

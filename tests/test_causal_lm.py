@@ -152,7 +152,9 @@ def test_views_of_an_explanation_with_rows(adapter):
     words = expl.row(2).to_words()
     assert [w.segment for w in words][-1] == 1  # the continuation so far is segment 1
     html = expl.to_html()
-    assert html.count('class="hfsi-explanation"') == expl.n_rows
+    assert html.count('class="hfsi-explanation"') == expl.n_rows  # one heat map per row
+    assert html.count("<tr data-row=") == expl.n_rows  # and the rows × tokens matrix
+    assert html.count("hfsi-unseen") - 1 == sum(len(expl.tokens) - r["visible"] for r in expl.rows)  # 1: the CSS
     assert "Explanation(method='gradient_x_input', rows=" in repr(expl)
 
 
