@@ -208,7 +208,7 @@ def _lrp_attention(
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(query.dtype)
     weights = scale_gradient(weights, 0.5) if rule == "attnlrp" else weights.detach()
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
