@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from tiny_models import decoder_tokenizer, random_texts, tiny_model
-from transformers import AutoModelForSequenceClassification, LlamaConfig
+from tiny_models import decoder_tokenizer, random_texts, tiny_model, wordpiece_tokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import hf_seqinterp as hsi
 from hf_seqinterp import ModelAdapter, lrp
@@ -110,19 +110,27 @@ def test_cp_rule_holds_attention_weights_constant():
 
 
 # ----------------------------------------------------------------- whole models
-def bias_free_llama(layers: int = 2) -> tuple[torch.nn.Module, object]:
-    tokenizer = decoder_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=layers,
+def bias_free(model_type: str = "llama", layers: int = 2, **config) -> tuple[torch.nn.Module, object]:
+    """A tiny float64 model of `model_type` with every bias zero (and larger norm weights than the
+    init's ones, so that every rule matters)."""
+    tokenizer = wordpiece_tokenizer() if model_type == "bert" else decoder_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, num_labels=3,
-        pad_token_id=0, bos_token_id=0, eos_token_id=0,
+        pad_token_id=0, bos_token_id=0, eos_token_id=0, **config,
     )  # fmt: skip
     torch.manual_seed(1)
     model = AutoModelForSequenceClassification.from_config(config).double().eval()
-    for module in model.modules():  # larger norm weights than the init's ones, so every rule matters
-        if isinstance(module, type(model.model.norm)):
-            module.weight.data.uniform_(0.5, 1.5)
+    for name, parameter in model.named_parameters():
+        if name.endswith("bias"):
+            parameter.data.zero_()
+        elif "norm" in name.lower():
+            parameter.data.uniform_(0.5, 1.5)
     return model, tokenizer
+
+
+def bias_free_llama(layers: int = 2) -> tuple[torch.nn.Module, object]:
+    return bias_free("llama", layers)
 
 
 def test_cp_lrp_conserves_the_logit_on_a_bias_free_llama():
@@ -132,6 +140,47 @@ def test_cp_lrp_conserves_the_logit_on_a_bias_free_llama():
         assert total == pytest.approx(expl.extras["input_score"], abs=1e-6)
         assert expl.extras["relevance_sum"] == pytest.approx(total, abs=1e-12)
         assert not expl.warnings
+
+
+@pytest.mark.parametrize("model_type", ["qwen2", "mistral"])
+def test_cp_lrp_conserves_on_the_other_llama_family_types(model_type):
+    """Every module of these types is covered by a rule (an uncovered one would leak relevance), and
+    the private attention applies the model's own masks (a sliding window of 3 tokens here)."""
+    model, tokenizer = bias_free(model_type, use_sliding_window=True, sliding_window=3)
+    adapter = ModelAdapter(model, tokenizer)
+    for text, expl in zip(TEXTS, hsi.explain(TEXTS, adapter, method="attnlrp", attention_rule="cp")):
+        assert expl.extras["relevance_sum"] == pytest.approx(expl.extras["input_score"], abs=1e-6)
+        ids = torch.tensor([adapter.encode([text])[0].input_ids])
+        with torch.no_grad():
+            direct = torch.softmax(model(input_ids=ids).logits, -1)[0].numpy()
+        np.testing.assert_allclose(expl.probabilities, direct, rtol=1e-6)  # float32 in the Explanation
+
+
+def test_cp_lrp_conserves_on_a_bias_free_bert_over_all_its_embeddings():
+    """BERT's input is word + position + segment embeddings: their relevances together add up to the
+    logit (the LayerNorms' centring conserves; with zero biases nothing is absorbed)."""
+    model, tokenizer = bias_free("bert")
+    leaves: list[torch.Tensor] = []
+
+    def leaf(_module, _args, output):
+        leaves.append(output.detach().requires_grad_(True))
+        return leaves[-1]
+
+    embeddings = model.bert.embeddings
+    handles = [m.register_forward_hook(leaf) for m in (embeddings.word_embeddings, embeddings.position_embeddings,
+                                                          embeddings.token_type_embeddings)]  # fmt: skip
+    try:
+        for text in TEXTS:
+            leaves.clear()
+            enc = tokenizer(text, return_tensors="pt")
+            with lrp.relevance_rules(model, attention_rule="cp"):
+                logit = model(**enc).logits[0, 0]
+            grads = torch.autograd.grad(logit, leaves)
+            total = sum((x.detach() * g).sum().item() for x, g in zip(leaves, grads))
+            assert total == pytest.approx(logit.item(), abs=1e-9)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def test_attnlrp_reports_its_sum_next_to_the_logit():
