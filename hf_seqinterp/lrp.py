@@ -21,7 +21,9 @@ the output z is scaled by z / (z + ε·sign z) (the ε-rule, Eq. 8).
 
 `relevance_rules(model, ...)` installs the rules on one model for the duration of a forward:
 forward hooks on its own modules, and a private attention function selected for this model only
-(registered under its own name in transformers' `AttentionInterface`; other models keep theirs).
+(registered under its own name in transformers' `AttentionInterface`, with transformers' eager
+mask; other models keep theirs). AttnLRP's attention runs in transformers' SDPA function on
+gradient-scaled q, k, v; CP-LRP's computes the weights eagerly and holds them constant.
 The graph recorded in that forward carries the rules, so the backward may run after the context
 has exited; nothing stays on the model or on transformers' classes.
 """
@@ -188,28 +190,30 @@ def _lrp_attention(
     *,
     rule: AttentionRule,
     **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention softmax(q kᵀ·scaling + mask) v with the AttnLRP rules ("attnlrp": uniform rule
-    on q·kᵀ and on A·v, true softmax gradient) or the CP-LRP rule ("cp": A held constant).
-    Signature and output as transformers' attention functions: (B, L, H, d_v), weights (B, H, L, L)."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention softmax(q kᵀ·scaling + mask) v with the AttnLRP rules or the CP-LRP rule; signature
+    and output as transformers' attention functions ((B, L, H, d_v) and weights or None).
+
+    "attnlrp": the uniform rule on q·kᵀ and on A·v halves the gradients of q, k, A and v; the softmax
+    gradient is linear in its incoming gradient, so halving A's is halving q's and k's once more:
+    q and k get ¼, v ½, and the product runs in transformers' SDPA function (no weights kept).
+    "cp": A is held constant (q and k get no gradient), computed eagerly."""
     for unsupported in ("softcap", "s_aux", "sinks"):
         if kwargs.get(unsupported) is not None:
             raise UnsupportedModelError(f"AttnLRP has no rule for attention with {unsupported}.")
     if dropout:
         raise UnsupportedModelError("AttnLRP runs with attention dropout off (the model in eval mode).")
-    groups = query.shape[1] // key.shape[1]  # grouped-query attention: each key/value head serves `groups` heads
-    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    if scaling is None:
-        scaling = query.shape[-1] ** -0.5
     if rule == "attnlrp":
-        query, key, value = (scale_gradient(t, 0.5) for t in (query, key, value))
-    else:
-        query, key = query.detach(), key.detach()
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        query, key, value = scale_gradient(query, 0.25), scale_gradient(key, 0.25), scale_gradient(value, 0.5)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    groups = query.shape[1] // key.shape[1]  # grouped-query attention: each key/value head serves `groups` heads
+    key, value = key.detach().repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query.detach(), key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
     weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(query.dtype)
-    weights = scale_gradient(weights, 0.5) if rule == "attnlrp" else weights.detach()
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 

@@ -86,10 +86,13 @@ def test_attention_rules_equal_their_relevance_formulas():
     the uniform rule on Z = s·q kᵀ (R_q = q ⊙ (R_Z/2Z)(s k), R_k = k ⊙ (R_Z/2Z)ᵀ(s q))."""
     q, k, v = (double((1, 1, 5, 4), seed).requires_grad_(True) for seed in range(3))
     c = double((1, 5, 1, 4), 3)
-    out, weights = lrp._lrp_attention(_Head(), q, k, v, None, scaling=0.5, rule="attnlrp")
+    out, _ = lrp._lrp_attention(_Head(), q, k, v, None, scaling=0.5, rule="attnlrp")
     grads = torch.autograd.grad((out * c).sum(), (q, k, v))
-    q, k, v, weights = q[0, 0].detach(), k[0, 0].detach(), v[0, 0].detach(), weights[0, 0].detach()
-    o, z = weights @ v, 0.5 * q @ k.T
+    q, k, v = q[0, 0].detach(), k[0, 0].detach(), v[0, 0].detach()
+    z = 0.5 * q @ k.T
+    weights = torch.softmax(z, -1)
+    o = weights @ v
+    torch.testing.assert_close(out[0, :, 0].detach(), o)
     per_unit = o * c[0, :, 0] / (2 * o)
     r_a = weights * (per_unit @ v.T)
     r_z = z * (r_a - weights * r_a.sum(-1, keepdim=True))
