@@ -95,7 +95,9 @@ class AttnLRP(Explainer):
         if abs(total - fx) <= CONSERVATION_WARNING * abs(fx):
             return []
         return [
-            f"attnlrp relevance is far from conserved: sum of attributions = {total:.3g} but the explained "
-            f"logit f = {fx:.3g}; biases, position embeddings and the softmax rule took or added most of it, so "
-            "compare token scores with each other rather than with f."
+            (
+                f"attnlrp relevance is far from conserved: sum of attributions = {total:.3g} but the explained "
+                f"logit f = {fx:.3g}; biases, position embeddings and the softmax rule took or added most of it, "
+                "so compare token scores with each other rather than with f."
+            )
         ]

@@ -106,7 +106,7 @@ def test_attention_rules_equal_their_relevance_formulas():
 def test_cp_rule_holds_attention_weights_constant():
     q, k, v = (double((1, 2, 5, 4), seed).requires_grad_(True) for seed in range(3))
     c = double((1, 5, 2, 4), 3)
-    out, weights = lrp._lrp_attention(_Head(), q, k, v, None, rule="cp")
+    out, _ = lrp._lrp_attention(_Head(), q, k, v, None, rule="cp")
     grad_q, grad_k, grad_v = torch.autograd.grad((out * c).sum(), (q, k, v), allow_unused=True)
     assert grad_q is None and grad_k is None
     torch.testing.assert_close((v * grad_v).sum(), (out * c).sum().detach())
