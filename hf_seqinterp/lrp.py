@@ -73,7 +73,7 @@ def _is_activation(module: torch.nn.Module) -> bool:
 
 
 def _norm_kind(module: torch.nn.Module) -> str | None:
-    """"layer" for LayerNorm, "rms" for a Llama-style RMSNorm (w ⊙ x / rms(x)), None otherwise."""
+    """'layer' for LayerNorm, 'rms' for a Llama-style RMSNorm (w ⊙ x / rms(x)), None otherwise."""
     if isinstance(module, torch.nn.LayerNorm):
         return "layer"
     if type(module).__name__.endswith("RMSNorm"):
@@ -231,18 +231,15 @@ def _attention_name(rule: AttentionRule) -> str:
 
 
 # ----------------------------------------------------------------- installing the rules on one model
-def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """Every module that holds a `FAMILIES` path (the transformer blocks)."""
-    paths = FAMILIES[model.config.model_type]
-    if not paths:
-        return []
-    found = []
+def _product_factors(model: torch.nn.Module) -> set[int]:
+    """ids of the modules whose outputs are the factors of an element-wise product (`FAMILIES`)."""
+    found: set[int] = set()
     for module in model.modules():
         try:
-            [operator.attrgetter(p)(module) for p in paths]
+            factors = [operator.attrgetter(path)(module) for path in FAMILIES[model.config.model_type]]
         except AttributeError:
             continue
-        found.append(module)
+        found.update(id(factor) for factor in factors)
     return found
 
 
@@ -253,9 +250,7 @@ def relevance_rules(
     """Forwards of `model` in the body record a graph whose backward propagates relevance (module
     docstring); hooks and the attention setting are removed / restored on exit, even on error."""
     check_supported(model, "attnlrp")
-    products = {
-        id(operator.attrgetter(path)(block)) for block in _blocks(model) for path in FAMILIES[model.config.model_type]
-    }
+    products = _product_factors(model)
     handles = []
 
     def activation(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
