@@ -64,20 +64,27 @@ def _can_switch(model: torch.nn.Module) -> bool:
     return bool(check()) if callable(check) else False
 
 
-@contextlib.contextmanager
-def eager_attention(model: torch.nn.Module) -> Iterator[None]:
+def eager_attention(model: torch.nn.Module) -> contextlib.AbstractContextManager[None]:
     """Run the body with eager attention; restore every config's previous setting afterwards.
 
     Models that do not use transformers' attention interface (legacy code such as DeBERTa-v2)
     compute attention their own way whatever the config says; they are left untouched.
     """
+    return attention_implementation(model, "eager")
+
+
+@contextlib.contextmanager
+def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[None]:
+    """Run the body with the attention implementation `name` (one of transformers' or one registered
+    with `AttentionInterface.register`) for this model only; restore every config's previous setting
+    afterwards, even on error. Models that cannot switch are left untouched."""
     from .concurrency import model_lock
 
     with model_lock(model):  # another thread must not see, or restore, the switch half-way
         saved = _attention_implementations(model)
         try:
-            if _can_switch(model) and any(config._attn_implementation != "eager" for config, _ in saved):
-                model.set_attn_implementation("eager")
+            if _can_switch(model) and any(config._attn_implementation != name for config, _ in saved):
+                model.set_attn_implementation(name)
             yield
         finally:
             for config, value in saved:

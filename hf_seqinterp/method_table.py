@@ -24,6 +24,10 @@ METHODS: dict[str, dict] = {
         "layers (Abnar & Zuidema 2020).",
         "parameters": {"head_fusion": "'mean'", "start_layer": "0", "score": "'logit'"},
     },
+    "attnlrp": {
+        "summary": "AttnLRP: relevance propagated layer by layer through attention (Achtibat et al. 2024).",
+        "parameters": {"attention_rule": "'attnlrp'", "epsilon": "0.0", "score": "'logit'"},
+    },
     "contextual_decomposition": {
         "summary": "Contextual decomposition: the part of the target logit due to "
         "each token, phrase or span.",

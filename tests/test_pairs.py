@@ -194,9 +194,9 @@ def test_bart_nli_pairs_match_the_model_for_every_method():
         try:
             expls = hsi.explain(PAIRS, adapter, method=method, progress=False, **FAST.get(method, {}))
         except hsi.errors.UnsupportedModelError as err:
-            # attention methods: the head reads the decoder; CD: no rules for BART
+            # attention methods: the head reads the decoder; CD and AttnLRP: no rules for BART
             assert method in ("attention", "attention_rollout", "attention_flow", "gradient_rollout",
-                              "contextual_decomposition"), (method, err)
+                              "contextual_decomposition", "attnlrp"), (method, err)
             assert "encoder–decoder" in str(err) or "does not support BartForSequenceClassification" in str(err)
             continue
         ran.append(method)
