@@ -28,12 +28,13 @@ import torch
 from common import machine, markdown_table, setup_torch, timed
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-import hf_seqinterp as hsi
 from hf_seqinterp.adapter import default_model_path
 from hf_seqinterp.utils import chunks, length_grouped_batches
 
 
-def build(prompt_tokens: int, new_tokens: int, layers: int, width: int):
+def build_model(prompt_tokens: int, new_tokens: int, layers: int, width: int):
+    """(model, tokenizer, prompt, continuation): a random GPT-2 of the given size with the bundled
+    model's tokenizer, a prompt of about `prompt_tokens` tokens and a forced continuation."""
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=prompt_tokens + new_tokens + 8, n_embd=width, n_layer=layers,
@@ -46,6 +47,14 @@ def build(prompt_tokens: int, new_tokens: int, layers: int, width: int):
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][: prompt_tokens - 2]
     prompt = tokenizer.decode(ids)
     continuation = " " + tokenizer.decode(list(range(3000, 3000 + new_tokens)))
+    return model, tokenizer, prompt, continuation
+
+
+def build(prompt_tokens: int, new_tokens: int, layers: int, width: int):
+    """`build_model` with the model wrapped in a ModelAdapter."""
+    import hf_seqinterp as hsi
+
+    model, tokenizer, prompt, continuation = build_model(prompt_tokens, new_tokens, layers, width)
     return hsi.ModelAdapter(model, tokenizer), prompt, continuation
 
 
@@ -116,8 +125,7 @@ embeds = adapter.embed(ids).detach().requires_grad_(True)
 adapter.model(inputs_embeds=embeds).logits[0, -1, 5].backward()
 """.format(n=args.prompt_tokens + args.new_tokens) + report)
     ig = peak_rss_mb(setup + f"""
-hsi = __import__("hf_seqinterp")
-hsi.explain_with(adapter, prompt, "integrated_gradients", target=continuation, n_steps={args.steps})
+__import__("hf_seqinterp").explain_with(adapter, prompt, "integrated_gradients", target=continuation, n_steps={args.steps})
 """ + report)
     print(markdown_table(
         ["peak RSS above setup (MB)", "one forward + backward", f"IG ({args.steps} steps, {args.new_tokens} rows)", "IG / fwd+bwd"],
@@ -126,6 +134,8 @@ hsi.explain_with(adapter, prompt, "integrated_gradients", target=continuation, n
 
 
 def main() -> None:
+    import hf_seqinterp as hsi
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompt-tokens", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=20)
