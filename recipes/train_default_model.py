@@ -390,7 +390,7 @@ hf_seqinterp so that every explainer works out of the box, offline.
 - **How it was made:** {facts["how"]}
 - **Training data:** SST-2 (Stanford Sentiment Treebank, binary) from the GLUE benchmark,
   {facts["train_size"]:,} training phrases.
-- **Recipe:** `python recipes/train_default_model.py` in the hf_seqinterp repository.
+- **Recipe:** `python recipes/train_default_model.py` in the hf_seqinterp repository{facts["recipe_note"]}.
 
 ## License
 
@@ -447,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "validation_size": validation_size,
             "train_size": len(data["train"][0]),
             "how": how_it_was_made(args, selected.chosen),
+            "recipe_note": "" if args.init_from is None else " (two runs: see docs/default_model.md)",
         },
     )
 
