@@ -69,7 +69,7 @@ def erasure_floor(adapter, length: int, max_batch_tokens: int) -> float:
             for b in batches:
                 adapter.model(input_ids=ids[: len(b)])
 
-    return timed(run)
+    return timed(run, repeats=2)
 
 
 def ig_floor(adapter, length: int, n_rows: int, n_steps: int, max_batch_tokens: int) -> float:
@@ -86,7 +86,7 @@ def ig_floor(adapter, length: int, n_rows: int, n_steps: int, max_batch_tokens: 
             for k in range(n_rows):
                 torch.autograd.grad(scores[:, k].sum(), embeds, retain_graph=k < n_rows - 1)
 
-    return timed(run)
+    return timed(run, repeats=2)
 
 
 def captum_seconds(adapter, prompt: str, continuation: str, method: str, n_steps: int) -> float:
@@ -133,16 +133,21 @@ __import__("hf_seqinterp").explain_with(adapter, prompt, "integrated_gradients",
     ))
 
 
-def main() -> None:
-    import hf_seqinterp as hsi
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, prompt and continuation sizes (shared with `generation_inseq.py`)."""
     parser.add_argument("--prompt-tokens", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=20)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--steps", type=int, default=16, help="integrated-gradients steps")
     parser.add_argument("--threads", type=int, default=1)
+
+
+def main() -> None:
+    import hf_seqinterp as hsi
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
     parser.add_argument("--no-captum", action="store_true")
     parser.add_argument("--memory", action="store_true", help="measure IG's peak memory instead of timing")
     args = parser.parse_args()
@@ -157,7 +162,7 @@ def main() -> None:
     table = []
     for method, params in [("erasure", {"replacement": "unk"}), ("integrated_gradients", {"n_steps": args.steps, "baseline": "unk"})]:
         explainer = hsi.explainers.get_explainer(method).create(adapter, score="log_prob", **params)
-        ours = timed(lambda explainer=explainer: explainer.explain(prompt, target=continuation, progress=False))
+        ours = timed(lambda explainer=explainer: explainer.explain(prompt, target=continuation, progress=False), repeats=2)
         floor = (
             erasure_floor(adapter, length, explainer.max_batch_tokens)
             if method == "erasure"

@@ -20,17 +20,12 @@ import time
 
 import inseq
 import torch
-from generation import build_model
+from generation import add_model_arguments, build_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompt-tokens", type=int, default=200)
-    parser.add_argument("--new-tokens", type=int, default=20)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1)
+    add_model_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer, prompt, continuation = build_model(args.prompt_tokens, args.new_tokens, args.layers, args.width)

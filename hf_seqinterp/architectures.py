@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .errors import UnsupportedModelError
+
 ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "roberta": {"position_offset": 2},
     "xlm-roberta": {"position_offset": 2},
@@ -154,3 +156,23 @@ def routes_experts(config: Any) -> bool:
 def is_peft_model(model: torch.nn.Module) -> bool:
     """Whether PEFT adapters (LoRA, ...) wrap layers of the model."""
     return any(type(m).__module__.startswith("peft.") for m in unwrap(model).modules())
+
+
+def require_rules(method: str, model: torch.nn.Module, supported: Any, missing: dict[str, str], default: str) -> None:
+    """Refuse, with the reason, a model that a rule-based method (contextual decomposition,
+    relevance propagation) has no rules for: PEFT adapters, or a model type outside `supported`
+    (`missing` says why for known types, `default` for the rest)."""
+    model = unwrap(model)
+    name, model_type = type(model).__name__, getattr(model.config, "model_type", None)
+    if is_peft_model(model):
+        raise UnsupportedModelError(
+            f"{method} has no rules for the PEFT adapters (LoRA, ...) in {name}, which change what its layers "
+            "compute; merge them first (model.merge_and_unload()) or use a model-agnostic method (e.g. "
+            "'integrated_gradients')."
+        )
+    if model_type not in supported:
+        raise UnsupportedModelError(
+            f"{method} does not support {name} (model_type={model_type!r}): {missing.get(model_type, default)}. "
+            f"Supported model types: {', '.join(sorted(supported))}. Use a model-agnostic method (e.g. "
+            "'integrated_gradients')."
+        )

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import torch
 
-from .architectures import is_peft_model, unwrap
+from .architectures import require_rules, unwrap
 from .attention_hooks import attention_implementation
 from .errors import UnsupportedModelError
 
@@ -88,19 +88,8 @@ def supported_model_types() -> list[str]:
 def check_supported(model: torch.nn.Module, method: str) -> None:
     """Raise `UnsupportedModelError` unless every module of `model` is covered by a rule."""
     model = unwrap(model)
-    model_type = getattr(model.config, "model_type", None)
+    require_rules(method, model, FAMILIES, MISSING_RULES, "no rule table covers its modules")
     name = type(model).__name__
-    if is_peft_model(model):
-        raise UnsupportedModelError(
-            f"{method} has no rules for the PEFT adapters (LoRA, ...) in {name}; merge them first "
-            "(model.merge_and_unload()) or use a model-agnostic method (e.g. 'integrated_gradients')."
-        )
-    if model_type not in FAMILIES:
-        missing = MISSING_RULES.get(model_type, "no rule table covers its modules")
-        raise UnsupportedModelError(
-            f"{method} does not support {name} (model_type={model_type!r}): {missing}. Supported model types: "
-            f"{', '.join(supported_model_types())}. Use a model-agnostic method (e.g. 'integrated_gradients')."
-        )
     for path, module in model.named_modules():
         if _is_activation(module) and type(module).__name__ in _NOT_ELEMENTWISE:
             raise UnsupportedModelError(f"{method} has no rule for {type(module).__name__} ({path}) in {name}.")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapter import Batch, ModelAdapter
-from ..architectures import is_peft_model, unwrap
+from ..architectures import require_rules, unwrap
 from ..errors import UnsupportedModelError
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -259,20 +259,10 @@ ARCHITECTURES: dict[str, Callable[[torch.nn.Module], ModelSpec]] = {
 def model_spec(adapter: ModelAdapter) -> ModelSpec:
     """The decomposition spec of the adapter's model, or a clear error for other architectures."""
     model = unwrap(adapter.model)
-    model_type = getattr(adapter.config, "model_type", None)
-    if is_peft_model(model):
-        raise UnsupportedModelError(
-            f"contextual_decomposition reads the weight matrices of {type(model).__name__} directly, but PEFT "
-            "adapters (LoRA, ...) change what its layers compute; merge them first (model.merge_and_unload()) "
-            "or use a model-agnostic method (e.g. 'integrated_gradients')."
-        )
-    if model_type not in ARCHITECTURES:
-        missing = MISSING_RULES.get(model_type, "no per-architecture adapter names its modules")
-        raise UnsupportedModelError(
-            f"contextual_decomposition does not support {type(model).__name__} (model_type={model_type!r}): "
-            f"{missing}. Supported model types: {', '.join(sorted(ARCHITECTURES))}. "
-            "Use a model-agnostic method (e.g. 'integrated_gradients') for this model."
-        )
+    require_rules(
+        "contextual_decomposition", model, ARCHITECTURES, MISSING_RULES, "no per-architecture adapter names its modules"
+    )
+    model_type = adapter.config.model_type
     if adapter.pooling not in ("first", "last"):
         raise UnsupportedModelError(
             f"contextual_decomposition reads one position, but {type(model).__name__} pools with {adapter.pooling!r}."
