@@ -8,7 +8,9 @@ tokenising or result building:
 
 * erasure: one forward of the unedited text + one per erased token (prompt and continuation),
   each of length P + T, every row scored from the same forward;
-* integrated gradients: n_steps forwards of length P + T, each with T backwards (one per row).
+* integrated gradients: n_steps forwards of length P + T, each with T backwards (one per row);
+
+both projecting only the T positions the rows read onto the vocabulary (`logits_to_keep`), as ours do.
 
 Captum (`LLMAttribution(FeatureAblation)`, `LLMGradientAttribution(LayerIntegratedGradients)`)
 explains the same prompt and continuation with `forward_in_tokens=False`, as its docs do for
@@ -58,16 +60,18 @@ def build(prompt_tokens: int, new_tokens: int, layers: int, width: int):
     return hsi.ModelAdapter(model, tokenizer), prompt, continuation
 
 
-def erasure_floor(adapter, length: int, max_batch_tokens: int) -> float:
-    """(length − specials + 1) forwards of `length` tokens in batches under the token budget."""
+def erasure_floor(adapter, length: int, n_rows: int, max_batch_tokens: int) -> float:
+    """length + 1 forwards of `length` tokens in batches under the token budget, projecting only the
+    positions the rows read onto the vocabulary."""
     n = length + 1
     batches = length_grouped_batches([length] * n, 512, max_batch_tokens)
     ids = torch.randint(1000, 2000, (max(len(b) for b in batches), length))
+    read = torch.arange(length - n_rows - 1, length - 1)
 
     def run():
         with torch.no_grad():
             for b in batches:
-                adapter.model(input_ids=ids[: len(b)])
+                adapter.model(input_ids=ids[: len(b)], logits_to_keep=read)
 
     return timed(run, repeats=2)
 
@@ -81,7 +85,7 @@ def ig_floor(adapter, length: int, n_rows: int, n_steps: int, max_batch_tokens: 
     def run():
         for part in chunks(n_steps, per_pass):
             embeds = adapter.embed(ids).detach().expand(part.stop - part.start, -1, -1).clone().requires_grad_(True)
-            logits = adapter.model(inputs_embeds=embeds).logits[:, positions]
+            logits = adapter.model(inputs_embeds=embeds, logits_to_keep=positions).logits
             scores = torch.log_softmax(logits, -1)[..., 5]
             for k in range(n_rows):
                 torch.autograd.grad(scores[:, k].sum(), embeds, retain_graph=k < n_rows - 1)
@@ -164,7 +168,7 @@ def main() -> None:
         explainer = hsi.explainers.get_explainer(method).create(adapter, score="log_prob", **params)
         ours = timed(lambda explainer=explainer: explainer.explain(prompt, target=continuation, progress=False), repeats=2)
         floor = (
-            erasure_floor(adapter, length, explainer.max_batch_tokens)
+            erasure_floor(adapter, length, rows, explainer.max_batch_tokens)
             if method == "erasure"
             else ig_floor(adapter, length, rows, args.steps, explainer.max_batch_tokens)
         )

@@ -362,8 +362,12 @@ class ModelAdapter:
         return int(value)
 
     # ----------------------------------------------------------------- capability checks
+    def _accepts(self, argument: str) -> bool:
+        """Whether the model's forward() takes `argument`."""
+        return argument in inspect.signature(unwrap(self.model).forward).parameters
+
     def _accepts_inputs_embeds(self) -> bool:
-        return "inputs_embeds" in inspect.signature(unwrap(self.model).forward).parameters
+        return self._accepts("inputs_embeds")
 
     def require_inputs_embeds(self, method: str) -> None:
         if not self._accepts_inputs_embeds():
@@ -576,7 +580,10 @@ class ModelAdapter:
 
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
-        for a causal LM; see `forward`."""
+        for a causal LM, which then projects only the positions its rows read where its forward takes
+        `logits_to_keep`; see `forward`."""
+        if self._accepts("logits_to_keep"):
+            kwargs = {**self.head.forward_kwargs(batch), **kwargs}
         return self.head.row_logits(self.forward(batch, inputs_embeds, **kwargs), batch)
 
     @contextlib.contextmanager

@@ -53,6 +53,9 @@ class ClassificationHead:
     def num_labels(self) -> int:
         return len(self.labels)
 
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        return {}
+
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(rows, num_labels): the classifier's logits (no row axis)."""
         return output.logits
@@ -167,10 +170,21 @@ class CausalLMHead:
     problem_type: str = "single_label_classification"  # a softmax over the vocabulary
     labels: list[str] = field(default_factory=list)  # no label names: the classes are the vocabulary
 
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        """`logits_to_keep`: the positions whose logits the rows read (the union over the batch), so
+        the model projects only those onto the vocabulary, not all L positions."""
+        if any(enc.readout is None for enc in batch.encodings):
+            return {}
+        return {"logits_to_keep": torch.unique(batch.row_index()[1])}
+
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(rows, T, vocab): the logits that predict each continuation token (T = the most rows of
         the batch; shorter inputs repeat their last row, which is never reported)."""
-        return output.logits[batch.row_index()]
+        rows, positions = batch.row_index()
+        kept = torch.unique(positions)
+        if output.logits.shape[1] == len(kept):  # only the kept positions were projected
+            positions = torch.searchsorted(kept, positions)
+        return output.logits[rows, positions]
 
     def prepare(
         self,
