@@ -28,7 +28,7 @@ def make_inputs(root, n_texts: int, seed: int):
     """(root, data file): a saved tiny model under root/model and a TSV of `n_texts` labelled texts."""
     save_tiny_model(root / "model")
     data = root / "data.tsv"
-    texts = random_texts(n_texts, seed=seed, max_words=30)
+    texts = list(dict.fromkeys(random_texts(2 * n_texts, seed=seed, max_words=30)))[:n_texts]  # distinct texts
     data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 3}\n" for i, t in enumerate(texts)), encoding="utf-8")
     return root, data
 

@@ -22,8 +22,10 @@ from hf_seqinterp.shards import REJECTED, OutputLock, ShardStore
 
 pytestmark = pytest.mark.slow
 
-N_TEXTS = 320
-N_STEPS = 128  # enough work per shard that 20 kills leave shards to finish on a quiet machine (start-up is fast)
+N_TEXTS = 960
+N_STEPS = 256
+#: 240 shards of 4 texts, 256 steps: enough work that 20 kills (each at most 6 s after its launch) leave
+#: shards to finish on a quiet, fast machine too
 KILLS = 20
 #: kills at a random moment 0.5-6 s after the launch (start-up or claiming the folder: cheap); the
 #: others at a random moment within 0.5 s after the run claimed the folder (verifying shards, writing
