@@ -41,7 +41,7 @@ from .errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
-from .heads import CausalLMHead, ClassificationHead, Target, head_for
+from .heads import CausalLMHead, Target, head_for
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
 from .validation import normalize_inputs
 
@@ -87,6 +87,7 @@ class Batch:
             kept=None if self.kept is None else [self.kept[i] for i in picked],
         )
 
+    @functools.cached_property
     def row_index(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of the outputs each explained row reads (`Encoding.readout`): `output[index]` is
         (rows, T, ...), T the most rows of the batch (shorter inputs repeat their last one). In a
@@ -193,12 +194,7 @@ class ModelAdapter:
         self.config = model.config
         self._arch = ARCH_OVERRIDES.get(self.config.model_type, {})
         model_class = type(unwrap(model)).__name__
-        head = head_for(model_class) or ClassificationHead
-        self.head = (
-            ClassificationHead.from_config(self.config, model_class)
-            if head is ClassificationHead
-            else head(tokenizer, model_class)
-        )
+        self.head = head_for(model_class).for_model(self.config, tokenizer, model_class)
         limit = self._default_max_length()
         if max_length is not None and not 2 < max_length <= limit:
             raise InvalidParameterError(f"max_length={max_length}: the model accepts 3 to {limit} tokens per text.")
@@ -362,9 +358,13 @@ class ModelAdapter:
         return int(value)
 
     # ----------------------------------------------------------------- capability checks
+    @functools.cached_property
+    def _forward_parameters(self) -> frozenset[str]:
+        return frozenset(inspect.signature(unwrap(self.model).forward).parameters)
+
     def _accepts(self, argument: str) -> bool:
-        """Whether the model's forward() takes `argument`."""
-        return argument in inspect.signature(unwrap(self.model).forward).parameters
+        """Whether the model's forward() takes `argument` (read once: every forward asks)."""
+        return argument in self._forward_parameters
 
     def _accepts_inputs_embeds(self) -> bool:
         return self._accepts("inputs_embeds")

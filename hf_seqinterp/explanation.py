@@ -180,7 +180,7 @@ class Explanation(TokenizedText):
             aggregation=self.aggregation,
             model_name=self.model_name,
             model_revision=self.model_revision,
-            warnings=[w for w in self.warnings],
+            warnings=list(self.warnings),
             extras={**self.extras, **info},
             library_version=self.library_version,
         )
@@ -193,7 +193,7 @@ class Explanation(TokenizedText):
         if self.rows is not None:
             raise InvalidParameterError(
                 f"This explanation has {len(self.rows)} rows (one per explained output token); {view} applies to "
-                "one row: use explanation.row(k)." + f"{view}, or explanation.row_views()."
+                f"one row: use explanation.row(k){view}, or explanation.row_views()."
             )
 
     def to_words(self, aggregation: str | None = None) -> list[Word]:

@@ -42,7 +42,8 @@ class ClassificationHead:
     model_class: str = "the model"
 
     @classmethod
-    def from_config(cls, config: Any, model_class: str) -> ClassificationHead:
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> ClassificationHead:
+        """The head of a classifier: labels and problem type from its config."""
         num_labels = int(config.num_labels)
         id2label = getattr(config, "id2label", None) or {}
         labels = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(num_labels)]
@@ -125,8 +126,7 @@ class ClassificationHead:
         return _gather_score(logits, targets, space, sigmoid=self.problem_type == "multi_label_classification")
 
     def check_score_space(self, space: str) -> str:
-        if space not in SCORE_SPACES:
-            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
+        _check_space(space)
         if space != "logit" and self.problem_type == "regression":
             raise InvalidParameterError(
                 f"score={space!r} needs class probabilities, but {self.model_class} is a regression "
@@ -135,17 +135,21 @@ class ClassificationHead:
         return space
 
 
+def _check_space(space: str) -> str:
+    if space not in SCORE_SPACES:
+        raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
+    return space
+
+
 def _gather_score(logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool) -> torch.Tensor:
     """The targets' entries of the logits (last axis = classes) in a score space; softmax over the
     classes, or per-class sigmoids for multi-label heads."""
-    if space == "logit":
+    if _check_space(space) == "logit":
         values = logits
     elif space == "log_prob":
         values = torch.nn.functional.logsigmoid(logits) if sigmoid else torch.log_softmax(logits, dim=-1)
-    elif space == "prob":
+    else:  # "prob"
         values = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)
-    else:
-        raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
     return values.gather(-1, targets.unsqueeze(-1).to(values.device)).squeeze(-1)
 
 
@@ -170,17 +174,22 @@ class CausalLMHead:
     problem_type: str = "single_label_classification"  # a softmax over the vocabulary
     labels: list[str] = field(default_factory=list)  # no label names: the classes are the vocabulary
 
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> CausalLMHead:
+        """The head of a causal LM: its classes are the tokenizer's vocabulary."""
+        return cls(tokenizer, model_class)
+
     def forward_kwargs(self, batch: Any) -> dict[str, Any]:
         """`logits_to_keep`: the positions whose logits the rows read (the union over the batch), so
         the model projects only those onto the vocabulary, not all L positions."""
         if any(enc.readout is None for enc in batch.encodings):
             return {}
-        return {"logits_to_keep": torch.unique(batch.row_index()[1])}
+        return {"logits_to_keep": torch.unique(batch.row_index[1])}
 
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(rows, T, vocab): the logits that predict each continuation token (T = the most rows of
         the batch; shorter inputs repeat their last row, which is never reported)."""
-        rows, positions = batch.row_index()
+        rows, positions = batch.row_index
         kept = torch.unique(positions)
         if output.logits.shape[1] == len(kept):  # only the kept positions were projected
             positions = torch.searchsorted(kept, positions)
@@ -239,9 +248,7 @@ class CausalLMHead:
         return _gather_score(logits, targets, space, sigmoid=False)
 
     def check_score_space(self, space: str) -> str:
-        if space not in SCORE_SPACES:
-            raise InvalidParameterError(f"score={space!r} is not one of {', '.join(SCORE_SPACES)}.")
-        return space
+        return _check_space(space)
 
     def describe_rows(self, logits: np.ndarray, chosen: Sequence[int]) -> list[dict[str, Any]]:
         """Per row: the explained token (id and text), its probability and the entropy (nats) of the
@@ -267,6 +274,7 @@ HEADS: dict[str, type] = {
 }
 
 
-def head_for(model_class: str) -> type | None:
-    """The head description of a model class name, None when the name has no known head suffix."""
-    return next((head for suffix, head in HEADS.items() if model_class.endswith(suffix)), None)
+def head_for(model_class: str) -> type:
+    """The head description of a model class name: the one its suffix names, else a classifier's
+    (a user's own classifier class has no transformers suffix)."""
+    return next((head for suffix, head in HEADS.items() if model_class.endswith(suffix)), ClassificationHead)

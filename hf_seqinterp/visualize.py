@@ -32,8 +32,9 @@ NEGATIVE_RGB = (220, 38, 38)
 
 
 def color_scale(expl: Explanation) -> float:
-    """The |attribution| that maps to full colour: the largest over non-special tokens."""
-    values = np.abs(expl.attributions[~np.asarray(expl.special_tokens_mask, dtype=bool)])
+    """The |attribution| that maps to full colour: the largest over non-special tokens (and over
+    every row of a target axis)."""
+    values = np.abs(expl.attributions[..., ~np.asarray(expl.special_tokens_mask, dtype=bool)])
     top = float(values.max()) if values.size else 0.0
     return top if top > 0 else 1.0
 
@@ -217,9 +218,7 @@ def _matrix_html(expl: Explanation) -> str:
     """Rows × tokens for an explanation with a target axis (a causal LM: one line per continuation
     token), on one colour scale for the whole matrix; cells a row cannot see are left blank."""
     esc = html.escape
-    real = ~np.asarray(expl.special_tokens_mask, dtype=bool)
-    values = np.abs(expl.attributions[:, real])
-    scale = float(values.max()) if values.size and values.max() > 0 else 1.0
+    scale = color_scale(expl)
     head = "".join(f"<th>{esc(text)}</th>" for text, _ in display_tokens(expl))
     lines = []
     for k, row in enumerate(expl.rows or []):

@@ -147,7 +147,7 @@ def test_methods_without_rows_refuse_clearly(adapter, method):
 
 def test_views_of_an_explanation_with_rows(adapter):
     expl = hsi.explain_with(adapter, PROMPTS[0], "gradient_x_input", target=CONTINUATION)
-    with pytest.raises(hsi.errors.InvalidParameterError, match=r"row\(k\)"):
+    with pytest.raises(hsi.errors.InvalidParameterError, match=r"use explanation\.row\(k\)\.to_words\(\), or"):
         expl.to_words()
     words = expl.row(2).to_words()
     assert [w.segment for w in words][-1] == 1  # the continuation so far is segment 1
