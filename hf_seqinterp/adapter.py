@@ -41,7 +41,7 @@ from .errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
-from .heads import CausalLMHead, Target, head_for
+from .heads import Target, head_for, saved_head
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
 from .validation import normalize_inputs
 
@@ -216,15 +216,15 @@ class ModelAdapter:
         verbose: bool = False,
         **model_kwargs: Any,
     ) -> ModelAdapter:
-        """Load a classifier or causal LM (whichever the saved config's `architectures` names) and its
-        tokenizer; `None` loads the bundled default sentiment model.
+        """Load a model with the head its saved config's `architectures` names (`heads.HEAD_TYPES`;
+        a sequence classifier when it names none) and its tokenizer; `None` loads the bundled default sentiment model.
 
         `max_length` and `truncation_side` are the constructor's; other keywords go to the model.
         A name that looks like a local path (./x, ../x, /x, ~/x, dir/x with an existing dir) must
         exist; a Hub id fails at once, in one line, when offline or without network
         (`ModelNotFoundError`). transformers' loading bar shows only with `verbose=True`.
         """
-        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+        import transformers
 
         path = str(name_or_path) if name_or_path is not None else str(default_model_path())
         check_model_source(path, revision)
@@ -235,11 +235,10 @@ class ModelAdapter:
             problem = saved_head_problem(architectures)
             if problem:
                 raise UnsupportedModelError(f"{path}: {problem}")
-            causal = any(head_for(a) is CausalLMHead for a in architectures or ())
-            auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+            auto = getattr(transformers, saved_head(architectures).auto_class)
             with _quiet_loading(verbose):
                 model = auto.from_pretrained(path, revision=revision, **model_kwargs)
-                tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(path, revision=revision)
         except OSError as err:
             if not remote:
                 raise
@@ -388,12 +387,12 @@ class ModelAdapter:
             )
 
     def require_single_row(self, feature: str) -> None:
-        """Refuse `feature` for heads with a target axis (causal LMs), which it does not handle yet."""
+        """Refuse `feature` for heads with a target axis, which it does not handle yet."""
         if self.head.multi_row:
             raise UnsupportedModelError(
-                f"{feature} handles sequence classifiers; {self.head.model_class} is a "
-                f"{self.head.kind.replace('_', ' ')}. Explain its continuations with "
-                "hsi.explain_with(adapter, prompts, method, target=...) or `hf-seqinterp explain` (docs/generation.md)."
+                f"{feature} handles sequence classifiers; {self.head.model_class} has a "
+                f"{self.head.kind.replace('_', ' ')} head. Explain its inputs with "
+                "hsi.explain_with(adapter, inputs, method, target=...) or `hf-seqinterp explain`."
             )
 
     def require_attentions(self, method: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .errors import UnsupportedModelError
+from .heads import HEAD_TYPES, HEADS
 
 ARCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "roberta": {"position_offset": 2},
@@ -96,10 +97,9 @@ OTHER_HEADS: dict[str, str] = {
     "ForNextSentencePrediction": "a next-sentence-prediction head",
 }
 #: class-name suffixes of the heads hf_seqinterp explains (`heads.HEADS` describes each)
-SUPPORTED_HEADS: tuple[str, ...] = ("ForSequenceClassification", "ForCausalLM", "LMHeadModel")
-SUPPORTED_HEADS_TEXT = (
-    "sequence classifiers (*ForSequenceClassification) and causal language models (*ForCausalLM, *LMHeadModel)"
-)
+SUPPORTED_HEADS: tuple[str, ...] = tuple(HEADS)
+SUPPORTED_HEADS_TEXT = ", ".join(head.description for head in HEAD_TYPES)
+AUTO_CLASSES_TEXT = " or ".join(head.auto_class for head in HEAD_TYPES)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -121,7 +121,7 @@ def head_problem(model: torch.nn.Module) -> str | None:
         return None
     return (
         f"{name} has {kind}; hf_seqinterp explains {SUPPORTED_HEADS_TEXT}. Load the model with "
-        "AutoModelForSequenceClassification or AutoModelForCausalLM."
+        f"{AUTO_CLASSES_TEXT}."
     )
 
 

@@ -36,6 +36,11 @@ class ClassificationHead:
     kind: ClassVar[str] = "sequence_classification"
     #: whether an input has several explained rows (a target axis); False: one row, no axis
     multi_row: ClassVar[bool] = False
+    #: endings of the transformers class names this head describes, what they are, and the Auto class
+    #: that loads a saved model with this head
+    suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
+    description: ClassVar[str] = "sequence classifiers (*ForSequenceClassification)"
+    auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
 
     labels: list[str]
     problem_type: str
@@ -168,6 +173,9 @@ class CausalLMHead:
 
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
+    suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
+    description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
+    auto_class: ClassVar[str] = "AutoModelForCausalLM"
 
     tokenizer: Any
     model_class: str = "the model"
@@ -266,15 +274,20 @@ class CausalLMHead:
         ]
 
 
+#: every head description; a new head is a class added here
+HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead)
+
 #: head description by the suffix of the model class's name (first match wins)
-HEADS: dict[str, type] = {
-    "ForSequenceClassification": ClassificationHead,
-    "ForCausalLM": CausalLMHead,
-    "LMHeadModel": CausalLMHead,
-}
+HEADS: dict[str, type] = {suffix: head for head in HEAD_TYPES for suffix in head.suffixes}
 
 
 def head_for(model_class: str) -> type:
     """The head description of a model class name: the one its suffix names, else a classifier's
     (a user's own classifier class has no transformers suffix)."""
     return next((head for suffix, head in HEADS.items() if model_class.endswith(suffix)), ClassificationHead)
+
+
+def saved_head(architectures: Sequence[str] | None) -> type:
+    """The head of a saved model from its config's `architectures` (a classifier's when none is known)."""
+    known = [a for a in architectures or () if a.endswith(tuple(HEADS))]
+    return head_for(known[0]) if known else ClassificationHead
