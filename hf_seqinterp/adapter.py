@@ -791,11 +791,19 @@ class ModelAdapter:
         target: Any,
         *,
         truncation: bool = True,
-        generation: dict[str, Any] | None = None,
+        **head_options: Any,
     ) -> tuple[list[Encoding], list[Any]]:
         """Encodings and validated targets for normalised inputs, as the head defines them (a
-        causal LM's continuations are tokenised with, or generated from, the prompts)."""
-        return self.head.prepare(self, items, target, truncation=truncation, generation=generation)
+        causal LM's continuations are tokenised with, or generated from, the prompts).
+        `head_options` are the head's own (`head.options`); others raise `InvalidParameterError`."""
+        unknown = sorted(set(head_options) - set(self.head.options))
+        if unknown:
+            takes = ", ".join(self.head.options) or "none"
+            raise InvalidParameterError(
+                f"{', '.join(unknown)}: not an option of {self.head.model_class}'s "
+                f"{self.head.kind.replace('_', ' ')} head (its options: {takes})."
+            )
+        return self.head.prepare(self, items, target, truncation=truncation, **head_options)
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""

@@ -117,8 +117,16 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         "to explain (default: the one it generates)",
     )
     parser.add_argument(
-        "--max-new-tokens", type=positive_int, default=20,
+        "--max-new-tokens", type=positive_int,
         help="causal LMs: tokens to generate when no --target is given (greedy; default 20)",
+    )
+    parser.add_argument(
+        "--contrast", metavar="TEXT",
+        help="causal LMs: a foil continuation of the same length; rows explain log p(target) - log p(foil)",
+    )
+    parser.add_argument(
+        "--chat-template", action="store_true",
+        help="causal LMs: render each prompt as a user turn of the tokenizer's chat template",
     )
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
@@ -132,6 +140,16 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     parser.add_argument("--json", action="store_true", help="print the explanations as JSON instead of a heat map")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="terminal colours")
+
+
+def _head_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The model-head options given on the command line (a head that does not take one refuses it)."""
+    options = {
+        "generation": {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else None,
+        "contrast": args.contrast,
+        "chat_template": args.chat_template or None,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -154,7 +172,7 @@ def run_explain(args: argparse.Namespace) -> int:
         explainer = get_explainer(name).create(adapter, **params)
         explained = explainer.explain(
             [texts[i] for i in kept], target, text_pair=pairs, batch_size=args.batch_size,
-            truncation=not args.no_truncation, progress=None, generation={"max_new_tokens": args.max_new_tokens},
+            truncation=not args.no_truncation, progress=None, **_head_options(args),
         )
         for i, expl in zip(kept, explained):
             results[i].append(expl)

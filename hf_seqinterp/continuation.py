@@ -33,13 +33,22 @@ def encode_continuations(
     *,
     truncation: bool = True,
     generation: dict[str, Any] | None = None,
+    chat_template: bool | str = False,
 ) -> list[Encoding]:
     """One Encoding per prompt: the prompt's tokens followed by its continuation's (forced where
     given, generated where None). A prompt that leaves too little room for its continuation loses
-    its first tokens (special tokens such as BOS stay), with a warning, unless `truncation=False`."""
+    its first tokens (special tokens such as BOS stay), with a warning, unless `truncation=False`.
+    With `chat_template`, each prompt is first rendered as a chat (`render_chat`)."""
     tokenizer = adapter.tokenizer
+    if chat_template:
+        prompts = [render_chat(tokenizer, p, chat_template) for p in prompts]
     prompt_encodings = tokenize(
-        tokenizer, [(p, None) for p in prompts], max_length=10**9, truncation_side="left", truncation=False
+        tokenizer,
+        [(p, None) for p in prompts],
+        max_length=10**9,
+        truncation_side="left",
+        truncation=False,
+        add_special_tokens=not chat_template,
     )
     pieces: list[Any] = [None] * len(prompts)
     for i, text in enumerate(continuations):
@@ -82,10 +91,39 @@ def generate(adapter: Any, prompts: Sequence[Encoding], generation: dict[str, An
     return continuations
 
 
-def _forced_piece(tokenizer: Any, text: str) -> dict[str, Any]:
+def render_chat(tokenizer: Any, prompt: str, template: bool | str) -> str:
+    """`prompt` as the user's turn of a chat, rendered with the tokenizer's chat template (`template`
+    True) or the given Jinja template, the assistant's turn opened (`add_generation_prompt`) so that
+    the continuation is its answer. The rendered text holds the template's special tokens itself."""
+    own = template if isinstance(template, str) else None
+    if own is None and not getattr(tokenizer, "chat_template", None):
+        raise InvalidParameterError(
+            f"chat_template=True, but {type(tokenizer).__name__} has no chat template; pass the template as a "
+            "string (chat_template='{% for m in messages %}...'), or leave chat_template off for a plain prompt."
+        )
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], chat_template=own, tokenize=False, add_generation_prompt=True
+    )
+
+
+def foil_ids(tokenizer: Any, foil: str, encoding: Encoding) -> list[int]:
+    """Token ids of a contrastive foil continuation, one per row of `encoding` (tokenised as a
+    forced continuation is)."""
+    ids = _forced_piece(tokenizer, foil, what="contrast")["ids"]
+    n_rows = len(encoding.row_targets or ())
+    if len(ids) != n_rows:
+        raise InvalidParameterError(
+            f"contrast={foil!r} has {len(ids)} tokens {tokenizer.convert_ids_to_tokens(ids)}, but the explained "
+            f"continuation {encoding.text_pair!r} has {n_rows}; a foil is compared token by token with the "
+            "continuation, so give one of the same length."
+        )
+    return ids
+
+
+def _forced_piece(tokenizer: Any, text: str, what: str = "target") -> dict[str, Any]:
     out = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     if not out["input_ids"]:
-        raise InvalidParameterError(f"target={text!r} has no tokens.")
+        raise InvalidParameterError(f"{what}={text!r} has no tokens.")
     return {
         "text": text,
         "ids": list(out["input_ids"]),

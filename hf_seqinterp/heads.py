@@ -41,6 +41,8 @@ class ClassificationHead:
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
     description: ClassVar[str] = "sequence classifiers (*ForSequenceClassification)"
     auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    #: keyword options of `explain` that `prepare` takes for this head (beyond target and truncation)
+    options: ClassVar[tuple[str, ...]] = ()
 
     labels: list[str]
     problem_type: str
@@ -67,7 +69,7 @@ class ClassificationHead:
         return output.logits
 
     def prepare(
-        self, adapter: Any, items: list[tuple[str, str | None]], target: Any, *, truncation: bool = True, **_: Any
+        self, adapter: Any, items: list[tuple[str, str | None]], target: Any, *, truncation: bool = True
     ) -> tuple[list[Any], list[int | None]]:
         """Tokenise the inputs and validate one target per input."""
         encodings = adapter.encode(items, truncation=truncation)
@@ -146,15 +148,20 @@ def _check_space(space: str) -> str:
     return space
 
 
-def _gather_score(logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool) -> torch.Tensor:
+def _gather_score(
+    logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool, pairs: bool = False
+) -> torch.Tensor:
     """The targets' entries of the logits (last axis = classes) in a score space; softmax over the
-    classes, or per-class sigmoids for multi-label heads."""
+    classes, or per-class sigmoids for multi-label heads. With `pairs`, targets have a last axis of
+    class ids of their own and the result keeps it."""
     if _check_space(space) == "logit":
         values = logits
     elif space == "log_prob":
         values = torch.nn.functional.logsigmoid(logits) if sigmoid else torch.log_softmax(logits, dim=-1)
     else:  # "prob"
         values = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)
+    if pairs:
+        return values.gather(-1, targets.to(values.device))
     return values.gather(-1, targets.unsqueeze(-1).to(values.device)).squeeze(-1)
 
 
@@ -169,6 +176,12 @@ class CausalLMHead:
         f_k = z_{P+k−1}[y_k]   (score="logit"),   log softmax(z_{P+k−1})[y_k]   (score="log_prob"),
 
     so one forward of x ⊕ y scores every row, and row k depends on the tokens before y_k only.
+
+    Contrastive rows (`contrast=` a foil continuation b of the same length, as in Yin & Neubig 2022)
+    explain why y_k rather than b_k, in the same context x ⊕ y_<k:
+
+        f_k = z[y_k] − z[b_k] = log p(y_k) − log p(b_k)   (score="logit" or "log_prob"),
+        f_k = p(y_k) − p(b_k)                              (score="prob").
     """
 
     kind: ClassVar[str] = "causal_lm"
@@ -176,6 +189,7 @@ class CausalLMHead:
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
+    options: ClassVar[tuple[str, ...]] = ("generation", "contrast", "chat_template")
 
     tokenizer: Any
     model_class: str = "the model"
@@ -211,10 +225,14 @@ class CausalLMHead:
         *,
         truncation: bool = True,
         generation: dict[str, Any] | None = None,
-    ) -> tuple[list[Any], list[tuple[int, ...]]]:
+        contrast: str | Sequence[str] | None = None,
+        chat_template: bool | str = False,
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
         """Prompts and continuations (forced, or generated where the target is None) tokenised as one
-        sequence each; a row's target is its continuation token."""
-        from .continuation import encode_continuations
+        sequence each; a row's target is its continuation token, or (token, foil token) with
+        `contrast`. `chat_template` renders each prompt as a user turn of the tokenizer's chat
+        template (True) or of the given Jinja template, with the assistant's turn opened."""
+        from .continuation import encode_continuations, foil_ids
 
         if any(pair is not None for _, pair in items):
             raise InvalidInputError(
@@ -223,27 +241,34 @@ class CausalLMHead:
             )
         prompts = [text for text, _ in items]
         continuations = self.check_targets(target, len(prompts))
-        encodings = encode_continuations(adapter, prompts, continuations, truncation=truncation, generation=generation)
-        return encodings, [tuple(enc.row_targets) for enc in encodings]
+        encodings = encode_continuations(
+            adapter, prompts, continuations, truncation=truncation, generation=generation, chat_template=chat_template
+        )
+        targets: list[tuple[Any, ...]] = [tuple(enc.row_targets) for enc in encodings]
+        if contrast is not None:
+            foils = self.check_targets(contrast, len(prompts), what="contrast")
+            targets = [tuple(zip(t, foil_ids(adapter.tokenizer, f, enc))) for t, f, enc in zip(targets, foils, encodings)]
+        return encodings, targets
 
-    def check_target(self, target: Any) -> str | None:
+    def check_target(self, target: Any, what: str = "target") -> str | None:
         """A continuation to force (a non-empty string), or None (generate it)."""
-        if target is not None and (not isinstance(target, str) or not target):
+        if (target is not None or what != "target") and (not isinstance(target, str) or not target):
             raise UnknownTargetError(
-                f"target={target!r}: a causal LM's target is the continuation to explain, a non-empty string "
-                "(or None to explain what the model generates)."
+                f"{what}={target!r}: a causal LM's {what} is a continuation, a non-empty string"
+                + (" (or None to explain what the model generates)." if what == "target" else ".")
             )
         return target
 
-    def check_targets(self, target: Any, n: int) -> list[str | None]:
+    def check_targets(self, target: Any, n: int, what: str = "target") -> list[str | None]:
         """One continuation per prompt; a single value applies to every prompt."""
         values = list(target) if isinstance(target, (list, tuple)) else [target] * n
         if len(values) != n:
-            raise UnknownTargetError(f"Got {len(values)} targets for {n} prompts; pass one per prompt or a single one.")
-        return [self.check_target(value) for value in values]
+            raise UnknownTargetError(f"Got {len(values)} {what}s for {n} prompts; pass one per prompt or a single one.")
+        return [self.check_target(value, what) for value in values]
 
-    def pick_targets(self, requested: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
-        """(rows, T) token ids explained by each row (shorter inputs repeat their last one)."""
+    def pick_targets(self, requested: Sequence[Sequence[Any]], logits: torch.Tensor) -> torch.Tensor:
+        """(rows, T) token ids explained by each row, or (rows, T, 2) (token, foil) pairs for
+        contrastive rows (shorter inputs repeat their last one)."""
         width = logits.shape[1]
         chosen = [list(r) + [r[-1]] * (width - len(r)) for r in requested]
         return torch.tensor(chosen, dtype=torch.long, device=logits.device)
@@ -252,30 +277,47 @@ class CausalLMHead:
         return torch.softmax(logits.detach().float(), dim=-1)
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
-        """f_k per row: the continuation token's logit, log-probability or probability."""
+        """f_k per row: the continuation token's logit, log-probability or probability; for
+        (token, foil) targets the difference of the two (`log_prob` takes the logits' difference,
+        equal and exact in float)."""
+        if targets.dim() == logits.dim():  # contrastive: (rows, T, 2)
+            pair = _gather_score(logits, targets, "logit" if space == "log_prob" else space, sigmoid=False, pairs=True)
+            return pair[..., 0] - pair[..., 1]
         return _gather_score(logits, targets, space, sigmoid=False)
 
     def check_score_space(self, space: str) -> str:
         return _check_space(space)
 
-    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int]) -> list[dict[str, Any]]:
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any]) -> list[dict[str, Any]]:
         """Per row: the explained token (id and text), its probability and the entropy (nats) of the
-        next-token distribution it was drawn from."""
+        next-token distribution it was drawn from; for contrastive rows also the foil token and its
+        probability."""
         log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
-        return [
-            {
+        rows = []
+        for k, target in enumerate(chosen):
+            token, *foil = target if isinstance(target, (list, tuple)) else (target,)
+            row = {
                 "target": int(token),
                 "label": self.tokenizer.decode([int(token)]),
                 "probability": float(log_p[k, token].exp()),
                 "entropy": float(entropy[k]),
             }
-            for k, token in enumerate(chosen)
-        ]
+            if foil:
+                row.update(
+                    contrast=int(foil[0]),
+                    contrast_label=self.tokenizer.decode([int(foil[0])]),
+                    contrast_probability=float(log_p[k, foil[0]].exp()),
+                )
+            rows.append(row)
+        return rows
 
 
 #: every head description; a new head is a class added here
 HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead)
+
+#: every head's `explain` options
+HEAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for head in HEAD_TYPES for o in head.options))
 
 #: head description by the suffix of the model class's name (first match wins)
 HEADS: dict[str, type] = {suffix: head for head in HEAD_TYPES for suffix in head.suffixes}

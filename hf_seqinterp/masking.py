@@ -124,7 +124,7 @@ def score_variants(
     all held at once.
     """
     adapter.check_score_space(score)
-    out = [np.empty((len(k), *np.shape(t)), dtype=np.float64) for k, t in zip(keeps, targets)]
+    out = [np.empty((len(k), *np.shape(t)[:1]), dtype=np.float64) for k, t in zip(keeps, targets)]  # rows: T
     for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,

@@ -173,9 +173,11 @@ def tokenize(
     truncation_side: str,
     truncation: bool = True,
     truncating: Callable[[], Any] | None = None,
+    add_special_tokens: bool = True,
 ) -> list[Encoding]:
     """Tokenise texts and text pairs with offsets, word ids, segments and special-token flags (no
-    padding). Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the
+    padding). With `add_special_tokens=False` (text that holds its special tokens already, such as a
+    rendered chat template) none are added, and the special tokens found in the text are flagged. Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the
     longer segment first) with a warning on the Encoding, or rejected with `InputTooLongError` when
     `truncation=False`. The caller's tokenizer is never modified: when it truncates on another side,
     `truncating()` supplies a copy that truncates on `truncation_side` (see `side_copy`)."""
@@ -191,7 +193,7 @@ def tokenize(
         call = {"text": [items[i][0] for i in rows]}
         if rows is pairs:
             call["text_pair"] = [items[i][1] for i in rows]
-        full = _call(tokenizer, call, None)
+        full = _call(tokenizer, call, None, add_special_tokens)
         too_long = [j for j, ids in enumerate(full["input_ids"]) if len(ids) > max_length]
         if too_long and not truncation:
             j = too_long[0]
@@ -204,7 +206,7 @@ def tokenize(
             cutter = tokenizer
             if getattr(tokenizer, "truncation_side", "right") != truncation_side:
                 cutter = truncating() if truncating is not None else side_copy(tokenizer, truncation_side)
-            cut = _call(cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length)
+            cut = _call(cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length, add_special_tokens)
         for j, i in enumerate(rows):
             source, row, warnings = full, j, []
             if cut is not None and j in too_long:
@@ -214,15 +216,20 @@ def tokenize(
     return out  # type: ignore[return-value]
 
 
-def _call(tokenizer: Any, call: dict[str, list[str]], max_length: int | None) -> Any:
-    return tokenizer(
+def _call(tokenizer: Any, call: dict[str, list[str]], max_length: int | None, add_special_tokens: bool) -> Any:
+    out = tokenizer(
         **call,
+        add_special_tokens=add_special_tokens,
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
         truncation=max_length is not None,
         max_length=max_length,
         verbose=False,
     )
+    if not add_special_tokens:  # the tokenizer flags only the special tokens it adds
+        special = set(tokenizer.all_special_ids)
+        out["special_tokens_mask"] = [[int(t in special) for t in ids] for ids in out["input_ids"]]
+    return out
 
 
 def side_copy(tokenizer: Any, side: str) -> Any:

@@ -173,6 +173,66 @@ def test_bad_targets_and_inputs_are_refused(adapter):
         hsi.explain_with(adapter, (PROMPTS[0], "second"), "saliency")
 
 
+FOIL = " cat but slept"  # as many tokens as CONTINUATION under the tiny byte-level BPE
+
+
+@pytest.mark.parametrize("score", ["logit", "log_prob", "prob"])
+def test_contrastive_rows_explain_the_target_against_the_foil(adapter, score):
+    expl = hsi.explain_with(adapter, PROMPTS[0], "integrated_gradients", target=CONTINUATION, contrast=FOIL,
+                            score=score, n_steps=16)
+    foil = adapter.tokenizer(FOIL, add_special_tokens=False)["input_ids"]
+    assert [r["contrast"] for r in expl.rows] == foil
+    with torch.no_grad():  # the foil is scored in the target's context: one forward on prompt + target
+        logits = adapter.model(torch.tensor([expl.input_ids])).logits[0].double()
+    for k, row in enumerate(expl.rows):
+        z = logits[row["position"]]
+        values = {"logit": z, "log_prob": torch.log_softmax(z, -1), "prob": torch.softmax(z, -1)}[score]
+        assert row["input_score"] == pytest.approx(float(values[row["target"]] - values[foil[k]]), abs=1e-4)
+        assert row["contrast_probability"] == pytest.approx(float(torch.softmax(z, -1)[foil[k]]), abs=1e-6)
+        gap = row["input_score"] - row["baseline_score"]
+        assert abs(float(expl.attributions[k].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
+
+
+def test_contrastive_erasure_is_the_difference_of_the_two_erasures(adapter):
+    kwargs = {"target": CONTINUATION, "replacement": "unk", "score": "log_prob"}
+    both = hsi.explain_with(adapter, PROMPTS[2], "erasure", contrast=FOIL, **kwargs)
+    plain = hsi.explain_with(adapter, PROMPTS[2], "erasure", **kwargs)
+    tokens = [[f] for f in adapter.tokenizer(FOIL, add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        ids = torch.tensor([both.input_ids])
+        base = torch.log_softmax(adapter.model(ids).logits[0].double(), -1)
+        drops = []
+        for t in range(len(both.tokens)):  # leave-one-out by hand: token t replaced by unk
+            edited = ids.clone()
+            edited[0, t] = adapter.tokenizer.unk_token_id
+            out = torch.log_softmax(adapter.model(edited).logits[0].double(), -1)
+            drops.append([float(base[r["position"], f[0]] - out[r["position"], f[0]]) for r, f in zip(both.rows, tokens)])
+    foil_drops = np.asarray(drops).T  # rows × tokens
+    unk_free = ~np.asarray(both.special_tokens_mask)
+    np.testing.assert_allclose(both.attributions[:, unk_free], (plain.attributions - foil_drops)[:, unk_free], atol=1e-4)
+
+
+def test_contrast_of_another_length_is_refused(adapter):
+    with pytest.raises(hsi.errors.InvalidParameterError, match="same length"):
+        hsi.explain_with(adapter, PROMPTS[0], "saliency", target=CONTINUATION, contrast=" no")
+    classifier = hsi.ModelAdapter(*__import__("tiny_models").tiny_model("bert"))
+    with pytest.raises(hsi.errors.InvalidParameterError, match="contrast: not an option of .*its options: none"):
+        hsi.explain_with(classifier, "a text", "saliency", contrast="x")
+
+
+CHAT = "{% for m in messages %}<|endoftext|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+
+
+def test_chat_template_renders_the_prompt_as_a_user_turn(adapter):
+    expl = hsi.explain_with(adapter, "how are you", "erasure", target=" fine", chat_template=CHAT, replacement="unk")
+    assert expl.text == "<|endoftext|>user: how are you\nassistant:"
+    rendered = adapter.tokenizer(expl.text, add_special_tokens=False)["input_ids"]
+    assert expl.input_ids[: len(rendered)] == rendered  # no second BOS before the template's own
+    assert expl.special_tokens_mask[0] and expl.attributions[:, 0].tolist() == [0.0] * expl.n_rows
+    with pytest.raises(hsi.errors.InvalidParameterError, match="has no chat template"):
+        hsi.explain_with(adapter, "how are you", "erasure", target=" fine", chat_template=True)
+
+
 def test_cli_explains_a_continuation(tmp_path, capsys):
     from hf_seqinterp.cli import main
 
@@ -184,6 +244,10 @@ def test_cli_explains_a_continuation(tmp_path, capsys):
     out = capsys.readouterr().out
     n_rows = len(tokenizer(CONTINUATION)["input_ids"])
     assert out.count("method: erasure") == n_rows and "p(target) = " in out
+    assert main(["explain", "--model", str(tmp_path), "the cat sat on the", "--target", CONTINUATION, "--contrast", FOIL,
+                 "--method", "erasure", "--json"]) == 0
+    (row,) = __import__("json").loads(capsys.readouterr().out)
+    assert [r["contrast_label"] for r in row["rows"]] == tokenizer.batch_decode([[t] for t in tokenizer(FOIL)["input_ids"]])
     assert main(["explain", "--model", str(tmp_path), "a dog", "--max-new-tokens", "2", "--json"]) == 0
     (row,) = __import__("json").loads(capsys.readouterr().out)
     assert len(row["rows"]) == 2 and hsi.Explanation.from_dict(row).n_rows == 2

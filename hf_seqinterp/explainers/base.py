@@ -23,6 +23,7 @@ from ..checks import unknown_method_message, unknown_parameters_message
 from ..concurrency import model_lock
 from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation, public_model_name
+from ..heads import HEAD_OPTIONS
 from ..method_table import DEFAULT_METHOD
 from ..text import Encoding, TokenizedText
 from ..utils import length_grouped_batches, progress_bar
@@ -116,7 +117,8 @@ def applicable_explainers(
 
 
 #: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
-CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress", "generation")
+#: (the model head's own options, `heads.*.options`, too)
+CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress")
 
 
 def explain_with(
@@ -127,8 +129,9 @@ def explain_with(
     **kwargs: Any,
 ) -> Explanation | list[Explanation]:
     """Build the `method` explainer for `adapter` and explain `texts`: the keywords in
-    `CALL_OPTIONS` go to `Explainer.explain`, all others are the method's parameters."""
-    options = {k: kwargs.pop(k) for k in CALL_OPTIONS if k in kwargs}
+    `CALL_OPTIONS` and model-head options (`heads.HEAD_OPTIONS`, checked against the adapter's head)
+    go to `Explainer.explain`, all others are the method's parameters."""
+    options = {k: kwargs.pop(k) for k in (*CALL_OPTIONS, *HEAD_OPTIONS) if k in kwargs}
     return get_explainer(method).create(adapter, **kwargs).explain(texts, target, **options)
 
 
@@ -285,7 +288,7 @@ class Explainer:
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
-        generation: Mapping[str, Any] | None = None,
+        **head_options: Any,
     ) -> Explanation | list[Explanation]:
         """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
@@ -301,13 +304,14 @@ class Explainer:
             truncation: truncate inputs longer than the model's maximum (recorded in
                 `Explanation.warnings`); with False such inputs raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
-            generation: causal LMs: `generate()` options for continuations that are generated
-                (default greedy, `max_new_tokens=20`).
+            head_options: options of the model's head (`adapter.head.options`). Causal LMs:
+                `generation` (`generate()` options for generated continuations; default greedy,
+                `max_new_tokens=20`), `contrast` (a foil continuation: rows explain
+                log p(target) − log p(foil) token by token), `chat_template` (True, or a Jinja
+                template: render each prompt as a chat's user turn).
         """
         items, single = pair_inputs(texts, text_pair)
-        encodings, targets = self.adapter.prepare(
-            items, target, truncation=truncation, generation=dict(generation or {})
-        )
+        encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **head_options)
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
 
@@ -388,7 +392,7 @@ class Explainer:
                 RowResult(
                     np.asarray(values if n_rows is None else values[:n_rows], dtype=np.float32),
                     logits[i] if n_rows is None else logits[i][:n_rows],
-                    int(chosen[i]) if n_rows is None else [int(c) for c in chosen[i][:n_rows]],
+                    int(chosen[i]) if n_rows is None else chosen[i][:n_rows],
                     per_row[i],
                 )
             )
