@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -795,15 +795,19 @@ class ModelAdapter:
     ) -> tuple[list[Encoding], list[Any]]:
         """Encodings and validated targets for normalised inputs, as the head defines them (a
         causal LM's continuations are tokenised with, or generated from, the prompts).
-        `head_options` are the head's own (`head.options`); others raise `InvalidParameterError`."""
-        unknown = sorted(set(head_options) - set(self.head.options))
+        `head_options` are the head's own (`head.options`)."""
+        self.check_head_options(head_options)
+        return self.head.prepare(self, items, target, truncation=truncation, **head_options)
+
+    def check_head_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse (`InvalidParameterError`) options that are not the head's own (`head.options`)."""
+        unknown = sorted(set(options) - set(self.head.options))
         if unknown:
             takes = ", ".join(self.head.options) or "none"
             raise InvalidParameterError(
                 f"{', '.join(unknown)}: not an option of {self.head.model_class}'s "
                 f"{self.head.kind.replace('_', ' ')} head (its options: {takes})."
             )
-        return self.head.prepare(self, items, target, truncation=truncation, **head_options)
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""

@@ -102,6 +102,22 @@ def load_adapter(model: str | None, args: argparse.Namespace | None = None):
 
 
 # ----------------------------------------------------------------------------- explain
+def add_head_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the model's head (`heads.*.options`); `_head_options` reads them back."""
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int,
+        help="causal LMs: tokens to generate when no target is given (greedy; default 20)",
+    )
+    parser.add_argument(
+        "--contrast", metavar="TEXT",
+        help="causal LMs: a foil continuation of the same length; rows explain log p(target) - log p(foil)",
+    )
+    parser.add_argument(
+        "--chat-template", action="store_true",
+        help="causal LMs: render each prompt as a user turn of the tokenizer's chat template",
+    )
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to explain")
     parser.add_argument("--file", help="read more texts from this file, one per line ('-' for stdin)")
@@ -116,18 +132,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         help="class id or label name to explain (default: the predicted class); for a causal LM, the continuation "
         "to explain (default: the one it generates)",
     )
-    parser.add_argument(
-        "--max-new-tokens", type=positive_int,
-        help="causal LMs: tokens to generate when no --target is given (greedy; default 20)",
-    )
-    parser.add_argument(
-        "--contrast", metavar="TEXT",
-        help="causal LMs: a foil continuation of the same length; rows explain log p(target) - log p(foil)",
-    )
-    parser.add_argument(
-        "--chat-template", action="store_true",
-        help="causal LMs: render each prompt as a user turn of the tokenizer's chat template",
-    )
+    add_head_arguments(parser)
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -357,10 +362,13 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
-    parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
-    parser.add_argument("--target-column", help="column with the class to explain, per row")
+    parser.add_argument(
+        "--target", help="class id or label name to explain (default: the predicted class); a causal LM's continuation"
+    )
+    parser.add_argument("--target-column", help="column with the class (or continuation) to explain, per row")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     add_method_arguments(parser)
+    add_head_arguments(parser)
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -417,7 +425,8 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
             load_adapter(args.model, args), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
             text_pair_column=args.text_pair_column,
             id_column=args.id_column, label_column=args.label_column, target=args.target,
-            target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
+            target_column=args.target_column, head_options=_head_options(args), batch_size=args.batch_size,
+            shard_size=args.shard_size,
             truncation=not args.no_truncation, mixed_precision=args.mixed_precision,
             cpu=True if args.cpu else None, overwrite=args.overwrite, progress=not args.no_progress,
         )

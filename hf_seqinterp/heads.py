@@ -41,6 +41,8 @@ class ClassificationHead:
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
     description: ClassVar[str] = "sequence classifiers (*ForSequenceClassification)"
     auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    #: the Hub's task category of datasets of its explanations
+    hub_task: ClassVar[str] = "text-classification"
     #: keyword options of `explain` that `prepare` takes for this head (beyond target and truncation)
     options: ClassVar[tuple[str, ...]] = ()
 
@@ -189,6 +191,7 @@ class CausalLMHead:
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
+    hub_task: ClassVar[str] = "text-generation"
     options: ClassVar[tuple[str, ...]] = ("generation", "contrast", "chat_template")
 
     tokenizer: Any
