@@ -581,9 +581,12 @@ class ModelAdapter:
         """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
         for a causal LM, which then projects only the positions its rows read where its forward takes
         `logits_to_keep`; see `forward`."""
-        if self._accepts("logits_to_keep"):
-            kwargs = {**self.head.forward_kwargs(batch), **kwargs}
+        kwargs = {**self._head_kwargs(batch), **kwargs}
         return self.head.row_logits(self.forward(batch, inputs_embeds, **kwargs), batch)
+
+    def _head_kwargs(self, batch: Batch) -> dict[str, Any]:
+        """The head's forward arguments for `batch` (`logits_to_keep`), where the forward takes them."""
+        return self.head.forward_kwargs(batch) if self._accepts("logits_to_keep") else {}
 
     @contextlib.contextmanager
     def differentiable_block_input(self) -> Iterator[list[torch.Tensor]]:
@@ -699,13 +702,16 @@ class ModelAdapter:
         on_layer: Callable[[int, torch.Tensor], None],
         inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
-    ) -> Any:
+    ) -> torch.Tensor:
         """Forward a batch under eager attention, calling `on_layer(layer, weights)` with each layer's
         (rows, heads, L, L) attention weights as the layer runs (layer order, no weights kept
-        afterwards); returns the model output. See `hf_seqinterp.attention_hooks`."""
-        return attention_hooks.stream_attentions(
+        afterwards); returns the head's row logits, as `logits` does. See
+        `hf_seqinterp.attention_hooks`."""
+        kwargs = {**self._head_kwargs(batch), **kwargs}
+        output = attention_hooks.stream_attentions(
             lambda **kw: self.forward(batch, inputs_embeds, **kw, **kwargs), self.model, on_layer
         )
+        return self.head.row_logits(output, batch)
 
     @property
     def num_layers(self) -> int | None:
@@ -728,8 +734,13 @@ class ModelAdapter:
 
     def readout_weights(self, batch: Batch) -> torch.Tensor:
         """(rows, L) weights with which the classification head reads the final hidden states:
-        one-hot at `classified_positions`, or uniform over the real tokens for mean pooling."""
+        one-hot at `classified_positions`, or uniform over the real tokens for mean pooling. Heads
+        with a target axis: (rows, T, L), one-hot at the position each explained row reads."""
         mask = batch.attention_mask.float()
+        if self.head.multi_row:
+            _, positions = batch.row_index
+            weights = torch.zeros((*positions.shape, mask.shape[1]), dtype=mask.dtype, device=mask.device)
+            return weights.scatter_(2, positions[..., None].to(mask.device), 1.0)
         if self.pooling == "mean":
             return mask / mask.sum(-1, keepdim=True)
         weights = torch.zeros_like(mask)

@@ -173,6 +173,32 @@ def test_bad_targets_and_inputs_are_refused(adapter):
         hsi.explain_with(adapter, (PROMPTS[0], "second"), "saliency")
 
 
+def test_attention_rows_are_the_attention_at_each_rows_position(adapter):
+    raw = hsi.explain_with(adapter, PROMPTS[0], "attention", target=CONTINUATION, layer=-1)
+    rollout = hsi.explain_with(adapter, PROMPTS[0], "attention_rollout", target=CONTINUATION)
+    with adapter.eager_attention(), torch.no_grad():
+        attentions = adapter.model(torch.tensor([raw.input_ids]), output_attentions=True).attentions
+    fused = [a[0].double().mean(0) for a in attentions]
+    eye = torch.eye(len(raw.tokens), dtype=torch.float64)
+    product = eye
+    for w in fused:  # Abnar & Zuidema: (W + I) / rowsum, multiplied from the first layer up
+        product = ((w + eye) / (w + eye).sum(-1, keepdim=True)) @ product
+    positions = [r["position"] for r in raw.rows]
+    np.testing.assert_allclose(raw.attributions, fused[-1][positions].numpy(), atol=1e-6)
+    np.testing.assert_allclose(rollout.attributions, product[positions].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["attention_rollout", "gradient_rollout", "attention_flow"])
+def test_an_attention_row_is_the_last_row_of_the_continuation_cut_after_it(adapter, method):
+    short = " mat"  # the first two tokens of CONTINUATION
+    full = hsi.explain_with(adapter, PROMPTS[1], method, target=CONTINUATION)
+    cut = hsi.explain_with(adapter, PROMPTS[1], method, target=short)
+    n = len(cut.tokens)
+    assert full.input_ids[:n] == cut.input_ids
+    np.testing.assert_allclose(full.attributions[cut.n_rows - 1, :n], cut.attributions[-1], atol=1e-5)
+    np.testing.assert_allclose(full.attributions[cut.n_rows - 1, n:], 0.0, atol=1e-7)
+
+
 FOIL = " cat but slept"  # as many tokens as CONTINUATION under the tiny byte-level BPE
 
 
@@ -256,8 +282,6 @@ def test_cli_explains_a_continuation(tmp_path, capsys):
 def test_features_without_rows_say_so(adapter, tmp_path):
     from hf_seqinterp.metrics.evaluation import evaluate_methods
 
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="explain_dataset handles sequence classifiers"):
-        hsi.explain_dataset(adapter, ["a"], ["saliency"], output_dir=tmp_path / "out")
     with pytest.raises(hsi.errors.UnsupportedModelError, match="evaluate handles sequence classifiers"):
         evaluate_methods(adapter, PROMPTS, methods=["saliency"])
 
