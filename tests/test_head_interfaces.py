@@ -94,3 +94,14 @@ def test_cli_explain_dataset_of_a_causal_lm(adapter, tmp_path, capsys):
     for prompt, expl in zip(["a dog", "why"], stored):
         direct = hsi.explain_with(adapter, prompt, "saliency", generation={"max_new_tokens": 2})
         assert expl.input_ids == direct.input_ids and expl.n_rows == direct.n_rows
+
+
+def test_readme_lists_every_head():
+    from conftest import REPO
+
+    from hf_seqinterp.heads import HEAD_TYPES
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Models and heads"): readme.index("## Methods")]
+    for head in HEAD_TYPES:
+        assert all(f"`*{suffix}`" in section for suffix in head.suffixes), head.kind
