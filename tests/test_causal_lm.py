@@ -279,11 +279,38 @@ def test_cli_explains_a_continuation(tmp_path, capsys):
     assert len(row["rows"]) == 2 and hsi.Explanation.from_dict(row).n_rows == 2
 
 
-def test_features_without_rows_say_so(adapter, tmp_path):
+def test_faithfulness_scores_each_row_at_its_position(adapter):
+    from hf_seqinterp.metrics import faithfulness
+
+    expl = hsi.explain_with(adapter, PROMPTS[2], "erasure", target=CONTINUATION, replacement="unk")
+    result = faithfulness(expl, adapter, ["comprehensiveness", "tau_loo"], replacement="unk", score="logit", top=0.2)
+    per_row = faithfulness(expl.row_views(), adapter, ["comprehensiveness"], replacement="unk", score="logit", top=0.2)
+    assert per_row.values["comprehensiveness"].shape == (expl.n_rows,)
+    assert result.values["comprehensiveness"][0] == pytest.approx(per_row.values["comprehensiveness"].mean(), abs=1e-9)
+    # by hand: row k's logit at its position with its top 20 % tokens replaced by unk
+    unk, drops = adapter.tokenizer.unk_token_id, []
+    for k, row in enumerate(expl.rows):
+        view = expl.row(k)
+        n = max(1, int(np.ceil(0.2 * len(view) - 1e-9)))
+        top = np.argsort(-view.attributions, kind="stable")[:n]
+        ids = torch.tensor([view.input_ids])
+        edited = ids.clone()
+        edited[0, top] = unk
+        with torch.no_grad():
+            full, cut = (adapter.model(x).logits[0, -1, row["target"]].item() for x in (ids, edited))
+        drops.append(full - cut)
+    assert result.values["comprehensiveness"][0] == pytest.approx(np.mean(drops), abs=1e-4)
+    # erasure with unk is leave-one-out with unk: tau-LOO is 1 on every row (ties aside)
+    assert result.values["tau_loo"][0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_evaluate_explains_and_scores_generated_continuations(adapter):
     from hf_seqinterp.metrics.evaluation import evaluate_methods
 
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="evaluate handles sequence classifiers"):
-        evaluate_methods(adapter, PROMPTS, methods=["saliency"])
+    report = evaluate_methods(adapter, PROMPTS, methods=["saliency", "erasure"], head_options={"generation": {"max_new_tokens": 3}},
+                              metrics=["aopc_comprehensiveness"], replacement="unk", progress=False)
+    assert {r.method for r in report.results} == {"saliency", "erasure"}
+    assert all(np.isfinite(r.metrics["aopc_comprehensiveness"]) for r in report.results)
 
 
 def test_readme_table_marks_the_methods_that_explain_rows():
