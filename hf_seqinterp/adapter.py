@@ -231,11 +231,13 @@ class ModelAdapter:
         remote = not Path(path).expanduser().exists()
         model_kwargs.setdefault("dtype", torch.float32)
         try:
-            architectures = _saved_architectures(path, revision)
-            problem = saved_head_problem(architectures)
+            config = transformers.AutoConfig.from_pretrained(path, revision=revision)
+            architectures = getattr(config, "architectures", None)
+            head = saved_head(architectures)
+            problem = saved_head_problem(architectures) or head.config_problem(config)
             if problem:
                 raise UnsupportedModelError(f"{path}: {problem}")
-            auto = getattr(transformers, saved_head(architectures).auto_class)
+            auto = getattr(transformers, head.auto_class)
             with _quiet_loading(verbose):
                 model = auto.from_pretrained(path, revision=revision, **model_kwargs)
                 tokenizer = transformers.AutoTokenizer.from_pretrained(path, revision=revision)
@@ -333,7 +335,13 @@ class ModelAdapter:
     @property
     def layers(self) -> torch.nn.ModuleList:
         """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
-        `ModuleList` of `num_layers` modules."""
+        `ModuleList` of `num_layers` modules. An encoder–decoder explained over source and target (a
+        seq2seq LM head) runs them through two stacks, so it has no one first block."""
+        if self.head.multi_row and getattr(self.config, "is_encoder_decoder", False):
+            raise UnsupportedModelError(
+                f"{type(unwrap(self.model)).__name__} explains source and target tokens through two stacks of blocks "
+                "(encoder and decoder), not one; take gradients at the word embeddings (at='word_embeddings')."
+            )
         n = self.num_layers
         for module in self.model.modules():
             blocks = isinstance(module, torch.nn.ModuleList) and not any(
@@ -525,10 +533,18 @@ class ModelAdapter:
         """Run the model on a batch, from `inputs_embeds` when given, else from the batch's token ids,
         with the batch's attention mask and position ids. Returns the model's output object.
 
+        A head that lays out its model's inputs itself (an encoder–decoder's source and target,
+        `head.model_inputs`) gets the batch; the model then runs from ids, its embedding modules
+        returning their parts of `inputs_embeds`.
         Models that classify from the last token always run from embeddings: from ids, their heads
         look for the last id different from `pad_token_id`, which a replacement token (or an eos
         used as pad) can fool; from embeddings they read the last position, which left padding makes
         the real last token."""
+        laid_out = self.head.model_inputs(self, batch, inputs_embeds, kwargs.get("attention_mask"))
+        if laid_out is not None:
+            inputs, substitutions = laid_out
+            with self._batchable(), self._substituted_embeddings(substitutions):
+                return self.model(**{**kwargs, **inputs})
         if batch.position_ids is not None:
             kwargs.setdefault("position_ids", batch.position_ids)
         if batch.token_type_ids is not None:
@@ -544,7 +560,7 @@ class ModelAdapter:
             inputs_embeds = inputs_embeds.clone()  # some models scale it in place (CTRL)
             if not self._embeds_through_ids:
                 return self.model(inputs_embeds=inputs_embeds, **kwargs)
-            with self._substituted_embeddings(batch.input_ids, inputs_embeds):
+            with self._substituted_embeddings([(self.embeddings, batch.input_ids, inputs_embeds)]):
                 return self.model(input_ids=batch.input_ids, **kwargs)
 
     @property
@@ -554,24 +570,37 @@ class ModelAdapter:
         return bool(self._arch.get("embed_through_ids", getattr(self.config, "is_encoder_decoder", False)))
 
     @contextlib.contextmanager
-    def _substituted_embeddings(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor) -> Iterator[None]:
-        """Context in which the input-embedding module returns `inputs_embeds` when it embeds exactly
-        `input_ids` (the encoder input; an encoder–decoder's shifted decoder input is left alone)."""
-        used = []
+    def _substituted_embeddings(
+        self, substitutions: Sequence[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]
+    ) -> Iterator[None]:
+        """Context in which each (module, input_ids, inputs_embeds) makes the embedding module return
+        `inputs_embeds` when it embeds exactly `input_ids`; with several matches, the first one not
+        used yet (an encoder's input before a decoder's, also when both stacks call one shared
+        module). Other calls, such as an encoder–decoder classifier's shifted decoder input, are left
+        alone."""
+        used: set[int] = set()
 
-        def substitute(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        def substitute(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
             ids = args[0] if args else None
-            if isinstance(ids, torch.Tensor) and ids.shape == input_ids.shape and torch.equal(ids, input_ids):
-                used.append(True)
-                return inputs_embeds
-            return None
+            matches = [
+                i for i, (owner, expected, _) in enumerate(substitutions)
+                if owner is module and isinstance(ids, torch.Tensor) and ids.shape == expected.shape
+                and torch.equal(ids, expected)
+            ]
+            if not matches:
+                return None
+            chosen = next((i for i in matches if i not in used), matches[0])
+            used.add(chosen)
+            return substitutions[chosen][2]
 
-        handle = self.embeddings.register_forward_hook(substitute)
+        modules = {id(module): module for module, _, _ in substitutions}
+        handles = [module.register_forward_hook(substitute) for module in modules.values()]
         try:
             yield
         finally:
-            handle.remove()
-        if not used:
+            for handle in handles:
+                handle.remove()
+        if len(used) < len(substitutions):
             raise UnsupportedModelError(
                 f"{type(unwrap(self.model)).__name__} never embedded its input ids with get_input_embeddings(), "
                 "so it cannot be run from embeddings; use a perturbation method (e.g. 'erasure')."
@@ -609,6 +638,12 @@ class ModelAdapter:
         finally:
             handle.remove()
 
+    def _probe_batch(self) -> Batch:
+        """One short input ("a b") as the head prepares it (with one generated output token where the
+        head explains outputs), to trace what the model runs."""
+        encodings, _ = self.prepare([("a b", None)], None, generation={"max_new_tokens": 1})
+        return self.collate(encodings)
+
     @functools.cached_property
     def normalizes_embeddings(self) -> bool:
         """Whether a normalisation layer (LayerNorm, RMSNorm, ...) runs between the input embeddings
@@ -624,6 +659,7 @@ class ModelAdapter:
         ran: list[str] = []
         handles = []
         with model_lock(self.model):  # no other thread's forward may run through the tracing hooks
+            batch = self._probe_batch()
             try:
                 for m in self.model.modules():
                     if _is_normalization(m):
@@ -631,7 +667,7 @@ class ModelAdapter:
                 handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
                 handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
                 with torch.no_grad(), self.evaluating():
-                    self.forward(self.collate(self.encode(["a b"])))
+                    self.forward(batch)
             finally:
                 for handle in handles:
                     handle.remove()
@@ -650,11 +686,11 @@ class ModelAdapter:
             return False
         inputs: list[torch.Tensor] = []
         handles = []
+        batch = self._probe_batch()
         try:
             for m in self.model.modules():
                 if _is_normalization(m):
                     handles.append(m.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]) if args else None))
-            batch = self.collate(self.encode(["a b"]))
             with torch.no_grad(), self.evaluating():
                 embeds = self.embed(batch.input_ids)
                 first = []
@@ -849,13 +885,6 @@ def _first_token_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     mask = torch.zeros_like(attention_mask)
     mask[:, 0] = 1
     return mask
-
-
-def _saved_architectures(path: str, revision: str | None) -> list[str] | None:
-    """`architectures` of a saved model's config, read before any weights are loaded."""
-    from transformers import AutoConfig
-
-    return getattr(AutoConfig.from_pretrained(path, revision=revision), "architectures", None)
 
 
 def default_model_path() -> Path:

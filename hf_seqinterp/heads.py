@@ -8,7 +8,8 @@ Every head reads the model output as *row logits* of shape (rows, T, C): T expla
 each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassification`: single-label
 softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
-the vocabulary. Scores and targets have the row logits' shape without the class axis. `HEADS`
+the vocabulary, and `Seq2SeqLMHead` (text encoder–decoders, `*ForConditionalGeneration`) one row per
+target token. Scores and targets have the row logits' shape without the class axis. `HEADS`
 maps a model class's name to its head description.
 """
 
@@ -22,15 +23,28 @@ import numpy as np
 import torch
 
 from .checks import did_you_mean
-from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError
+from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError, UnsupportedModelError
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
 Target = int | str | None
 
 
+class OneSequenceHead:
+    """Defaults of the heads whose model reads each input as one token sequence."""
+
+    @classmethod
+    def config_problem(cls, config: Any) -> str | None:
+        """Why a model with this config cannot have this head (None: it can)."""
+        return None
+
+    def model_inputs(self, adapter: Any, batch: Any, inputs_embeds: Any, attention_mask: Any) -> None:
+        """The model's inputs for a batch; None: the batch is its one sequence, laid out by the adapter."""
+        return None
+
+
 @dataclass
-class ClassificationHead:
+class ClassificationHead(OneSequenceHead):
     """The output of a sequence classifier: one logit per label."""
 
     kind: ClassVar[str] = "sequence_classification"
@@ -168,7 +182,7 @@ def _gather_score(
 
 
 @dataclass
-class CausalLMHead:
+class CausalLMHead(OneSequenceHead):
     r"""The output of a causal language model: a next-token distribution at every position.
 
     An input is a prompt x (P tokens) and a continuation y_1..y_T, generated (target None, with
@@ -193,6 +207,8 @@ class CausalLMHead:
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
     hub_task: ClassVar[str] = "text-generation"
     options: ClassVar[tuple[str, ...]] = ("generation", "contrast", "chat_template")
+    #: what a row's token belongs to, in messages
+    output: ClassVar[str] = "continuation"
 
     tokenizer: Any
     model_class: str = "the model"
@@ -237,13 +253,7 @@ class CausalLMHead:
         template (True) or of the given Jinja template, with the assistant's turn opened."""
         from .continuation import encode_continuations, foil_ids
 
-        if any(pair is not None for _, pair in items):
-            raise InvalidInputError(
-                f"{self.model_class} continues a prompt; sentence pairs do not apply. Pass the continuation "
-                "to explain as `target=` (a string), or leave target=None to explain a generated one."
-            )
-        prompts = [text for text, _ in items]
-        continuations = self.check_targets(target, len(prompts))
+        prompts, continuations = self._texts_and_targets(items, target)
         encodings = encode_continuations(
             adapter, prompts, continuations, truncation=truncation, generation=generation, chat_template=chat_template
         )
@@ -253,20 +263,31 @@ class CausalLMHead:
             targets = [tuple(zip(t, foil_ids(adapter.tokenizer, f, enc))) for t, f, enc in zip(targets, foils, encodings)]
         return encodings, targets
 
+    def _texts_and_targets(self, items: list[tuple[str, str | None]], target: Any) -> tuple[list[str], list[str | None]]:
+        """The input texts (sentence pairs are refused) and one validated target each."""
+        if any(pair is not None for _, pair in items):
+            raise InvalidInputError(
+                f"{self.model_class} explains one input text and its {self.output}; sentence pairs do not apply. "
+                f"Pass the {self.output} to explain as `target=` (a string), or leave target=None to explain a "
+                "generated one."
+            )
+        texts = [text for text, _ in items]
+        return texts, self.check_targets(target, len(texts))
+
     def check_target(self, target: Any, what: str = "target") -> str | None:
-        """A continuation to force (a non-empty string), or None (generate it)."""
+        """An output to force (a non-empty string), or None (generate it)."""
         if (target is not None or what != "target") and (not isinstance(target, str) or not target):
             raise UnknownTargetError(
-                f"{what}={target!r}: a causal LM's {what} is a continuation, a non-empty string"
+                f"{what}={target!r}: the {what} of {self.model_class} is a {self.output}, a non-empty string"
                 + (" (or None to explain what the model generates)." if what == "target" else ".")
             )
         return target
 
     def check_targets(self, target: Any, n: int, what: str = "target") -> list[str | None]:
-        """One continuation per prompt; a single value applies to every prompt."""
+        """One output per input; a single value applies to every input."""
         values = list(target) if isinstance(target, (list, tuple)) else [target] * n
         if len(values) != n:
-            raise UnknownTargetError(f"Got {len(values)} {what}s for {n} prompts; pass one per prompt or a single one.")
+            raise UnknownTargetError(f"Got {len(values)} {what}s for {n} inputs; pass one per input or a single one.")
         return [self.check_target(value, what) for value in values]
 
     def pick_targets(self, requested: Sequence[Sequence[Any]], logits: torch.Tensor) -> torch.Tensor:
@@ -316,8 +337,120 @@ class CausalLMHead:
         return rows
 
 
+@dataclass
+class Seq2SeqLMHead(CausalLMHead):
+    r"""The output of a text encoder–decoder (BART, T5, Marian, Pegasus, ...): the decoder's next-token
+    distributions given the source.
+
+    An input is a source x (S tokens, the encoder's) and a target y_1..y_T, generated (target None)
+    or forced (the target text, tokenised as the tokenizer tokenises `text_target`). The decoder
+    reads d = (d_0, y_1, ..., y_{T−1}), d_0 its start token; row k explains y_k from the decoder's
+    logits at position k − 1, teacher-forced:
+
+        f_k = z_{k−1}(x, d_0 y_<k)[y_k]   (score="logit"),   log softmax(z_{k−1})[y_k]   (score="log_prob").
+
+    One Encoding holds x (segment 0), d_0 (a special token) and y (segment 1), so attributions cover
+    source and target prefix, and row k is exactly zero on y_≥k; one forward of x and d scores
+    every row. `model_inputs` splits a padded batch of such Encodings into encoder and decoder inputs.
+    """
+
+    kind: ClassVar[str] = "seq2seq_lm"
+    suffixes: ClassVar[tuple[str, ...]] = ("ForConditionalGeneration", "MTModel", "ForSeq2SeqLM")
+    description: ClassVar[str] = "text encoder–decoders (*ForConditionalGeneration of BART, T5, Marian, ...)"
+    auto_class: ClassVar[str] = "AutoModelForSeq2SeqLM"
+    hub_task: ClassVar[str] = "text2text-generation"
+    options: ClassVar[tuple[str, ...]] = ("generation",)
+    output: ClassVar[str] = "target text"
+
+    @classmethod
+    def config_problem(cls, config: Any) -> str | None:
+        """Why the model is no text encoder–decoder: a decoder-only, vision, speech or multimodal
+        generation model (its type has no text-to-text class in `AutoModelForSeq2SeqLM`'s mapping,
+        or it has no encoder), or one whose decoder embeds another vocabulary than its encoder."""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+        model_type = getattr(config, "model_type", None)
+        if model_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES or not getattr(config, "is_encoder_decoder", False):
+            return (
+                f"a generation model of type {model_type!r} that is not a text encoder–decoder (vision, speech and "
+                "multimodal generation models are not explained); hf_seqinterp explains text encoder–decoders "
+                "(AutoModelForSeq2SeqLM: BART, T5, Marian, Pegasus, ...) and causal LMs (AutoModelForCausalLM)"
+            )
+        if getattr(config, "share_encoder_decoder_embeddings", True) is False:
+            return (
+                "its encoder and decoder embed separate vocabularies (share_encoder_decoder_embeddings=False), but "
+                "source and target tokens are explained on one token axis with one embedding"
+            )
+        return None
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> Seq2SeqLMHead:
+        problem = cls.config_problem(config)
+        if problem:
+            raise UnsupportedModelError(f"{model_class} is {problem}.")
+        return cls(tokenizer, model_class)
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        generation: dict[str, Any] | None = None,
+    ) -> tuple[list[Any], list[tuple[int, ...]]]:
+        """Sources and targets (forced, or generated where the target is None) as one Encoding each
+        (`continuation.encode_targets`); a row's target is its target token."""
+        from .continuation import encode_targets
+
+        sources, targets = self._texts_and_targets(items, target)
+        encodings = encode_targets(adapter, sources, targets, truncation=truncation, generation=generation)
+        return encodings, [tuple(enc.row_targets) for enc in encodings]
+
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def decoder_starts(batch: Any) -> torch.Tensor:
+        """(B,) padded-batch position of each input's decoder start token d_0: where its row 0 reads."""
+        return batch.row_index[1][:, 0]
+
+    def model_inputs(
+        self, adapter: Any, batch: Any, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]]:
+        """Encoder inputs (the tokens before d_0) and decoder inputs (d_0 and after) of each input, each
+        padded on the right; with `inputs_embeds` (B, L, d), the substitutions (embedding module, ids,
+        embeds) that make each stack's embedding module return its part (see `adapter.forward`).
+        `attention_mask` (B, L) replaces the batch's (a perturbation that masks tokens) in both."""
+        starts = torch.as_tensor(batch.starts, device=batch.input_ids.device)
+        split = self.decoder_starts(batch)
+        end = starts + batch.attention_mask.sum(-1)
+        mask = batch.attention_mask if attention_mask is None else attention_mask
+        inputs, substitutions = {}, []
+        modules = (adapter.embeddings, adapter.model.get_decoder().get_input_embeddings())
+        for (ids_key, mask_key), first, stop, module in zip(
+            (("input_ids", "attention_mask"), ("decoder_input_ids", "decoder_attention_mask")),
+            (starts, split), (split, end), modules,
+        ):
+            offsets = torch.arange(int((stop - first).max()), device=starts.device)
+            index = (first[:, None] + offsets).clamp(max=batch.input_ids.shape[1] - 1)
+            valid = offsets < (stop - first)[:, None]
+            inputs[ids_key] = torch.where(valid, batch.input_ids.gather(1, index), adapter.pad_id)
+            inputs[mask_key] = mask.gather(1, index) * valid
+            if inputs_embeds is not None:
+                picked = inputs_embeds.gather(1, index[..., None].expand(-1, -1, inputs_embeds.shape[-1]))
+                substitutions.append((module, inputs[ids_key], picked * valid[..., None]))
+        return inputs, substitutions
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, T, vocab): the decoder logits that predict each target token (row k of an input reads
+        its decoder position k − 1, or with deleted prefix tokens the last kept one before it)."""
+        rows, positions = batch.row_index
+        return output.logits[rows, positions - positions[:, :1]]
+
+
 #: every head description; a new head is a class added here
-HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead)
+HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, Seq2SeqLMHead)
 
 #: every head's `explain` options
 HEAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for head in HEAD_TYPES for o in head.options))
