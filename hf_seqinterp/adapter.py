@@ -821,15 +821,17 @@ class ModelAdapter:
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
+        """Dropout off for the duration of an explanation; every module's train/eval mode is restored
+        (a model in train mode may hold modules in eval mode, as a PEFT wrapper around a frozen model)."""
 
         with model_lock(self.model):
-            was_training = self.model.training
+            modes = [(module, module.training) for module in self.model.modules()]
             self.model.eval()
             try:
                 yield
             finally:
-                self.model.train(was_training)
+                for module, training in modes:
+                    module.training = training
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def prepare(

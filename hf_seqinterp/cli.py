@@ -106,7 +106,7 @@ def add_head_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the model's head (`heads.*.options`); `_head_options` reads them back."""
     parser.add_argument(
         "--max-new-tokens", type=positive_int,
-        help="causal LMs: tokens to generate when no target is given (greedy; default 20)",
+        help="causal LMs and encoder–decoders: tokens to generate when no target is given (greedy; default 20)",
     )
     parser.add_argument(
         "--contrast", metavar="TEXT",
@@ -129,8 +129,8 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     add_method_arguments(parser)
     parser.add_argument(
         "--target",
-        help="class id or label name to explain (default: the predicted class); for a causal LM, the continuation "
-        "to explain (default: the one it generates)",
+        help="class id or label name to explain (default: the predicted class); for a causal LM or an "
+        "encoder–decoder, the continuation or target text to explain (default: the one it generates)",
     )
     add_head_arguments(parser)
     parser.add_argument(
@@ -363,7 +363,8 @@ def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
     parser.add_argument(
-        "--target", help="class id or label name to explain (default: the predicted class); a causal LM's continuation"
+        "--target", help="class id or label name to explain (default: the predicted class); a causal LM's continuation "
+        "or an encoder–decoder's target text"
     )
     parser.add_argument("--target-column", help="column with the class (or continuation) to explain, per row")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")

@@ -90,7 +90,12 @@ def generate(adapter: Any, prompts: Sequence[Encoding], generation: dict[str, An
         mask[row, start : start + len(prompt)] = 1
     kwargs.setdefault("pad_token_id", adapter.pad_id)
     with model_lock(adapter.model), adapter.evaluating(), torch.no_grad():
-        out = adapter.model.generate(input_ids=ids.to(adapter.device), attention_mask=mask.to(adapter.device), **kwargs)
+        try:
+            out = adapter.model.generate(
+                input_ids=ids.to(adapter.device), attention_mask=mask.to(adapter.device), **kwargs
+            )
+        except (TypeError, ValueError) as err:  # generate()'s own checks of its options
+            raise InvalidParameterError(f"generation={generation!r} is refused by generate(): {err}") from err
     eos = adapter.tokenizer.eos_token_id
     first = 1 if encoder_decoder else 0  # d_0 may be the eos token (BART)
     continuations = []

@@ -40,7 +40,6 @@ class OneSequenceHead:
 
     def model_inputs(self, adapter: Any, batch: Any, inputs_embeds: Any, attention_mask: Any) -> None:
         """The model's inputs for a batch; None: the batch is its one sequence, laid out by the adapter."""
-        return None
 
 
 @dataclass

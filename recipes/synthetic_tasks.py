@@ -9,7 +9,15 @@ Only the letter after the marker (and the marker, which says where it is) decide
 explanation of the answer should put the most weight on that letter. A 2-layer GPT-2 (64 dims) learns
 the rule to ≥ 98 % accuracy in about a minute on 2 CPU cores; nothing is downloaded.
 
+**Reverse the letters** (an encoder–decoder): the target is the source read backwards::
+
+    source: "c f k a b"      target: "b a k f c"
+
+Target letter k is source letter n − 1 − k and nothing else, so row k of an explanation should put
+its most weight on that source letter. A small BART learns it in a few hundred steps.
+
     python recipes/synthetic_tasks.py --output copy_lm   # trains, reports accuracy, saves model + tokenizer
+    python recipes/synthetic_tasks.py --task reverse --output reverse_bart
 """
 
 from __future__ import annotations
@@ -20,8 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 LETTERS = [chr(c) for c in range(ord("a"), ord("q"))]  # 16 content tokens
 MARKER, QUERY = "@", "?"
@@ -90,14 +104,81 @@ def copy_accuracy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, ex
     return float((predicted == answers).float().mean())
 
 
+def reverse_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level tokenizer with BART's specials: `<s> letters </s>` for sources and targets alike."""
+    vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", *LETTERS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<pad>"
+    )
+
+
+def reverse_examples(n: int, seed: int = 0, length: int = 5) -> list[tuple[str, str]]:
+    """`n` (source, target) pairs: `length` random letters and the same letters reversed."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        letters = [rng.choice(LETTERS) for _ in range(length)]
+        pairs.append((" ".join(letters), " ".join(reversed(letters))))
+    return pairs
+
+
+def train_reverse_seq2seq(
+    steps: int = 400, seed: int = 0, batch_size: int = 64
+) -> tuple[BartForConditionalGeneration, PreTrainedTokenizerFast]:
+    """A 2 + 2-layer BART (64 dims) trained to reverse 5 letters (cross-entropy on every target token)."""
+    torch.manual_seed(seed)
+    tokenizer = reverse_tokenizer()
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=16,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, dropout=0.0,
+    )
+    model = BartForConditionalGeneration(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    model.train()
+    for step in range(steps):
+        sources, targets = zip(*reverse_examples(batch_size, seed=10_000 + step))
+        batch = tokenizer(list(sources), text_target=list(targets), return_tensors="pt")
+        loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval(), tokenizer
+
+
+def reverse_accuracy(
+    model: BartForConditionalGeneration, tokenizer: PreTrainedTokenizerFast, pairs: list[tuple[str, str]]
+) -> float:
+    """Share of target tokens that are the model's most likely next token, teacher-forced."""
+    sources, targets = zip(*pairs)
+    batch = tokenizer(list(sources), text_target=list(targets), return_tensors="pt")
+    with torch.no_grad():
+        predicted = model(input_ids=batch["input_ids"], labels=batch["labels"]).logits.argmax(-1)
+    return float((predicted == batch["labels"]).float().mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, required=True, help="folder for the model and tokenizer")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--task", choices=("copy", "reverse"), default="copy")
+    parser.add_argument("--steps", type=int, help="training steps (default: 1200 for copy, 400 for reverse)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model, tokenizer = train_copy_lm(args.steps, args.seed)
-    print(f"held-out accuracy: {copy_accuracy(model, tokenizer, copy_examples(1000, seed=1)):.3f}")
+    if args.task == "copy":
+        model, tokenizer = train_copy_lm(args.steps or 1200, args.seed)
+        accuracy = copy_accuracy(model, tokenizer, copy_examples(1000, seed=1))
+    else:
+        model, tokenizer = train_reverse_seq2seq(args.steps or 400, args.seed)
+        accuracy = reverse_accuracy(model, tokenizer, reverse_examples(1000, seed=1))
+    print(f"held-out accuracy: {accuracy:.3f}")
     model.save_pretrained(args.output)
     tokenizer.save_pretrained(args.output)
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tiny_models import ENCODER_DECODER, NUM_LABELS, decoder_tokenizer, roberta_tokenizer, t5_tokenizer, wordpiece_tokenizer
+from tiny_models import (
+    ENCODER_DECODER,
+    NUM_LABELS,
+    decoder_tokenizer,
+    roberta_tokenizer,
+    t5_tokenizer,
+    wordpiece_tokenizer,
+)
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedTokenizerFast
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
