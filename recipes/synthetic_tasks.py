@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,19 +81,27 @@ def train_copy_lm(steps: int = 1200, seed: int = 0, batch_size: int = 128) -> tu
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     model = GPT2LMHeadModel(config)
+
+    def loss(step: int) -> torch.Tensor:
+        batch = copy_examples(batch_size, seed=10_000 + step, blank=0.3 * (step % 2))
+        ids = torch.tensor([tokenizer(e.prompt + e.answer)["input_ids"] for e in batch])
+        return torch.nn.functional.cross_entropy(model(ids[:, :-1]).logits[:, -1], ids[:, -1])
+
+    return _fit(model, steps, loss), tokenizer
+
+
+def _fit(model: torch.nn.Module, steps: int, loss: Callable[[int], torch.Tensor]) -> torch.nn.Module:
+    """`steps` AdamW steps on `loss(step)` (a fresh batch per step) with a one-cycle learning rate
+    peaking at 3e-3; returns the model in eval mode."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     model.train()
     for step in range(steps):
-        batch = copy_examples(batch_size, seed=10_000 + step, blank=0.3 * (step % 2))
-        ids = torch.tensor([tokenizer(e.prompt + e.answer)["input_ids"] for e in batch])
-        logits = model(ids[:, :-1]).logits[:, -1]
-        loss = torch.nn.functional.cross_entropy(logits, ids[:, -1])
         optimizer.zero_grad()
-        loss.backward()
+        loss(step).backward()
         optimizer.step()
         schedule.step()
-    return model.eval(), tokenizer
+    return model.eval()
 
 
 def copy_accuracy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, examples: list[CopyExample]) -> float:
@@ -140,18 +149,13 @@ def train_reverse_seq2seq(
         decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, dropout=0.0,
     )
     model = BartForConditionalGeneration(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    model.train()
-    for step in range(steps):
+
+    def loss(step: int) -> torch.Tensor:
         sources, targets = zip(*reverse_examples(batch_size, seed=10_000 + step))
         batch = tokenizer(list(sources), text_target=list(targets), return_tensors="pt")
-        loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval(), tokenizer
+        return model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+
+    return _fit(model, steps, loss), tokenizer
 
 
 def reverse_accuracy(

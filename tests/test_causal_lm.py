@@ -12,6 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from row_checks import (
+    CAUSAL,
+    CAUSAL_PARAMS,
+    OTHER_METHODS,
+    ROW_METHODS,
+    assert_batch_equals_one_by_one,
+    assert_complete_per_row,
+    assert_efficient_per_row,
+    assert_rows_never_see_later_tokens,
+)
 from tiny_models import tiny_causal_lm
 
 import hf_seqinterp as hsi
@@ -19,10 +29,6 @@ from hf_seqinterp.explainers import get_explainer, list_methods
 
 PROMPTS = ["the cat sat on the", "a dog", "once upon a time there was"]
 CONTINUATION = " mat and slept"
-FAST = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 30}, "kernel_shap": {"n_samples": 30},
-        "shapley_sampling": {"n_samples": 3}}
-ROW_METHODS = [m for m in list_methods() if get_explainer(m).multi_row]
-OTHER_METHODS = [m for m in list_methods() if not get_explainer(m).multi_row]
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -94,49 +100,27 @@ def test_integrated_gradients_equals_captum_llm_gradient_attribution(model_type)
 
 
 def test_integrated_gradients_is_complete_per_row(adapter):
-    expl = hsi.explain_with(adapter, PROMPTS[2], "integrated_gradients", target=CONTINUATION, score="log_prob")
-    for k, row in enumerate(expl.rows):
-        gap = row["input_score"] - row["baseline_score"]
-        assert abs(float(expl.attributions[k].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
-        assert row["convergence_delta"] == pytest.approx(float(expl.attributions[k].sum(dtype=np.float64)) - gap, abs=1e-6)
-    assert not expl.warnings
+    assert_complete_per_row(
+        hsi.explain_with(adapter, PROMPTS[2], "integrated_gradients", target=CONTINUATION, score="log_prob")
+    )
 
 
 def test_shapley_sampling_is_efficient_per_row(adapter):
-    expl = hsi.explain_with(adapter, PROMPTS[0], "shapley_sampling", target=CONTINUATION, n_samples=4, level="token",
-                            replacement="unk")
-    for k, row in enumerate(expl.rows):
-        assert float(expl.attributions[k].sum(dtype=np.float64)) == pytest.approx(
-            row["input_score"] - row["baseline_score"], abs=1e-5
-        )
+    assert_efficient_per_row(hsi.explain_with(
+        adapter, PROMPTS[0], "shapley_sampling", target=CONTINUATION, n_samples=4, level="token", replacement="unk"
+    ))
 
 
-# Token-level features only: a window (occlusion) or a word straddling a row's last visible token
-# shares its score with the later tokens it covers. Not LIME or KernelSHAP: a regression on samples
-# gives a token that changes nothing a small weight, not exactly 0.
-@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "erasure", "shapley_sampling"])
+@pytest.mark.parametrize("method", sorted(CAUSAL))
 def test_rows_never_see_later_tokens(adapter, method):
-    params = {"integrated_gradients": {"n_steps": 8}, "shapley_sampling": {"n_samples": 3, "level": "token"}}.get(method, {})
-    expl = hsi.explain_with(adapter, PROMPTS[2], method, target=CONTINUATION, **params)
-    for k, row in enumerate(expl.rows):
-        later = expl.attributions[k, row["visible"]:]
-        np.testing.assert_allclose(later, 0.0, atol=0.0 if method in ("saliency", "integrated_gradients") else 1e-6)
-        view = expl.row(k)
-        assert len(view.tokens) == row["visible"] and view.target_label == row["label"]
-        np.testing.assert_array_equal(view.attributions, expl.attributions[k, : row["visible"]])
+    assert_rows_never_see_later_tokens(
+        hsi.explain_with(adapter, PROMPTS[2], method, target=CONTINUATION, **CAUSAL_PARAMS.get(method, {}))
+    )
 
 
 @pytest.mark.parametrize("method", ROW_METHODS)
 def test_batch_equals_one_by_one(adapter, method):
-    explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    targets = [CONTINUATION, " yes", " over the hill"]
-    batch = explainer.explain(PROMPTS, target=targets, batch_size=len(PROMPTS), progress=False)
-    for prompt, target, expl in zip(PROMPTS, targets, batch):
-        alone = explainer.explain(prompt, target=target)
-        scale = max(1.0, float(np.abs(alone.attributions).max()))
-        np.testing.assert_allclose(expl.attributions, alone.attributions, rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(expl.probabilities, alone.probabilities, atol=1e-6)
-        assert hsi.Explanation.from_dict(expl.to_dict()) == expl
+    assert_batch_equals_one_by_one(adapter, method, PROMPTS, [CONTINUATION, " yes", " over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

@@ -19,17 +19,23 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from row_checks import (
+    CAUSAL,
+    CAUSAL_PARAMS,
+    OTHER_METHODS,
+    ROW_METHODS,
+    assert_batch_equals_one_by_one,
+    assert_complete_per_row,
+    assert_efficient_per_row,
+    assert_rows_never_see_later_tokens,
+)
 from tiny_models import SEQ2SEQ, tiny_seq2seq_lm
 
 import hf_seqinterp as hsi
-from hf_seqinterp.explainers import get_explainer, list_methods
+from hf_seqinterp.explainers import get_explainer
 
 SOURCES = ["the cat sat on the mat", "a dog", "once upon a time there was"]
 TARGET = "a dog was here"
-FAST = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 30}, "kernel_shap": {"n_samples": 30},
-        "shapley_sampling": {"n_samples": 3}}
-ROW_METHODS = [m for m in list_methods() if get_explainer(m).multi_row]
-OTHER_METHODS = [m for m in list_methods() if not get_explainer(m).multi_row]
 
 
 @functools.cache
@@ -178,11 +184,9 @@ def test_integrated_gradients_equals_captum_layer_integrated_gradients(model_typ
 
 
 def test_integrated_gradients_is_complete_per_row(adapter):
-    expl = hsi.explain_with(adapter, SOURCES[2], "integrated_gradients", target=TARGET, score="log_prob")
-    for k, row in enumerate(expl.rows):
-        gap = row["input_score"] - row["baseline_score"]
-        assert abs(float(expl.attributions[k].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
-    assert not expl.warnings
+    assert_complete_per_row(
+        hsi.explain_with(adapter, SOURCES[2], "integrated_gradients", target=TARGET, score="log_prob")
+    )
 
 
 def test_integrated_gradients_baseline_on_source_keeps_the_target(adapter):
@@ -199,42 +203,23 @@ def test_integrated_gradients_baseline_on_source_keeps_the_target(adapter):
 
 
 def test_shapley_sampling_is_efficient_per_row(adapter):
-    expl = hsi.explain_with(adapter, SOURCES[0], "shapley_sampling", target=TARGET, n_samples=4, level="token",
-                            replacement="unk")
-    for k, row in enumerate(expl.rows):
-        assert float(expl.attributions[k].sum(dtype=np.float64)) == pytest.approx(
-            row["input_score"] - row["baseline_score"], abs=1e-5
-        )
+    assert_efficient_per_row(hsi.explain_with(
+        adapter, SOURCES[0], "shapley_sampling", target=TARGET, n_samples=4, level="token", replacement="unk"
+    ))
 
 
-@pytest.mark.parametrize(
-    ("model_type", "method"),
-    per_model(["saliency", "gradient_x_input", "integrated_gradients", "erasure", "shapley_sampling"]),
-)
+@pytest.mark.parametrize(("model_type", "method"), per_model(sorted(CAUSAL)))
 def test_rows_never_see_later_target_tokens(model_type, method):
     adapter = seq2seq_adapter(model_type)
-    params = {"integrated_gradients": {"n_steps": 8}, "shapley_sampling": {"n_samples": 3, "level": "token"}}.get(method, {})
-    expl = hsi.explain_with(adapter, SOURCES[1], method, target=TARGET, **params)
-    exact = method in ("saliency", "gradient_x_input", "integrated_gradients")
-    for k, row in enumerate(expl.rows):
-        np.testing.assert_allclose(expl.attributions[k, row["visible"]:], 0.0, atol=0.0 if exact else 1e-6)
-        assert np.abs(expl.attributions[k, : source_length(expl)]).sum() > 0  # the source always counts
-        view = expl.row(k)
-        assert len(view.tokens) == row["visible"] and view.target_label == row["label"]
+    expl = hsi.explain_with(adapter, SOURCES[1], method, target=TARGET, **CAUSAL_PARAMS.get(method, {}))
+    assert_rows_never_see_later_tokens(expl)
+    for k in range(expl.n_rows):  # and every row sees the whole source
+        assert np.abs(expl.attributions[k, : source_length(expl)]).sum() > 0
 
 
 @pytest.mark.parametrize(("model_type", "method"), per_model(ROW_METHODS))
 def test_batch_equals_one_by_one(model_type, method):
-    adapter = seq2seq_adapter(model_type)
-    explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    targets = [TARGET, "yes", "over the hill"]
-    batch = explainer.explain(SOURCES, target=targets, batch_size=len(SOURCES), progress=False)
-    for source, target, expl in zip(SOURCES, targets, batch):
-        alone = explainer.explain(source, target=target)
-        scale = max(1.0, float(np.abs(alone.attributions).max()))
-        np.testing.assert_allclose(expl.attributions, alone.attributions, rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(expl.probabilities, alone.probabilities, atol=1e-6)
-        assert hsi.Explanation.from_dict(json.loads(json.dumps(expl.to_dict()))) == expl
+    assert_batch_equals_one_by_one(seq2seq_adapter(model_type), method, SOURCES, [TARGET, "yes", "over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
