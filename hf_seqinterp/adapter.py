@@ -415,9 +415,9 @@ class ModelAdapter:
             )
         if getattr(self.config, "is_encoder_decoder", False):
             raise UnsupportedModelError(
-                f"Method {method!r} follows one stack's self-attention, but {name} is an encoder–decoder "
-                "classifier: its head reads the decoder, which sees the text only through cross-attention. "
-                "Use a gradient or perturbation method instead."
+                f"Method {method!r} follows one stack's self-attention, but {name} is an encoder–decoder: its "
+                "head reads the decoder, which sees the encoder's input only through cross-attention. Use a "
+                "gradient or perturbation method instead."
             )
         if attention_hooks.attention_sites(self.model):
             return

@@ -36,6 +36,8 @@ from hf_seqinterp.explainers import get_explainer
 
 SOURCES = ["the cat sat on the mat", "a dog", "once upon a time there was"]
 TARGET = "a dog was here"
+#: the methods that explain rows, less those that follow one stack's attention (refused here)
+SEQ2SEQ_METHODS = [m for m in ROW_METHODS if not get_explainer(m).needs_attentions]
 
 
 @functools.cache
@@ -217,14 +219,21 @@ def test_rows_never_see_later_target_tokens(model_type, method):
         assert np.abs(expl.attributions[k, : source_length(expl)]).sum() > 0
 
 
-@pytest.mark.parametrize(("model_type", "method"), per_model(ROW_METHODS))
+@pytest.mark.parametrize(("model_type", "method"), per_model(SEQ2SEQ_METHODS))
 def test_batch_equals_one_by_one(model_type, method):
     assert_batch_equals_one_by_one(seq2seq_adapter(model_type), method, SOURCES, [TARGET, "yes", "over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
 def test_methods_without_rows_refuse_clearly(adapter, method):
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="seq2seq lm head with one explained row per output"):
+    with pytest.raises(hsi.errors.UnsupportedModelError, match="seq2seq lm head with one explained row per output") as err:
+        get_explainer(method).create(adapter)
+    assert "attention" not in str(err.value).split("Methods for it:")[1]  # listed: what works here
+
+
+@pytest.mark.parametrize("method", [m for m in ROW_METHODS if get_explainer(m).needs_attentions])
+def test_attention_methods_refuse_clearly(adapter, method):
+    with pytest.raises(hsi.errors.UnsupportedModelError, match="only through cross-attention"):
         get_explainer(method).create(adapter)
 
 
@@ -341,3 +350,22 @@ def test_each_target_letter_is_explained_by_its_source_letter(reverse_bart, meth
         for k in range(1, letters + 1):  # row 0 explains the target's <s>; rows 1..n its letters
             hits.append(int(np.argmax(expl.attributions[k, :n])) == letters - k + 1)  # after the source's <s>
     assert np.mean(hits) >= 0.95, (method, np.mean(hits))
+
+
+def test_dataset_and_pipeline_give_what_explain_with_gives(tmp_path):
+    from transformers import pipeline
+
+    adapter = seq2seq_adapter("t5")
+    options = {"generation": {"max_new_tokens": 3}}
+    table = hsi.explain_dataset(adapter, SOURCES[:2], ["saliency"], head_options=options, output_dir=tmp_path / "out",
+                                progress=False)
+    for source, stored in zip(SOURCES[:2], hsi.dataset_to_explanations(table)):
+        direct = hsi.explain_with(adapter, source, "saliency", **options)
+        assert stored.input_ids == direct.input_ids and stored.extras["head"] == "seq2seq_lm"
+        np.testing.assert_allclose(stored.attributions, direct.attributions, atol=1e-6)
+    pipe = pipeline("explain-text", model=adapter.model, tokenizer=adapter.tokenizer, method="erasure")
+    result = pipe(SOURCES[0], target=TARGET)
+    direct = hsi.explain_with(adapter, SOURCES[0], "erasure", target=TARGET)
+    assert [row["label"] for row in result["rows"]] == [row["label"] for row in direct.rows]
+    np.testing.assert_allclose([t["attribution"] for t in result["rows"][-1]["tokens"]], direct.row(-1).attributions,
+                               atol=1e-6)

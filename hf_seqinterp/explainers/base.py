@@ -255,12 +255,24 @@ class Explainer:
         """Refuse heads with a row axis unless the method explains rows (`multi_row`); `create` checks
         this before the method's own parameters."""
         if adapter.head.multi_row and not cls.multi_row:
-            usable = ", ".join(name for name in list_methods() if _REGISTRY[name].multi_row)
+            usable = ", ".join(name for name in list_methods() if _REGISTRY[name].explains_rows_of(adapter))
             raise UnsupportedModelError(
                 f"Method {cls.name!r} explains one score per input, but {adapter.head.model_class} has a "
                 f"{adapter.head.kind.replace('_', ' ')} head with one explained row per output token. "
                 f"Methods for it: {usable}."
             )
+
+    @classmethod
+    def explains_rows_of(cls, adapter: ModelAdapter) -> bool:
+        """Whether the method explains rows and the model has the attention weights it may need."""
+        if not cls.multi_row:
+            return False
+        try:
+            if cls.needs_attentions:
+                adapter.require_attentions(cls.name)
+        except UnsupportedModelError:
+            return False
+        return True
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
