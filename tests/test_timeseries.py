@@ -328,3 +328,17 @@ def test_precision_recall_areas_on_known_grids():
     assert precision_recall_areas(inside, box) == pytest.approx((1.0, (0.5 * 4 + 0.75 + 1.0 * 3) / 8))
     assert precision_recall_areas(1 - inside, box)[0] == 0.0
     assert top_k_precision(inside + 0.1, box) == 1.0 and top_k_precision(1 - inside, box) == 0.0
+
+
+def test_pictures_draw_the_grid_and_the_channel_totals(tmp_path):
+    adapter = SeriesAdapter(tiny_series_model(), channel_names=["x", "y", "z"])
+    expl = explain_series(adapter, series(1)[0], "gradient_x_input")
+    figure = expl.plot(path=tmp_path / "grid.png")
+    strips = [axis.images[0].get_array() for axis in figure.axes if axis.images]
+    np.testing.assert_allclose(np.concatenate(strips).T, expl.grid(), atol=0)
+    scale = float(np.abs(expl.grid()).max())
+    assert figure.axes[0].images[0].get_clim() == (-scale, scale)
+    bars = expl.plot_channels(path=tmp_path / "bars.png")
+    heights = {tick.get_text(): patch.get_width() for tick, patch in zip(bars.axes[0].get_yticklabels(), bars.axes[0].patches)}
+    assert heights == pytest.approx(expl.channel_totals())
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "bars.png").stat().st_size > 0
