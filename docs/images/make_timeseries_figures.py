@@ -14,9 +14,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "recipes"))
-from train_patchtst import MOTION_CHANNELS, basic_motions, train_basic_motions  # noqa: E402
+from train_patchtst import MOTION_CHANNELS, basic_motions, train_basic_motions
 
-from hf_seqinterp.timeseries import SeriesAdapter, explain_series  # noqa: E402
+from hf_seqinterp.timeseries import SeriesAdapter, explain_series
 
 
 def main() -> None:

@@ -8,7 +8,8 @@
 
 from . import gradients, perturbation, tsr  # noqa: F401 - register the methods
 from .adapter import SERIES_HEADS, SeriesAdapter
-from .base import BASELINES, SeriesExplainer, explain_series, get_series_method, register_series_method, series_methods
+from .base import SeriesExplainer, explain_series, get_series_method, register_series_method, series_methods
+from .baselines import BASELINES
 from .data import channel_names, fixed_length, load_ts, series_dataset
 from .explanation import (
     SERIES_FEATURES,

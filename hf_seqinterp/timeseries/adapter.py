@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..checks import did_you_mean
-from ..concurrency import model_lock
+from ..concurrency import evaluation_mode
 from ..errors import InvalidInputError, InvalidParameterError, UnknownTargetError, UnsupportedModelError
 
 #: model class suffix -> head kind (first match wins)
@@ -152,13 +152,8 @@ class SeriesAdapter:
     def evaluating(self) -> Iterator[None]:
         """The model in eval mode (PatchTST's BatchNorm mixes the rows of a batch in train mode) for the
         duration of an explanation, under the model's lock; its mode is restored."""
-        with model_lock(self.model):
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                yield
-            finally:
-                self.model.train(was_training)
+        with evaluation_mode(self.model):
+            yield
 
     # ----------------------------------------------------------------- outputs and scores
     def outputs(self, values: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:

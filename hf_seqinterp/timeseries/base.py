@@ -1,14 +1,10 @@
-r"""Series explainers: the registry, the base class and what every method shares (baselines, scoring).
+r"""Series explainers: the registry, the base class and the batched scoring every method shares.
 
 A method is a class registered with `@register_series_method(name)`: its constructor's keyword
 arguments are its parameters (recorded in every explanation), `_explain(batch)` holds only the math.
 The base class validates the series and targets, groups series of equal length into batches, runs
 the unperturbed forward once (the targets' rows and f(x)), restores the model's mode, and builds the
 `SeriesExplanation`s.
-
-Baselines x' (what a removed cell becomes, and where integrated gradients starts), per series:
-"zero" (x' = 0), "mean" (each channel's mean over its observed steps), "blur" (each channel smoothed
-along time with a Gaussian of width `sigma` steps, edges reflected).
 """
 
 from __future__ import annotations
@@ -25,11 +21,10 @@ from ..checks import unknown_method_message, unknown_parameters_message
 from ..errors import InvalidParameterError
 from ..explanation import public_model_name
 from ..utils import chunks, length_grouped_batches, progress_bar
-from ..validation import check_batch_size, check_float, check_int
+from ..validation import check_batch_size, check_int
 from .adapter import SeriesAdapter, SeriesInput, SeriesTarget
 from .explanation import SeriesExplanation
 
-BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
 _REGISTRY: dict[str, type[SeriesExplainer]] = {}
 E = TypeVar("E", bound="type[SeriesExplainer]")
 
@@ -70,30 +65,6 @@ def explain_series(
 ) -> SeriesExplanation | list[SeriesExplanation]:
     """Explain one series (a (time, channels) array) or several with `method` and its `params`."""
     return get_series_method(method).create(adapter, **params).explain(series, target, batch_size=batch_size, progress=progress)
-
-
-def baseline_values(values: torch.Tensor, observed: torch.Tensor, kind: str, sigma: float = 2.0) -> torch.Tensor:
-    """x' for inputs (N, time, channels); see the module docstring."""
-    if kind == "zero":
-        return torch.zeros_like(values)
-    if kind == "mean":
-        count = observed.sum(1, keepdim=True).clamp(min=1)
-        return ((values * observed).sum(1, keepdim=True) / count).expand_as(values).clone()
-    if kind == "blur":
-        radius = max(1, int(np.ceil(3 * sigma)))
-        offsets = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
-        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        flat = values.transpose(1, 2).reshape(-1, 1, values.shape[1])  # (N·C, 1, T)
-        padded = torch.nn.functional.pad(flat, (radius, radius), mode="reflect" if values.shape[1] > radius else "replicate")
-        smooth = torch.nn.functional.conv1d(padded, (kernel / kernel.sum()).view(1, 1, -1))
-        return smooth.reshape(values.shape[0], values.shape[2], -1).transpose(1, 2).contiguous()
-    raise InvalidParameterError(f"baseline={kind!r} is not one of {', '.join(BASELINES)}.")
-
-
-def check_baseline(kind: str, sigma: float) -> tuple[str, float]:
-    if kind not in BASELINES:
-        raise InvalidParameterError(f"baseline={kind!r} is not one of {', '.join(BASELINES)}.")
-    return kind, check_float("sigma", sigma, minimum=0.0, open_minimum=True)
 
 
 @dataclass

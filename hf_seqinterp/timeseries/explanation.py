@@ -14,7 +14,6 @@ renders and serialises on its own (`to_dict`, and dataset rows with `SERIES_FEAT
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from datasets import Features, List, Value
 
 from ..errors import InvalidParameterError
+from ..explanation import _jsonable, known_fields
 
 SCHEMA_VERSION = 1
 
@@ -100,20 +100,12 @@ class SeriesExplanation:
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON; `SeriesExplanation.from_dict(e.to_dict()) == e` (float32 values are exact)."""
-        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else _jsonable(value)
-        return out
+        return {"schema_version": SCHEMA_VERSION, **{f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeriesExplanation:
         """Inverse of `to_dict`; unknown keys (from a newer version) are dropped with a warning."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"schema_version"})
-        if unknown:
-            warnings.warn(f"SeriesExplanation.from_dict ignores unknown keys: {unknown}", stacklevel=2)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**known_fields(cls, data))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SeriesExplanation):
@@ -133,18 +125,6 @@ class SeriesExplanation:
         from .plot import plot_channel_importance
 
         return plot_channel_importance(self, row, **kwargs)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 
 from ..explainers.base import row_gradients
 from ..explainers.gradient import COMPLETENESS_WARNING, quadrature_rule
 from ..utils import chunks
 from ..validation import check_steps
-from .base import SeriesBatch, SeriesExplainer, SeriesResult, baseline_values, check_baseline, register_series_method
+from .base import SeriesBatch, SeriesExplainer, SeriesResult, register_series_method
+from .baselines import baseline_values, check_baseline
 
 
 class _SeriesGradientMethod(SeriesExplainer):

@@ -16,18 +16,10 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
-from ..explainers._coalitions import (
-    constrained_least_squares,
-    kernel_shap_coalitions,
-    kernel_shap_exact,
-    kernel_weights,
-    permutation_coalitions,
-    permutation_shapley,
-    window_average,
-    window_coalitions,
-)
+from ..explainers import _coalitions as coalitions
 from ..validation import check_int, check_samples, check_seed
-from .base import SeriesBatch, SeriesExplainer, SeriesResult, baseline_values, check_baseline, register_series_method
+from .base import SeriesBatch, SeriesExplainer, SeriesResult, register_series_method
+from .baselines import baseline_values, check_baseline
 
 Channels = Literal["each", "all"]
 
@@ -95,7 +87,7 @@ class SeriesOcclusion(_SeriesPerturbation):
         super().__init__(adapter, baseline=baseline, sigma=sigma, score=score, max_batch_series=max_batch_series)
 
     def _keeps(self, n_time, n_channels):
-        z = window_coalitions(n_time, self.window, self.stride)  # (W, T)
+        z = coalitions.window_coalitions(n_time, self.window, self.stride)  # (W, T)
         if self.channels == "all":
             return np.repeat(z[:, :, None], n_channels, axis=2)
         keeps = np.ones((len(z), n_channels, n_time, n_channels), dtype=bool)
@@ -104,7 +96,7 @@ class SeriesOcclusion(_SeriesPerturbation):
         return keeps.reshape(-1, n_time, n_channels)
 
     def _attribute(self, keeps, values, full):
-        return window_average(keeps.reshape(len(keeps), -1), full - values).reshape(keeps.shape[1:]), {}
+        return coalitions.window_average(keeps.reshape(len(keeps), -1), full - values).reshape(keeps.shape[1:]), {}
 
 
 @register_series_method("channel_erasure")
@@ -132,10 +124,16 @@ class ChannelErasure(_SeriesPerturbation):
 class _GroupGame(_SeriesPerturbation):
     r"""A cooperative game over groups of cells: time windows of `window` steps, per channel
     (channels="each") or across channels ("all"). v(z) is the row's score with the groups outside z
-    replaced by the baseline; v(∅) is recorded as each row's `baseline_score`."""
+    replaced by the baseline; v(∅) is recorded as each row's `baseline_score`. `n_samples` (coalitions
+    or permutations) defaults to the subclass's `default_samples`."""
 
-    def __init__(self, adapter, *, window: int, channels: Channels, seed: int, baseline: str, sigma: float,
-                 score: str, max_batch_series: int):
+    #: n_samples when none is given
+    default_samples: int = 0
+
+    def __init__(self, adapter, *, n_samples: int | None = None, window: int = 10, channels: Channels = "each",
+                 seed: int = 0, baseline: Literal["zero", "mean", "blur"] = "zero", sigma: float = 2.0,
+                 score: str = "auto", max_batch_series: int = 256):
+        self.n_samples = check_samples("n_samples", self.default_samples if n_samples is None else n_samples)
         self.window = check_int("window", window)
         self.channels = _check_channels(channels)
         self.seed = check_seed(seed)
@@ -170,24 +168,19 @@ class SeriesKernelShap(_GroupGame):
         φ = argmin Σ_z π(z) (v(z) − v(∅) − Σ_g φ_g z_g)²  s.t.  Σ_g φ_g = f(x) − v(∅),
         π(z) = (M − 1) / (C(M, |z|) · |z| · (M − |z|)),
     coalitions drawn from π in complementary pairs (all of them when n_samples ≥ 2^M − 2: exact
-    Shapley values). Cost: n_samples + 2 forwards per series. Reference: arXiv:1705.07874.
+    Shapley values). Cost: n_samples (default 500) + 2 forwards per series. Reference: arXiv:1705.07874.
     """
 
-    def __init__(self, adapter, *, n_samples: int = 500, window: int = 10, channels: Channels = "each", seed: int = 0,
-                 baseline: Literal["zero", "mean", "blur"] = "zero", sigma: float = 2.0, score: str = "auto",
-                 max_batch_series: int = 256):
-        self.n_samples = check_samples("n_samples", n_samples)
-        super().__init__(adapter, window=window, channels=channels, seed=seed, baseline=baseline, sigma=sigma,
-                         score=score, max_batch_series=max_batch_series)
+    default_samples = 500
 
     def _coalitions(self, n_groups):
-        return kernel_shap_coalitions(n_groups, self.n_samples, self._rng(), paired=True)
+        return coalitions.kernel_shap_coalitions(n_groups, self.n_samples, self._rng(), paired=True)
 
     def _attribute(self, keeps, values, full):
-        empty, exact = float(values[0]), kernel_shap_exact(self._z.shape[1], self.n_samples)
+        empty, exact = float(values[0]), coalitions.kernel_shap_exact(self._z.shape[1], self.n_samples)
         interior = self._z[1:]
-        weights = kernel_weights(interior) if exact else np.ones(len(interior))
-        phi = constrained_least_squares(interior, values[1:] - empty, weights, full - empty)
+        weights = coalitions.kernel_weights(interior) if exact else np.ones(len(interior))
+        phi = coalitions.constrained_least_squares(interior, values[1:] - empty, weights, full - empty)
         return self._spread(phi), {"baseline_score": empty, "exact": exact}
 
 
@@ -195,19 +188,14 @@ class SeriesKernelShap(_GroupGame):
 class SeriesShapleySampling(_GroupGame):
     r"""Shapley value sampling over (window × channel) groups (Castro et al. 2009): the mean marginal gain
     v(prefix ∪ {g}) − v(prefix) over `n_samples` random orderings; Σ_g φ_g = f(x) − v(∅) exactly.
-    Cost: n_samples · (M − 1) + 2 forwards per series (repeated prefixes scored once).
+    Cost: n_samples (default 25) · (M − 1) + 2 forwards per series (repeated prefixes scored once).
     Reference: doi:10.1016/j.cor.2008.04.004.
     """
 
-    def __init__(self, adapter, *, n_samples: int = 25, window: int = 10, channels: Channels = "each", seed: int = 0,
-                 baseline: Literal["zero", "mean", "blur"] = "zero", sigma: float = 2.0, score: str = "auto",
-                 max_batch_series: int = 256):
-        self.n_samples = check_samples("n_samples", n_samples)
-        super().__init__(adapter, window=window, channels=channels, seed=seed, baseline=baseline, sigma=sigma,
-                         score=score, max_batch_series=max_batch_series)
+    default_samples = 25
 
     def _coalitions(self, n_groups):
-        return permutation_coalitions(n_groups, self.n_samples, self._rng())
+        return coalitions.permutation_coalitions(n_groups, self.n_samples, self._rng())
 
     def _attribute(self, keeps, values, full):
-        return self._spread(permutation_shapley(self._z, values, full)), {"baseline_score": float(values[0])}
+        return self._spread(coalitions.permutation_shapley(self._z, values, full)), {"baseline_score": float(values[0])}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
 from ..validation import check_float
-from .base import SeriesBatch, SeriesExplainer, SeriesResult, baseline_values, check_baseline, get_series_method, register_series_method
+from .base import SeriesBatch, SeriesExplainer, SeriesResult, get_series_method, register_series_method
+from .baselines import baseline_values, check_baseline
 from .gradients import _SeriesGradientMethod
 
 
