@@ -35,7 +35,7 @@ from .architectures import (
     unwrap,
 )
 from .checks import check_model_source, hub_offline, hub_unreachable_message
-from .concurrency import model_lock
+from .concurrency import evaluation_mode, model_lock
 from .errors import (
     InvalidParameterError,
     ModelNotFoundError,
@@ -821,17 +821,9 @@ class ModelAdapter:
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Dropout off for the duration of an explanation; every module's train/eval mode is restored
-        (a model in train mode may hold modules in eval mode, as a PEFT wrapper around a frozen model)."""
-
-        with model_lock(self.model):
-            modes = [(module, module.training) for module in self.model.modules()]
-            self.model.eval()
-            try:
-                yield
-            finally:
-                for module, training in modes:
-                    module.training = training
+        """Dropout off for the duration of an explanation; every module's train/eval mode is restored."""
+        with evaluation_mode(self.model):
+            yield
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def prepare(

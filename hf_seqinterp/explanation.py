@@ -274,11 +274,7 @@ class Explanation(TokenizedText):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Explanation:
         """Inverse of `to_dict`. Unknown keys (from a newer version) are dropped with a warning."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"schema_version"})
-        if unknown:
-            warnings.warn(f"Explanation.from_dict ignores unknown keys: {unknown}", stacklevel=2)
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = known_fields(cls, data)
         kwargs["offsets"] = [tuple(o) for o in kwargs.get("offsets", [])]
         return cls(**kwargs)  # version 1 has no `rows`: one target, as before
 
@@ -339,6 +335,16 @@ class Explanation(TokenizedText):
             if self.target < len(self.probabilities)
             else f"Explanation(method={self.method!r}, target={label!r}, tokens={len(self)}, top=[{top}])"
         )
+
+
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `cls`; unknown keys (from a newer
+    version) are dropped with a warning, `schema_version` silently."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - {"schema_version"})
+    if unknown:
+        warnings.warn(f"{cls.__name__}.from_dict ignores unknown keys: {unknown}", stacklevel=3)
+    return {k: v for k, v in data.items() if k in known}
 
 
 def _jsonable(value: Any) -> Any:
