@@ -641,7 +641,8 @@ class ModelAdapter:
     def _probe_batch(self) -> Batch:
         """One short input ("a b") as the head prepares it (with one generated output token where the
         head explains outputs), to trace what the model runs."""
-        encodings, _ = self.prepare([("a b", None)], None, generation={"max_new_tokens": 1})
+        options = {"generation": {"max_new_tokens": 1}} if "generation" in self.head.options else {}
+        encodings, _ = self.prepare([("a b", None)], None, **options)
         return self.collate(encodings)
 
     @functools.cached_property
