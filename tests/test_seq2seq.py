@@ -251,6 +251,8 @@ def test_bad_targets_and_inputs_are_refused(adapter):
         hsi.explain_with(adapter, (SOURCES[0], "second"), "saliency")
     with pytest.raises(hsi.errors.InputTooLongError, match="shorten the target"):
         hsi.explain_with(adapter, SOURCES[0], "saliency", target=" ".join(["word"] * 80))
+    with pytest.raises(hsi.errors.InvalidParameterError, match="contrast: not an option of .*its options: generation"):
+        hsi.explain_with(adapter, SOURCES[0], "saliency", target=TARGET, contrast="a cat was here")
 
 
 def test_long_sources_are_truncated_like_classifier_inputs(adapter):
