@@ -792,10 +792,14 @@ class ModelAdapter:
         *,
         truncation: bool = True,
         generation: dict[str, Any] | None = None,
+        aggregation_strategy: str | None = None,
     ) -> tuple[list[Encoding], list[Any]]:
         """Encodings and validated targets for normalised inputs, as the head defines them (a
-        causal LM's continuations are tokenised with, or generated from, the prompts)."""
-        return self.head.prepare(self, items, target, truncation=truncation, generation=generation)
+        causal LM's continuations are tokenised with, or generated from, the prompts; a token
+        classifier's rows are found from its predictions, grouped per `aggregation_strategy`)."""
+        return self.head.prepare(
+            self, items, target, truncation=truncation, generation=generation, aggregation_strategy=aggregation_strategy
+        )
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""

@@ -8,8 +8,9 @@ Every head reads the model output as *row logits* of shape (rows, T, C): T expla
 each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassification`: single-label
 softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
-the vocabulary. Scores and targets have the row logits' shape without the class axis. `HEADS`
-maps a model class's name to its head description.
+the vocabulary. Scores and targets have the row logits' shape without the class axis (a
+`TokenClassificationHead`'s rows read several tokens each: (rows, T, K, C) logits, one score per
+row). `HEADS` maps a model class's name to its head description.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class ClassificationHead:
     kind: ClassVar[str] = "sequence_classification"
     #: whether an input has several explained rows (a target axis); False: one row, no axis
     multi_row: ClassVar[bool] = False
+    #: whether a row's output is still there when a perturbation deletes tokens (False: a row reads
+    #: the outputs at its own tokens, so only replacements that keep every position apply)
+    rows_survive_deletion: ClassVar[bool] = True
     #: endings of the transformers class names this head describes, what they are, and the Auto class
     #: that loads a saved model with this head
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
@@ -173,6 +177,7 @@ class CausalLMHead:
 
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = True  # a deleted readout token reads the token before it
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
@@ -211,6 +216,7 @@ class CausalLMHead:
         *,
         truncation: bool = True,
         generation: dict[str, Any] | None = None,
+        **_: Any,
     ) -> tuple[list[Any], list[tuple[int, ...]]]:
         """Prompts and continuations (forced, or generated where the target is None) tokenised as one
         sequence each; a row's target is its continuation token."""
@@ -258,9 +264,10 @@ class CausalLMHead:
     def check_score_space(self, space: str) -> str:
         return _check_space(space)
 
-    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int]) -> list[dict[str, Any]]:
-        """Per row: the explained token (id and text), its probability and the entropy (nats) of the
-        next-token distribution it was drawn from."""
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: the explained token (id and text), its probability, the entropy (nats) of the
+        next-token distribution it was drawn from, the position it is read at and how many leading
+        tokens it sees."""
         log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
         return [
@@ -269,13 +276,146 @@ class CausalLMHead:
                 "label": self.tokenizer.decode([int(token)]),
                 "probability": float(log_p[k, token].exp()),
                 "entropy": float(entropy[k]),
+                "position": position,
+                "visible": position + 1,
             }
-            for k, token in enumerate(chosen)
+            for k, (token, position) in enumerate(zip(chosen, encoding.readout))
+        ]
+
+
+@dataclass
+class TokenClassificationHead:
+    r"""The output of a token classifier (NER, POS tagging): one label distribution per token.
+
+    An input is a text; its rows are words, tokens or entities (see `token_rows` for which, and for
+    the `aggregation_strategy` of transformers' token-classification pipeline). Row k reads tokens
+    S_k, each with a class, and explains the mean of their scores,
+
+        f_k = (1 / |S_k|) Σ_{(t, c) ∈ S_k} z_t[c]   (score="logit"; log softmax / softmax of z_t for
+                                                    "log_prob" / "prob"),
+
+    so one forward scores every row. Row logits are (rows, T, K, C): the logits at each row's K
+    tokens (shorter rows repeat their last token, padded rows their last row); the targets (rows, T,
+    K) hold each token's class, −1 where a row has no K-th token.
+    """
+
+    kind: ClassVar[str] = "token_classification"
+    multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = False
+    suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
+    description: ClassVar[str] = "token classifiers (*ForTokenClassification)"
+    auto_class: ClassVar[str] = "AutoModelForTokenClassification"
+
+    labels: list[str]
+    model_class: str = "the model"
+    problem_type: str = "single_label_classification"  # a softmax over the labels at every token
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> TokenClassificationHead:
+        """The head of a token classifier: its labels from the config."""
+        return cls(ClassificationHead.for_model(config, tokenizer, model_class).labels, model_class)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        return {}
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(inputs, T, K, num_labels): the logits at the K tokens of each of the T rows of each input."""
+        rows = [enc.token_rows for enc in batch.encodings]
+        width, depth = max(map(len, rows)), max(len(r.positions) for per in rows for r in per)
+        index = torch.zeros((len(rows), width, depth), dtype=torch.long)
+        for i, per in enumerate(rows):
+            for k in range(width):
+                positions = per[min(k, len(per) - 1)].positions
+                index[i, k] = torch.tensor([positions[min(j, len(positions) - 1)] for j in range(depth)])
+            index[i] += batch.starts[i]
+        picked = torch.arange(len(rows))[:, None, None]
+        return output.logits[picked.to(output.logits.device), index.to(output.logits.device)]
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        aggregation_strategy: str | None = None,
+        **_: Any,
+    ) -> tuple[list[Any], list[tuple[tuple[int, ...], ...]]]:
+        """Tokenise the texts and find each one's rows (`token_rows.encode_token_rows`); a row's
+        target is the class of each token it reads."""
+        from .token_rows import encode_token_rows
+
+        targets = self.check_targets(target, len(items))
+        encodings = encode_token_rows(adapter, items, targets, aggregation_strategy, truncation=truncation)
+        return encodings, [tuple(row.classes for row in enc.token_rows) for enc in encodings]
+
+    def check_target(self, target: Any) -> Any:
+        """None (every word not predicted as "O"), a label name or entity type (the rows predicted as
+        it), a word index, or {word index or (start, end) character span: label or None}."""
+        from .token_rows import check_target
+
+        return check_target(target, self.labels)
+
+    def check_targets(self, target: Any, n: int) -> list[Any]:
+        """One target per text; a single value (not a list) applies to every text."""
+        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} targets for {n} texts; pass one per text or a single one.")
+        return [self.check_target(value) for value in values]
+
+    def pick_targets(self, requested: Sequence[Sequence[Sequence[int]]], logits: torch.Tensor) -> torch.Tensor:
+        """(inputs, T, K) class of each row's tokens, −1 past a row's last token (shorter inputs
+        repeat their last row)."""
+        width, depth = logits.shape[1], logits.shape[2]
+        chosen = torch.full((len(requested), width, depth), -1, dtype=torch.long)
+        for i, rows in enumerate(requested):
+            for k in range(width):
+                classes = [c for c in rows[min(k, len(rows) - 1)] if c >= 0]
+                chosen[i, k, : len(classes)] = torch.tensor(classes, dtype=torch.long)
+        return chosen.to(logits.device)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.detach().float(), dim=-1)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """f_k per row: the mean over the row's tokens of their class's logit, log-probability or
+        probability."""
+        read = targets >= 0
+        values = _gather_score(logits, targets.clamp(min=0), space, sigmoid=False)
+        values = torch.where(read.to(values.device), values, torch.zeros((), dtype=values.dtype, device=values.device))
+        return values.sum(-1) / read.sum(-1).to(values)
+
+    def check_score_space(self, space: str) -> str:
+        return _check_space(space)
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: its label, text and [start, end) characters, the tokens it reads with their
+        classes, its probability (the mean of theirs: the pipeline's score) and the first token's
+        class (`target`) and position. Every row sees the whole text."""
+        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1).numpy()
+        return [
+            {
+                "target": row.classes[0],
+                "label": row.label,
+                "text": encoding.text[row.start : row.end],
+                "start": row.start,
+                "end": row.end,
+                "positions": list(row.positions),
+                "classes": list(row.classes),
+                "probability": float(np.mean([probs[k, j, c] for j, c in enumerate(row.classes)])),
+                "position": row.positions[0],
+                "visible": len(encoding),
+            }
+            for k, row in enumerate(encoding.token_rows)
         ]
 
 
 #: every head description; a new head is a class added here
-HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead)
+HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, TokenClassificationHead)
 
 #: head description by the suffix of the model class's name (first match wins)
 HEADS: dict[str, type] = {suffix: head for head in HEAD_TYPES for suffix in head.suffixes}

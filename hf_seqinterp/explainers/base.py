@@ -116,7 +116,9 @@ def applicable_explainers(
 
 
 #: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
-CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress", "generation")
+CALL_OPTIONS: tuple[str, ...] = (
+    "text_pair", "batch_size", "truncation", "progress", "generation", "aggregation_strategy"
+)
 
 
 def explain_with(
@@ -164,7 +166,7 @@ class RowResult:
 
     attributions: np.ndarray  # (n_tokens,) float
     logits: np.ndarray  # (num_labels,) model output on the unperturbed text
-    target: int | list[int]
+    target: int | list[Any]  # a class id; with a row axis, each row's (see the head's `pick_targets`)
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # added to the tokenisation's warnings
 
@@ -286,6 +288,7 @@ class Explainer:
         truncation: bool = True,
         progress: bool | None = None,
         generation: Mapping[str, Any] | None = None,
+        aggregation_strategy: str | None = None,
     ) -> Explanation | list[Explanation]:
         """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
@@ -294,7 +297,9 @@ class Explainer:
                 or a list of these; for a causal LM, prompts.
             target: class to explain: None (the predicted class), a class id, a label name, or one
                 of these per input. For a causal LM: the continuation to explain (a string,
-                teacher-forced), or None to explain the one the model generates.
+                teacher-forced), or None to explain the one the model generates. For a token
+                classifier: None (every word not predicted "O"), a label name or entity type, a
+                word index, or {word index or (start, end) span: label or None}.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
@@ -303,10 +308,14 @@ class Explainer:
             progress: show a progress bar; by default only when there is more than one batch.
             generation: causal LMs: `generate()` options for continuations that are generated
                 (default greedy, `max_new_tokens=20`).
+            aggregation_strategy: token classifiers: rows as transformers' token-classification
+                pipeline groups them ("none", "simple", "first", "average", "max"); default None,
+                one row per word (see `hf_seqinterp.token_rows`).
         """
         items, single = pair_inputs(texts, text_pair)
         encodings, targets = self.adapter.prepare(
-            items, target, truncation=truncation, generation=dict(generation or {})
+            items, target, truncation=truncation, generation=dict(generation or {}),
+            aggregation_strategy=aggregation_strategy,
         )
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
@@ -383,12 +392,12 @@ class Explainer:
         results = []
         for i, enc in enumerate(batch.encodings):
             values = scores[i][..., batch.token_slice(i)] if padded else scores[i]
-            n_rows = len(enc.readout) if enc.readout is not None else None
+            n_rows = enc.n_rows
             results.append(
                 RowResult(
                     np.asarray(values if n_rows is None else values[:n_rows], dtype=np.float32),
                     logits[i] if n_rows is None else logits[i][:n_rows],
-                    int(chosen[i]) if n_rows is None else [int(c) for c in chosen[i][:n_rows]],
+                    int(chosen[i]) if n_rows is None else chosen[i][:n_rows],
                     per_row[i],
                 )
             )
@@ -408,12 +417,7 @@ class Explainer:
         if head.multi_row:
             extras = dict(row.extras)
             per_row = extras.pop("rows", None) or [{} for _ in row.target]
-            rows = [
-                {**described, "position": position, "visible": position + 1, **more}
-                for described, position, more in zip(
-                    head.describe_rows(row.logits, row.target), enc.readout, per_row
-                )
-            ]
+            rows = [{**described, **more} for described, more in zip(head.describe_rows(row.logits, row.target, enc), per_row)]
             return Explanation(
                 **token_fields,
                 attributions=row.attributions,
