@@ -31,7 +31,7 @@ from typing import Any
 from .checks import check_model_source, unknown_method_message, unknown_parameters_message
 from .errors import RunInterrupted, SeqInterpError
 from .method_table import DEFAULT_METHOD, METHODS
-from .validation import batch_size_arg, positive_int
+from .validation import AGGREGATION_STRATEGIES, batch_size_arg, positive_int
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -114,11 +114,17 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         help="class id or label name to explain (default: the predicted class); for a causal LM, the continuation "
-        "to explain (default: the one it generates)",
+        "to explain (default: the one it generates); for a token classifier, a label or entity type, or a word index "
+        "(default: every word not predicted O)",
     )
     parser.add_argument(
         "--max-new-tokens", type=positive_int, default=20,
         help="causal LMs: tokens to generate when no --target is given (greedy; default 20)",
+    )
+    parser.add_argument(
+        "--aggregation-strategy", choices=AGGREGATION_STRATEGIES,
+        help="token classifiers: explain entities grouped as the token-classification pipeline groups them "
+        "(default: one row per word not predicted O)",
     )
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
@@ -155,6 +161,7 @@ def run_explain(args: argparse.Namespace) -> int:
         explained = explainer.explain(
             [texts[i] for i in kept], target, text_pair=pairs, batch_size=args.batch_size,
             truncation=not args.no_truncation, progress=None, generation={"max_new_tokens": args.max_new_tokens},
+            aggregation_strategy=args.aggregation_strategy,
         )
         for i, expl in zip(kept, explained):
             results[i].append(expl)

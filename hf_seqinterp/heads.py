@@ -9,8 +9,8 @@ each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassific
 softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
 the vocabulary. Scores and targets have the row logits' shape without the class axis (a
-`TokenClassificationHead`'s rows read several tokens each: (rows, T, K, C) logits, one score per
-row). `HEADS` maps a model class's name to its head description.
+`TokenClassificationHead`'s rows read several tokens each: (rows, T, U, J, C) logits, one score
+per row). `HEADS` maps a model class's name to its head description.
 """
 
 from __future__ import annotations
@@ -288,15 +288,15 @@ class TokenClassificationHead:
     r"""The output of a token classifier (NER, POS tagging): one label distribution per token.
 
     An input is a text; its rows are words, tokens or entities (see `token_rows` for which, and for
-    the `aggregation_strategy` of transformers' token-classification pipeline). Row k reads tokens
-    S_k, each with a class, and explains the mean of their scores,
+    the `aggregation_strategy` of transformers' token-classification pipeline). Row k is made of
+    parts W_1..W_n (words or tokens), each a set of (token, class) pairs, and explains
 
-        f_k = (1 / |S_k|) Σ_{(t, c) ∈ S_k} z_t[c]   (score="logit"; log softmax / softmax of z_t for
-                                                    "log_prob" / "prob"),
+        f_k = (1/n) Σ_i (1/|W_i|) Σ_{(t, c) ∈ W_i} z_t[c]   (score="logit"; log softmax / softmax of
+                                                            z_t for "log_prob" / "prob"),
 
-    so one forward scores every row. Row logits are (rows, T, K, C): the logits at each row's K
-    tokens (shorter rows repeat their last token, padded rows their last row); the targets (rows, T,
-    K) hold each token's class, −1 where a row has no K-th token.
+    so one forward scores every row. Row logits are (inputs, T, U, J, C): the logits at the J tokens
+    of each of the U parts of each of the T rows (padded by repeating the last token, part or row);
+    the targets (inputs, T, U, J) hold each token's class, −1 where padded.
     """
 
     kind: ClassVar[str] = "token_classification"
@@ -323,17 +323,11 @@ class TokenClassificationHead:
         return {}
 
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
-        """(inputs, T, K, num_labels): the logits at the K tokens of each of the T rows of each input."""
-        rows = [enc.token_rows for enc in batch.encodings]
-        width, depth = max(map(len, rows)), max(len(r.positions) for per in rows for r in per)
-        index = torch.zeros((len(rows), width, depth), dtype=torch.long)
-        for i, per in enumerate(rows):
-            for k in range(width):
-                positions = per[min(k, len(per) - 1)].positions
-                index[i, k] = torch.tensor([positions[min(j, len(positions) - 1)] for j in range(depth)])
-            index[i] += batch.starts[i]
-        picked = torch.arange(len(rows))[:, None, None]
-        return output.logits[picked.to(output.logits.device), index.to(output.logits.device)]
+        """(inputs, T, U, J, num_labels): the logits at every token of every part of every row."""
+        rows = [[row.positions for row in enc.token_rows] for enc in batch.encodings]
+        index = _padded(rows, None) + torch.tensor(batch.starts)[:, None, None, None]
+        device = output.logits.device
+        return output.logits[torch.arange(len(rows), device=device)[:, None, None, None], index.to(device)]
 
     def prepare(
         self,
@@ -344,9 +338,9 @@ class TokenClassificationHead:
         truncation: bool = True,
         aggregation_strategy: str | None = None,
         **_: Any,
-    ) -> tuple[list[Any], list[tuple[tuple[int, ...], ...]]]:
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
         """Tokenise the texts and find each one's rows (`token_rows.encode_token_rows`); a row's
-        target is the class of each token it reads."""
+        target is the class of each token it reads, grouped by part."""
         from .token_rows import encode_token_rows
 
         targets = self.check_targets(target, len(items))
@@ -367,51 +361,72 @@ class TokenClassificationHead:
             raise UnknownTargetError(f"Got {len(values)} targets for {n} texts; pass one per text or a single one.")
         return [self.check_target(value) for value in values]
 
-    def pick_targets(self, requested: Sequence[Sequence[Sequence[int]]], logits: torch.Tensor) -> torch.Tensor:
-        """(inputs, T, K) class of each row's tokens, −1 past a row's last token (shorter inputs
-        repeat their last row)."""
-        width, depth = logits.shape[1], logits.shape[2]
-        chosen = torch.full((len(requested), width, depth), -1, dtype=torch.long)
-        for i, rows in enumerate(requested):
-            for k in range(width):
-                classes = [c for c in rows[min(k, len(rows) - 1)] if c >= 0]
-                chosen[i, k, : len(classes)] = torch.tensor(classes, dtype=torch.long)
+    def pick_targets(self, requested: Sequence[Any], logits: torch.Tensor) -> torch.Tensor:
+        """(inputs, T, U, J) class of each token of each part of each row, −1 where padded; requested
+        per input: rows of parts of classes (as `prepare` gives them, or as this returns them)."""
+        kept = [[[[c for c in part if c >= 0] for part in row] for row in rows] for rows in requested]
+        chosen = _padded([[[part for part in row if part] for row in rows] for rows in kept], -1, shape=logits.shape[1:4])
         return chosen.to(logits.device)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits.detach().float(), dim=-1)
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
-        """f_k per row: the mean over the row's tokens of their class's logit, log-probability or
-        probability."""
-        read = targets >= 0
+        """f_k per row: the mean over its parts of the mean over each part's tokens of their class's
+        logit, log-probability or probability."""
+        read = (targets >= 0).to(logits.device)
         values = _gather_score(logits, targets.clamp(min=0), space, sigmoid=False)
-        values = torch.where(read.to(values.device), values, torch.zeros((), dtype=values.dtype, device=values.device))
-        return values.sum(-1) / read.sum(-1).to(values)
+        values = torch.where(read, values, torch.zeros((), dtype=values.dtype, device=values.device))
+        tokens = read.sum(-1)
+        parts = values.sum(-1) / tokens.clamp(min=1)
+        return parts.sum(-1) / (tokens > 0).sum(-1)
 
     def check_score_space(self, space: str) -> str:
         return _check_space(space)
 
     def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
         """Per row: its label, text and [start, end) characters, the tokens it reads with their
-        classes, its probability (the mean of theirs: the pipeline's score) and the first token's
-        class (`target`) and position. Every row sees the whole text."""
+        classes (grouped by part), its probability (the mean over parts of their tokens' mean: the
+        pipeline's score), and its first token's class (`target`) and position. Every row sees the
+        whole text."""
         probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1).numpy()
         return [
             {
-                "target": row.classes[0],
+                "target": row.classes[0][0],
                 "label": row.label,
                 "text": encoding.text[row.start : row.end],
                 "start": row.start,
                 "end": row.end,
-                "positions": list(row.positions),
-                "classes": list(row.classes),
-                "probability": float(np.mean([probs[k, j, c] for j, c in enumerate(row.classes)])),
-                "position": row.positions[0],
+                "positions": [list(part) for part in row.positions],
+                "classes": [list(part) for part in row.classes],
+                "probability": float(
+                    np.mean([np.mean([probs[k, u, j, c] for j, c in enumerate(part)]) for u, part in enumerate(row.classes)])
+                ),
+                "position": row.positions[0][0],
                 "visible": len(encoding),
             }
             for k, row in enumerate(encoding.token_rows)
         ]
+
+
+def _padded(nested: Sequence[Sequence[Sequence[Sequence[int]]]], fill: int | None, shape: Sequence[int] | None = None) -> torch.Tensor:
+    """(inputs, T, U, J) long tensor from inputs → rows → parts → token values. Missing rows repeat
+    the last one; missing parts and tokens are `fill`, or repeat the last one where `fill` is None."""
+    width, parts, depth = shape or (
+        max(len(rows) for rows in nested),
+        max(len(row) for rows in nested for row in rows),
+        max(len(part) for rows in nested for row in rows for part in row),
+    )
+    out = torch.full((len(nested), width, parts, depth), -1 if fill is None else fill, dtype=torch.long)
+    for i, rows in enumerate(nested):
+        for k in range(width):
+            row = rows[min(k, len(rows) - 1)]
+            for u in range(parts if fill is None else len(row)):
+                part = row[min(u, len(row) - 1)]
+                out[i, k, u, : len(part)] = torch.tensor(part)
+                if fill is None:
+                    out[i, k, u, len(part) :] = part[-1]
+    return out
 
 
 #: every head description; a new head is a class added here

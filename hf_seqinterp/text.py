@@ -32,14 +32,14 @@ class WordGroup(NamedTuple):
 
 class TokenRow(NamedTuple):
     """An explained row of a token classifier (a word, a token or an entity; see `token_rows`): it
-    reads the outputs at token `positions`, each with its class in `classes`; `label` names it, and
-    [start, end) are its characters in the text."""
+    reads the outputs at token `positions`, grouped in parts (its words or tokens), each with its
+    class in `classes` (grouped alike); `label` names it, and [start, end) are its characters."""
 
     label: str
     start: int
     end: int
-    positions: tuple[int, ...]
-    classes: tuple[int, ...]
+    positions: tuple[tuple[int, ...], ...]
+    classes: tuple[tuple[int, ...], ...]
 
 
 @dataclass

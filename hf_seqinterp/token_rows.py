@@ -1,30 +1,31 @@
 r"""Token classification (NER): which outputs each explained row of a token classifier reads.
 
 A token classifier gives logits z_t ∈ R^C at every token t. An explained row is a word, a token or
-an entity, read as a set S_k of (token, class) pairs; its score is the mean of their scores
+an entity, made of parts W_1..W_n (its words, or its tokens), each a set of (token, class) pairs;
+its score is the mean over the parts of the mean score of each part's tokens,
 
-    f_k = (1 / |S_k|) Σ_{(t, c) ∈ S_k} s(z_t)[c],   s = identity (score="logit"), log_softmax or softmax,
+    f_k = (1/n) Σ_i (1/|W_i|) Σ_{(t, c) ∈ W_i} s(z_t)[c],   s = identity (score="logit"), log_softmax
+                                                              ("log_prob") or softmax ("prob"),
 
-so one forward scores every row, and completeness (IG) and efficiency (Shapley) hold per row. With
-score="prob", f_k is the score transformers' token-classification pipeline reports for the row.
+so one forward scores every row, and completeness (IG) and efficiency (Shapley) hold per row, as
+f_k is linear in the tokens' scores. With score="prob", f_k is the score transformers'
+token-classification pipeline reports for the row.
 
 Words are formed as the pipeline forms them: a token continues the word before it when it is a
 sub-word piece (tokenizers with a continuing-sub-word prefix such as WordPiece's `##`: the token
 string is longer than the characters it covers), else when no space precedes it; special tokens
 belong to no word. Rows follow `aggregation_strategy` as the pipeline's does:
 
-| strategy            | rows                                                   | S_k: the tokens read, with class                       |
-|---------------------|--------------------------------------------------------|--------------------------------------------------------|
-| None (default)      | every word                                             | its first token, with its predicted label              |
-| "none"              | every token                                            | the token, with its predicted label                    |
-| "simple"            | entities: adjacent tokens with one entity type (B-/I-) | each token, with its predicted label                   |
-| "first"             | entities of words labelled by their first token        | each word's first token, with that token's label       |
-| "max"               | entities of words labelled by their most confident token | that token of each word, with its label              |
-| "average"           | entities of words labelled by the mean probabilities   | every token of each word, with the word's label        |
+| strategy       | rows                                                      | parts: the tokens read, with class              |
+|----------------|-----------------------------------------------------------|-------------------------------------------------|
+| None (default) | every word                                                | its first token, with its predicted label       |
+| "none"         | every token                                               | the token, with its predicted label             |
+| "simple"       | entities: adjacent tokens of one entity type (B-/I-)      | each token, with its predicted label            |
+| "first"        | entities of words labelled by their first token           | each word's first token, with its label         |
+| "max"          | entities of words labelled by their most confident token  | that token of each word, with its label         |
+| "average"      | entities of words labelled by their mean probabilities    | each word's tokens, with the word's label       |
 
-and rows labelled "O" are left out. A row's score under "average" is the mean over the entity's
-tokens; the pipeline averages within each word first (the two agree when the words of an entity
-have equally many tokens).
+and rows labelled "O" are left out.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from .concurrency import model_lock
 from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError
 from .text import Encoding, TokenRow
 from .utils import length_grouped_batches
+from .validation import AGGREGATION_STRATEGIES
 
-AGGREGATION_STRATEGIES: tuple[str, ...] = ("none", "simple", "first", "average", "max")
 #: labels of no entity, left out of predicted rows (the pipeline's default `ignore_labels`)
 OUTSIDE_LABELS: tuple[str, ...] = ("O",)
 
@@ -87,10 +88,10 @@ def pipeline_words(tokenizer: Any, enc: Encoding) -> list[tuple[int, ...]]:
 
 
 def _unit(enc: Encoding, positions: Sequence[int], classes: Sequence[int], label: str, tokens: Sequence[int]) -> TokenRow:
-    """A row reading `positions` with `classes`, spanning the characters from `tokens[0]` to `tokens[-1]`."""
-    return TokenRow(
-        label, enc.offsets[tokens[0]][0], enc.offsets[tokens[-1]][1], tuple(map(int, positions)), tuple(map(int, classes))
-    )
+    """A row of one part reading `positions` with `classes`, spanning the characters from `tokens[0]`
+    to `tokens[-1]`."""
+    start, end = enc.offsets[tokens[0]][0], enc.offsets[tokens[-1]][1]
+    return TokenRow(label, start, end, (tuple(map(int, positions)),), (tuple(map(int, classes)),))
 
 
 def predicted_rows(
@@ -125,7 +126,7 @@ def predicted_rows(
     return [
         TokenRow(
             entity_type(group[0].label), group[0].start, group[-1].end,
-            tuple(p for u in group for p in u.positions), tuple(c for u in group for c in u.classes),
+            tuple(part for u in group for part in u.positions), tuple(part for u in group for part in u.classes),
         )
         for group in entities
     ]
@@ -155,12 +156,13 @@ def check_label(label: Any, labels: list[str]) -> int | str:
 
 
 def check_target(target: Any, labels: list[str]) -> Any:
-    """One input's target: None, a label name or entity type, a word index, or a dict
-    {word index or (start, end) character span: label, class id or None}."""
+    """One input's target: None, a label name or entity type, a word index (an int, or a string of
+    digits as the command line gives it), or a dict {word index or (start, end) character span:
+    label, class id or None}."""
     if target is None:
         return None
     if isinstance(target, str):
-        return check_label(target, labels)
+        return _word_index(int(target)) if target.isdigit() and target not in labels else check_label(target, labels)
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         return _word_index(target)
     if isinstance(target, Mapping) and target:
@@ -214,7 +216,8 @@ def rows_for_target(
         firsts = [w[0] for w in covered]
         classes = _classes(label, [int(probs[t].argmax()) for t in firsts], labels)
         name = label if isinstance(label, str) else labels[classes[0]]
-        rows.append(_unit(enc, firsts, classes, name, [covered[0][0], covered[-1][-1]]))
+        start, end = enc.offsets[covered[0][0]][0], enc.offsets[covered[-1][-1]][1]
+        rows.append(TokenRow(name, start, end, tuple((t,) for t in firsts), tuple((c,) for c in classes)))
     return rows
 
 
