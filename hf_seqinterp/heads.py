@@ -284,8 +284,9 @@ class CausalLMHead:
 
 
 @dataclass
-class TokenClassificationHead:
-    r"""The output of a token classifier (NER, POS tagging): one label distribution per token.
+class TokenClassificationHead(ClassificationHead):
+    r"""The output of a token classifier (NER, POS tagging): a classifier's label distribution at
+    every token (labels, problem type and probabilities as `ClassificationHead`'s).
 
     An input is a text; its rows are words, tokens or entities (see `token_rows` for which, and for
     the `aggregation_strategy` of transformers' token-classification pipeline). Row k is made of
@@ -305,22 +306,6 @@ class TokenClassificationHead:
     suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
     description: ClassVar[str] = "token classifiers (*ForTokenClassification)"
     auto_class: ClassVar[str] = "AutoModelForTokenClassification"
-
-    labels: list[str]
-    model_class: str = "the model"
-    problem_type: str = "single_label_classification"  # a softmax over the labels at every token
-
-    @classmethod
-    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> TokenClassificationHead:
-        """The head of a token classifier: its labels from the config."""
-        return cls(ClassificationHead.for_model(config, tokenizer, model_class).labels, model_class)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels)
-
-    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
-        return {}
 
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(inputs, T, U, J, num_labels): the logits at every token of every part of every row."""
@@ -368,28 +353,22 @@ class TokenClassificationHead:
         chosen = _padded([[[part for part in row if part] for row in rows] for rows in kept], -1, shape=logits.shape[1:4])
         return chosen.to(logits.device)
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(logits.detach().float(), dim=-1)
-
     def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
         """f_k per row: the mean over its parts of the mean over each part's tokens of their class's
         logit, log-probability or probability."""
         read = (targets >= 0).to(logits.device)
-        values = _gather_score(logits, targets.clamp(min=0), space, sigmoid=False)
+        values = super().score(logits, targets.clamp(min=0), space)
         values = torch.where(read, values, torch.zeros((), dtype=values.dtype, device=values.device))
         tokens = read.sum(-1)
         parts = values.sum(-1) / tokens.clamp(min=1)
         return parts.sum(-1) / (tokens > 0).sum(-1)
-
-    def check_score_space(self, space: str) -> str:
-        return _check_space(space)
 
     def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
         """Per row: its label, text and [start, end) characters, the tokens it reads with their
         classes (grouped by part), its probability (the mean over parts of their tokens' mean: the
         pipeline's score), and its first token's class (`target`) and position. Every row sees the
         whole text."""
-        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1).numpy()
+        probs = self.probabilities(torch.as_tensor(logits, dtype=torch.float64)).double().numpy()
         return [
             {
                 "target": row.classes[0][0],

@@ -27,12 +27,19 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import BertConfig, BertForTokenClassification, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    BertConfig,
+    BertForTokenClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 LETTERS = [chr(c) for c in range(ord("a"), ord("q"))]  # 16 content tokens
 MARKER, QUERY = "@", "?"
@@ -77,19 +84,28 @@ def train_copy_lm(steps: int = 1200, seed: int = 0, batch_size: int = 128) -> tu
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     model = GPT2LMHeadModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    model.train()
-    for step in range(steps):
+
+    def loss(step: int) -> torch.Tensor:
         batch = copy_examples(batch_size, seed=10_000 + step, blank=0.3 * (step % 2))
         ids = torch.tensor([tokenizer(e.prompt + e.answer)["input_ids"] for e in batch])
-        logits = model(ids[:, :-1]).logits[:, -1]
-        loss = torch.nn.functional.cross_entropy(logits, ids[:, -1])
+        return torch.nn.functional.cross_entropy(model(ids[:, :-1]).logits[:, -1], ids[:, -1])
+
+    return fit(model, loss, steps), tokenizer
+
+
+def fit(model: torch.nn.Module, loss: Callable[[int], torch.Tensor], steps: int, lr: float = 3e-3) -> torch.nn.Module:
+    """Train `model` for `steps` steps of AdamW (one-cycle schedule to `lr`) on `loss(step)`; returns
+    it in eval mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train()
+    for step in range(steps):
+        value = loss(step)
         optimizer.zero_grad()
-        loss.backward()
+        value.backward()
         optimizer.step()
         schedule.step()
-    return model.eval(), tokenizer
+    return model.eval()
 
 
 def copy_accuracy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, examples: list[CopyExample]) -> float:
@@ -165,17 +181,12 @@ def train_tagger(steps: int = 300, seed: int = 0, batch_size: int = 64) -> tuple
         id2label=dict(enumerate(TAGS)), label2id={tag: i for i, tag in enumerate(TAGS)},
     )
     model = BertForTokenClassification(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    model.train()
-    for step in range(steps):
+
+    def loss(step: int) -> torch.Tensor:
         ids, tags = tag_ids(tokenizer, tagging_examples(batch_size, seed=10_000 + step, blank=0.2 * (step % 2)))
-        loss = model(input_ids=ids, labels=tags).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval(), tokenizer
+        return model(input_ids=ids, labels=tags).loss
+
+    return fit(model, loss, steps), tokenizer
 
 
 def tagging_accuracy(model: BertForTokenClassification, tokenizer: PreTrainedTokenizerFast, examples: list[TagExample]) -> float:

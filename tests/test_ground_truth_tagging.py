@@ -16,7 +16,7 @@ from conftest import REPO
 import hf_seqinterp as hsi
 
 sys.path.insert(0, str(REPO / "recipes"))
-from synthetic_tasks import DECOY, tagging_accuracy, tagging_examples, train_tagger  # noqa: E402
+from synthetic_tasks import DECOY, tagging_accuracy, tagging_examples, train_tagger
 
 
 @pytest.fixture(scope="module")

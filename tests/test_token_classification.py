@@ -15,6 +15,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from row_checks import assert_batch_equals_one_by_one
 from tiny_models import NER_LABELS, tiny_token_classifier
 
 import hf_seqinterp as hsi
@@ -154,15 +155,8 @@ def test_shapley_methods_are_efficient_per_row(adapter, method, params):
 @pytest.mark.parametrize("method", ROW_METHODS)
 def test_batch_equals_one_by_one(adapter, method):
     explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    batch = explainer.explain(TEXTS, target=TARGETS, batch_size=len(TEXTS), progress=False)
-    for text, target, expl in zip(TEXTS, TARGETS, batch):
-        alone = explainer.explain(text, target=target)
-        scale = max(1.0, float(np.abs(alone.attributions).max()))
-        np.testing.assert_allclose(expl.attributions, alone.attributions, rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(expl.probabilities, alone.probabilities, atol=1e-6)
-        assert [r["classes"] for r in expl.rows] == [r["classes"] for r in alone.rows]
-        assert hsi.Explanation.from_dict(expl.to_dict()) == expl
-        assert row_to_explanation(explanation_to_row(expl)) == expl
+    for expl in assert_batch_equals_one_by_one(explainer, TEXTS, TARGETS):
+        assert row_to_explanation(explanation_to_row(expl)) == expl  # a dataset row and back
 
 
 def test_given_targets_make_the_rows_asked_for(adapter):
