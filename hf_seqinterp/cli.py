@@ -31,7 +31,7 @@ from typing import Any
 from .checks import check_model_source, unknown_method_message, unknown_parameters_message
 from .errors import RunInterrupted, SeqInterpError
 from .method_table import DEFAULT_METHOD, METHODS
-from .validation import batch_size_arg, positive_int
+from .validation import AGGREGATION_STRATEGIES, batch_size_arg, positive_int
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -116,6 +116,11 @@ def add_head_arguments(parser: argparse.ArgumentParser) -> None:
         "--chat-template", action="store_true",
         help="causal LMs: render each prompt as a user turn of the tokenizer's chat template",
     )
+    parser.add_argument(
+        "--aggregation-strategy", choices=AGGREGATION_STRATEGIES,
+        help="token classifiers: explain entities grouped as the token-classification pipeline groups them "
+        "(default: one row per word not predicted O)",
+    )
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +135,8 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         help="class id or label name to explain (default: the predicted class); for a causal LM or an "
-        "encoder–decoder, the continuation or target text to explain (default: the one it generates)",
+        "encoder–decoder, the continuation or target text to explain (default: the one it generates); for a token "
+        "classifier, a label or entity type, or a word index (default: every word not predicted O)",
     )
     add_head_arguments(parser)
     parser.add_argument(
@@ -153,6 +159,7 @@ def _head_options(args: argparse.Namespace) -> dict[str, Any]:
         "generation": {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else None,
         "contrast": args.contrast,
         "chat_template": args.chat_template or None,
+        "aggregation_strategy": args.aggregation_strategy,
     }
     return {name: value for name, value in options.items() if value is not None}
 

@@ -8,9 +8,10 @@ Every head reads the model output as *row logits* of shape (rows, T, C): T expla
 each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassification`: single-label
 softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
-the vocabulary, and `Seq2SeqLMHead` (text encoder–decoders, `*ForConditionalGeneration`) one row per
-target token. Scores and targets have the row logits' shape without the class axis. `HEADS`
-maps a model class's name to its head description.
+the vocabulary, `Seq2SeqLMHead` (text encoder–decoders, `*ForConditionalGeneration`) one row per
+target token, and `TokenClassificationHead` one row per word, token or entity, each reading several
+tokens: (rows, T, U, J, C) logits, one score per row. Scores and targets have the row logits' shape
+without the class axis. `HEADS` maps a model class's name to its head description.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class ClassificationHead(OneSequenceHead):
     kind: ClassVar[str] = "sequence_classification"
     #: whether an input has several explained rows (a target axis); False: one row, no axis
     multi_row: ClassVar[bool] = False
+    #: whether a row's output is still there when a perturbation deletes tokens (False: a row reads
+    #: the outputs at its own tokens, so only replacements that keep every position apply)
+    rows_survive_deletion: ClassVar[bool] = True
     #: endings of the transformers class names this head describes, what they are, and the Auto class
     #: that loads a saved model with this head
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
@@ -201,6 +205,7 @@ class CausalLMHead(OneSequenceHead):
 
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = True  # a deleted readout token reads the token before it
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
@@ -311,20 +316,22 @@ class CausalLMHead(OneSequenceHead):
     def check_score_space(self, space: str) -> str:
         return _check_space(space)
 
-    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any]) -> list[dict[str, Any]]:
-        """Per row: the explained token (id and text), its probability and the entropy (nats) of the
-        next-token distribution it was drawn from; for contrastive rows also the foil token and its
-        probability."""
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: the explained token (id and text), its probability, the entropy (nats) of the
+        next-token distribution it was drawn from, the position it is read at and how many leading
+        tokens it sees; for contrastive rows also the foil token and its probability."""
         log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
         rows = []
-        for k, target in enumerate(chosen):
+        for k, (target, position) in enumerate(zip(chosen, encoding.readout)):
             token, *foil = target if isinstance(target, (list, tuple)) else (target,)
             row = {
                 "target": int(token),
                 "label": self.tokenizer.decode([int(token)]),
                 "probability": float(log_p[k, token].exp()),
                 "entropy": float(entropy[k]),
+                "position": position,
+                "visible": position + 1,
             }
             if foil:
                 row.update(
@@ -448,8 +455,134 @@ class Seq2SeqLMHead(CausalLMHead):
         return output.logits[rows, positions - positions[:, :1]]
 
 
+@dataclass
+class TokenClassificationHead(ClassificationHead):
+    r"""The output of a token classifier (NER, POS tagging): a classifier's label distribution at
+    every token (labels, problem type and probabilities as `ClassificationHead`'s).
+
+    An input is a text; its rows are words, tokens or entities (see `token_rows` for which, and for
+    the `aggregation_strategy` of transformers' token-classification pipeline). Row k is made of
+    parts W_1..W_n (words or tokens), each a set of (token, class) pairs, and explains
+
+        f_k = (1/n) Σ_i (1/|W_i|) Σ_{(t, c) ∈ W_i} z_t[c]   (score="logit"; log softmax / softmax of
+                                                            z_t for "log_prob" / "prob"),
+
+    so one forward scores every row. Row logits are (inputs, T, U, J, C): the logits at the J tokens
+    of each of the U parts of each of the T rows (padded by repeating the last token, part or row);
+    the targets (inputs, T, U, J) hold each token's class, −1 where padded.
+    """
+
+    kind: ClassVar[str] = "token_classification"
+    multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = False
+    suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
+    description: ClassVar[str] = "token classifiers (*ForTokenClassification)"
+    auto_class: ClassVar[str] = "AutoModelForTokenClassification"
+    hub_task: ClassVar[str] = "token-classification"
+    options: ClassVar[tuple[str, ...]] = ("aggregation_strategy",)
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(inputs, T, U, J, num_labels): the logits at every token of every part of every row."""
+        rows = [[row.positions for row in enc.token_rows] for enc in batch.encodings]
+        index = _padded(rows, None) + torch.tensor(batch.starts)[:, None, None, None]
+        device = output.logits.device
+        return output.logits[torch.arange(len(rows), device=device)[:, None, None, None], index.to(device)]
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        aggregation_strategy: str | None = None,
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """Tokenise the texts and find each one's rows (`token_rows.encode_token_rows`); a row's
+        target is the class of each token it reads, grouped by part."""
+        from .token_rows import encode_token_rows
+
+        targets = self.check_targets(target, len(items))
+        encodings = encode_token_rows(adapter, items, targets, aggregation_strategy, truncation=truncation)
+        return encodings, [tuple(row.classes for row in enc.token_rows) for enc in encodings]
+
+    def check_target(self, target: Any) -> Any:
+        """None (every word not predicted as "O"), a label name or entity type (the rows predicted as
+        it), a word index, or {word index or (start, end) character span: label or None}."""
+        from .token_rows import check_target
+
+        return check_target(target, self.labels)
+
+    def check_targets(self, target: Any, n: int) -> list[Any]:
+        """One target per text; a single value (not a list) applies to every text."""
+        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} targets for {n} texts; pass one per text or a single one.")
+        return [self.check_target(value) for value in values]
+
+    def pick_targets(self, requested: Sequence[Any], logits: torch.Tensor) -> torch.Tensor:
+        """(inputs, T, U, J) class of each token of each part of each row, −1 where padded; requested
+        per input: rows of parts of classes (as `prepare` gives them, or as this returns them)."""
+        kept = [[[[c for c in part if c >= 0] for part in row] for row in rows] for rows in requested]
+        chosen = _padded([[[part for part in row if part] for row in rows] for rows in kept], -1, shape=logits.shape[1:4])
+        return chosen.to(logits.device)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """f_k per row: the mean over its parts of the mean over each part's tokens of their class's
+        logit, log-probability or probability."""
+        read = (targets >= 0).to(logits.device)
+        values = super().score(logits, targets.clamp(min=0), space)
+        values = torch.where(read, values, torch.zeros((), dtype=values.dtype, device=values.device))
+        tokens = read.sum(-1)
+        parts = values.sum(-1) / tokens.clamp(min=1)
+        return parts.sum(-1) / (tokens > 0).sum(-1)
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: its label, text and [start, end) characters, the tokens it reads with their
+        classes (grouped by part), its probability (the mean over parts of their tokens' mean: the
+        pipeline's score), and its first token's class (`target`) and position. Every row sees the
+        whole text."""
+        probs = self.probabilities(torch.as_tensor(logits, dtype=torch.float64)).double().numpy()
+        return [
+            {
+                "target": row.classes[0][0],
+                "label": row.label,
+                "text": encoding.text[row.start : row.end],
+                "start": row.start,
+                "end": row.end,
+                "positions": [list(part) for part in row.positions],
+                "classes": [list(part) for part in row.classes],
+                "probability": float(
+                    np.mean([np.mean([probs[k, u, j, c] for j, c in enumerate(part)]) for u, part in enumerate(row.classes)])
+                ),
+                "position": row.positions[0][0],
+                "visible": len(encoding),
+            }
+            for k, row in enumerate(encoding.token_rows)
+        ]
+
+
+def _padded(nested: Sequence[Sequence[Sequence[Sequence[int]]]], fill: int | None, shape: Sequence[int] | None = None) -> torch.Tensor:
+    """(inputs, T, U, J) long tensor from inputs → rows → parts → token values. Missing rows repeat
+    the last one; missing parts and tokens are `fill`, or repeat the last one where `fill` is None."""
+    width, parts, depth = shape or (
+        max(len(rows) for rows in nested),
+        max(len(row) for rows in nested for row in rows),
+        max(len(part) for rows in nested for row in rows for part in row),
+    )
+    out = torch.full((len(nested), width, parts, depth), -1 if fill is None else fill, dtype=torch.long)
+    for i, rows in enumerate(nested):
+        for k in range(width):
+            row = rows[min(k, len(rows) - 1)]
+            for u in range(parts if fill is None else len(row)):
+                part = row[min(u, len(row) - 1)]
+                out[i, k, u, : len(part)] = torch.tensor(part)
+                if fill is None:
+                    out[i, k, u, len(part) :] = part[-1]
+    return out
+
+
 #: every head description; a new head is a class added here
-HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, Seq2SeqLMHead)
+HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, Seq2SeqLMHead, TokenClassificationHead)
 
 #: every head's `explain` options
 HEAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for head in HEAD_TYPES for o in head.options))

@@ -43,6 +43,12 @@ def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
     """Validate a replacement mode for this model (e.g. 'mask' needs a mask token)."""
     if replacement not in REPLACEMENTS:
         raise InvalidParameterError(f"replacement={replacement!r} is not one of {', '.join(REPLACEMENTS)}.")
+    if replacement == "delete" and not adapter.head.rows_survive_deletion:
+        raise InvalidParameterError(
+            f"replacement='delete' drops tokens from the sequence, but each row of {adapter.head.model_class}'s "
+            f"{adapter.head.kind.replace('_', ' ')} head is the output at its own tokens, which deleting them "
+            "removes. Use a replacement that keeps every position: 'mask', 'unk', 'pad', 'attention' or 'zero_embedding'."
+        )
     if replacement in ("mask", "pad", "unk"):
         adapter.token_id(replacement)
     if replacement == "zero_embedding":
@@ -124,7 +130,8 @@ def score_variants(
     all held at once.
     """
     adapter.check_score_space(score)
-    out = [np.empty((len(k), *np.shape(t)[:1]), dtype=np.float64) for k, t in zip(keeps, targets)]  # rows: T
+    out = [np.empty((len(k), *([len(t)] if isinstance(t, (list, tuple)) else [])), dtype=np.float64)
+           for k, t in zip(keeps, targets)]
     for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,

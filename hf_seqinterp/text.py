@@ -30,6 +30,18 @@ class WordGroup(NamedTuple):
     positions: tuple[int, ...]
 
 
+class TokenRow(NamedTuple):
+    """An explained row of a token classifier (a word, a token or an entity; see `token_rows`): it
+    reads the outputs at token `positions`, grouped in parts (its words or tokens), each with its
+    class in `classes` (grouped alike); `label` names it, and [start, end) are its characters."""
+
+    label: str
+    start: int
+    end: int
+    positions: tuple[tuple[int, ...], ...]
+    classes: tuple[tuple[int, ...], ...]
+
+
 @dataclass
 class TokenizedText:
     """Tokens of one input with their ids, character offsets, word ids and special-token flags.
@@ -159,6 +171,15 @@ class Encoding(TokenizedText):
     readout: list[int] | None = field(default=None, kw_only=True)
     #: ... and the class each row explains (e.g. the continuation token a causal LM predicts there)
     row_targets: list[int] | None = field(default=None, kw_only=True)
+    #: a token classifier's rows, each reading the outputs at one or more tokens (`TokenRow`)
+    token_rows: list[TokenRow] | None = field(default=None, kw_only=True)
+
+    @property
+    def n_rows(self) -> int | None:
+        """Explained rows of a head with a row axis (None: one target, no axis)."""
+        if self.readout is not None:
+            return len(self.readout)
+        return None if self.token_rows is None else len(self.token_rows)
 
 
 #: which tokens of a longer input each `truncation_side` keeps

@@ -35,6 +35,9 @@ MAX_BATCH_TOKENS = 2**22
 #: words assumed for a typical text when a message estimates per-text memory
 TYPICAL_WORDS = 100
 PAIR_KEYS = ("text", "text_pair")
+#: how a token classifier's rows are grouped into entities, as transformers' token-classification
+#: pipeline's `aggregation_strategy` (see `token_rows`)
+AGGREGATION_STRATEGIES: tuple[str, ...] = ("none", "simple", "first", "average", "max")
 #: one model input: a text, or a (text, text_pair) sentence pair
 TextInput = str | tuple[str, str]
 

@@ -21,6 +21,7 @@ from row_checks import (
     assert_complete_per_row,
     assert_efficient_per_row,
     assert_rows_never_see_later_tokens,
+    row_explainer,
 )
 from tiny_models import tiny_causal_lm
 
@@ -120,7 +121,7 @@ def test_rows_never_see_later_tokens(adapter, method):
 
 @pytest.mark.parametrize("method", ROW_METHODS)
 def test_batch_equals_one_by_one(adapter, method):
-    assert_batch_equals_one_by_one(adapter, method, PROMPTS, [CONTINUATION, " yes", " over the hill"])
+    assert_batch_equals_one_by_one(row_explainer(adapter, method), PROMPTS, [CONTINUATION, " yes", " over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

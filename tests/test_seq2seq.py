@@ -25,6 +25,7 @@ from row_checks import (
     OTHER_METHODS,
     ROW_METHODS,
     assert_batch_equals_one_by_one,
+    row_explainer,
     assert_complete_per_row,
     assert_efficient_per_row,
     assert_rows_never_see_later_tokens,
@@ -221,7 +222,7 @@ def test_rows_never_see_later_target_tokens(model_type, method):
 
 @pytest.mark.parametrize(("model_type", "method"), per_model(SEQ2SEQ_METHODS))
 def test_batch_equals_one_by_one(model_type, method):
-    assert_batch_equals_one_by_one(seq2seq_adapter(model_type), method, SOURCES, [TARGET, "yes", "over the hill"])
+    assert_batch_equals_one_by_one(row_explainer(seq2seq_adapter(model_type), method), SOURCES, [TARGET, "yes", "over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

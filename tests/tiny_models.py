@@ -217,3 +217,29 @@ def save_tiny_model(path, model_type: str = "bert"):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@functools.cache
+def tiny_token_classifier(model_type: str = "bert", seed: int = 0):
+    """(model, tokenizer) of a `*ForTokenClassification` of `model_type` with IOB2 labels `NER_LABELS`:
+    random weights, eval mode, float32."""
+    from transformers import AutoModelForTokenClassification
+
+    overrides, make_tokenizer = ARCHITECTURES[model_type]
+    tokenizer = make_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, **{
+            **_SIZE,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": MAX_POSITIONS,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            "id2label": dict(enumerate(NER_LABELS)),
+            "label2id": {label: i for i, label in enumerate(NER_LABELS)},
+            **overrides,
+        }
+    )
+    torch.manual_seed(seed)
+    return AutoModelForTokenClassification.from_config(config).eval(), tokenizer

@@ -167,7 +167,7 @@ class RowResult:
 
     attributions: np.ndarray  # (n_tokens,) float
     logits: np.ndarray  # (num_labels,) model output on the unperturbed text
-    target: int | list[int]
+    target: int | list[Any]  # a class id; with a row axis, each row's (see the head's `pick_targets`)
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # added to the tokenisation's warnings
 
@@ -309,7 +309,9 @@ class Explainer:
                 or a list of these; for a causal LM, prompts.
             target: class to explain: None (the predicted class), a class id, a label name, or one
                 of these per input. For a causal LM: the continuation to explain (a string,
-                teacher-forced), or None to explain the one the model generates.
+                teacher-forced), or None to explain the one the model generates. For a token
+                classifier: None (every word not predicted "O"), a label name or entity type, a
+                word index, or {word index or (start, end) span: label or None}.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
@@ -320,7 +322,9 @@ class Explainer:
                 `generation` (`generate()` options for generated continuations; default greedy,
                 `max_new_tokens=20`), `contrast` (a foil continuation: rows explain
                 log p(target) − log p(foil) token by token), `chat_template` (True, or a Jinja
-                template: render each prompt as a chat's user turn).
+                template: render each prompt as a chat's user turn). Token classifiers:
+                `aggregation_strategy` (rows as transformers' token-classification pipeline groups
+                them: "none", "simple", "first", "average", "max"; default one row per word).
         """
         items, single = pair_inputs(texts, text_pair)
         encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **head_options)
@@ -399,7 +403,7 @@ class Explainer:
         results = []
         for i, enc in enumerate(batch.encodings):
             values = scores[i][..., batch.token_slice(i)] if padded else scores[i]
-            n_rows = len(enc.readout) if enc.readout is not None else None
+            n_rows = enc.n_rows
             results.append(
                 RowResult(
                     np.asarray(values if n_rows is None else values[:n_rows], dtype=np.float32),
@@ -424,12 +428,7 @@ class Explainer:
         if head.multi_row:
             extras = dict(row.extras)
             per_row = extras.pop("rows", None) or [{} for _ in row.target]
-            rows = [
-                {**described, "position": position, "visible": position + 1, **more}
-                for described, position, more in zip(
-                    head.describe_rows(row.logits, row.target), enc.readout, per_row
-                )
-            ]
+            rows = [{**described, **more} for described, more in zip(head.describe_rows(row.logits, row.target, enc), per_row)]
             return Explanation(
                 **token_fields,
                 attributions=row.attributions,
