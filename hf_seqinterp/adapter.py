@@ -778,12 +778,11 @@ class ModelAdapter:
     def readout_weights(self, batch: Batch) -> torch.Tensor:
         """(rows, L) weights with which the classification head reads the final hidden states:
         one-hot at `classified_positions`, or uniform over the real tokens for mean pooling. Heads
-        with a target axis: (rows, T, L), one-hot at the position each explained row reads."""
-        mask = batch.attention_mask.float()
+        with a target axis: (rows, T, L), the weights with which each explained row reads the
+        positions (the head's `readout_weights`)."""
         if self.head.multi_row:
-            _, positions = batch.row_index
-            weights = torch.zeros((*positions.shape, mask.shape[1]), dtype=mask.dtype, device=mask.device)
-            return weights.scatter_(2, positions[..., None].to(mask.device), 1.0)
+            return self.head.readout_weights(batch)
+        mask = batch.attention_mask.float()
         if self.pooling == "mean":
             return mask / mask.sum(-1, keepdim=True)
         weights = torch.zeros_like(mask)

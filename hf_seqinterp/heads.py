@@ -244,6 +244,12 @@ class CausalLMHead(OneSequenceHead):
             positions = torch.searchsorted(kept, positions)
         return output.logits[rows, positions]
 
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, T, L): one-hot at the position each row reads (attention methods read its row)."""
+        _, positions = batch.row_index
+        weights = torch.zeros((*positions.shape, batch.input_ids.shape[1]), device=batch.input_ids.device)
+        return weights.scatter_(2, positions[..., None].to(weights.device), 1.0)
     def prepare(
         self,
         adapter: Any,
@@ -493,6 +499,19 @@ class TokenClassificationHead(ClassificationHead):
         device = output.logits.device
         return output.logits[torch.arange(len(rows), device=device)[:, None, None, None], index.to(device)]
 
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, T, L): row k reads token t with the weight its score gives z_t, Σ over the parts
+        W_i ∋ t of 1 / (n |W_i|) (attention methods read these rows of the attention matrices)."""
+        width = max(len(enc.token_rows) for enc in batch.encodings)
+        weights = torch.zeros((len(batch), width, batch.input_ids.shape[1]))
+        for i, enc in enumerate(batch.encodings):
+            for k in range(width):
+                row = enc.token_rows[min(k, len(enc.token_rows) - 1)]
+                for part in row.positions:
+                    for t in part:
+                        weights[i, k, batch.starts[i] + t] += 1.0 / (len(row.positions) * len(part))
+        return weights.to(batch.input_ids.device)
     def prepare(
         self,
         adapter: Any,

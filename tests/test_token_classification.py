@@ -244,3 +244,14 @@ def test_cli_explains_a_token_classifier(tmp_path, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     expl = hsi.Explanation.from_dict(row)
     assert expl.method == "integrated_gradients" and [r["text"] for r in expl.rows] == ["dull"]
+
+
+def test_attention_reads_the_rows_own_tokens(adapter):
+    expl = hsi.explain_with(adapter, TEXTS[1], "attention", target=TARGETS[1])  # a word, and a two-word span
+    with adapter.eager_attention(), torch.no_grad():
+        attention = adapter.model(input_ids=torch.tensor([expl.input_ids]), output_attentions=True).attentions[-1]
+    fused = attention[0].mean(0).double().numpy()  # last layer, heads averaged: (L, L)
+    for k, row in enumerate(expl.rows):
+        parts = row["positions"]
+        expected = sum(fused[t] / (len(parts) * len(part)) for part in parts for t in part)
+        np.testing.assert_allclose(expl.attributions[k], expected, atol=1e-6)
