@@ -408,12 +408,6 @@ class ModelAdapter:
         transformers can record, and no `output_attentions` argument), or gives other weights than
         softmax attention over the tokens (`no_attention_weights` in the architecture facts)."""
         name = type(unwrap(self.model)).__name__
-        if not self.head.readout_rows:
-            raise UnsupportedModelError(
-                f"Method {method!r} reads the attention of the one position an output is read from, but the rows of "
-                f"{name}'s {self.head.kind.replace('_', ' ')} head read several tokens each. Use a gradient or "
-                "perturbation method instead."
-            )
         if "no_attention_weights" in self._arch:
             raise UnsupportedModelError(
                 f"Method {method!r} needs attention weights over the tokens, but {name}: "

@@ -53,9 +53,6 @@ class ClassificationHead(OneSequenceHead):
     #: whether a row's output is still there when a perturbation deletes tokens (False: a row reads
     #: the outputs at its own tokens, so only replacements that keep every position apply)
     rows_survive_deletion: ClassVar[bool] = True
-    #: whether each explained output is read at one position (`Encoding.readout`, or the classified
-    #: position), as attention methods need
-    readout_rows: ClassVar[bool] = True
     #: endings of the transformers class names this head describes, what they are, and the Auto class
     #: that loads a saved model with this head
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
@@ -209,7 +206,6 @@ class CausalLMHead(OneSequenceHead):
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
     rows_survive_deletion: ClassVar[bool] = True  # a deleted readout token reads the token before it
-    readout_rows: ClassVar[bool] = True
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
@@ -485,7 +481,6 @@ class TokenClassificationHead(ClassificationHead):
     kind: ClassVar[str] = "token_classification"
     multi_row: ClassVar[bool] = True
     rows_survive_deletion: ClassVar[bool] = False
-    readout_rows: ClassVar[bool] = False  # a row averages the tokens it reads
     suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
     description: ClassVar[str] = "token classifiers (*ForTokenClassification)"
     auto_class: ClassVar[str] = "AutoModelForTokenClassification"

@@ -30,9 +30,8 @@ FAST = {
     "integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 30}, "kernel_shap": {"n_samples": 30},
     "shapley_sampling": {"n_samples": 3}, "erasure": {"replacement": "unk"},
 }
-# rows read several tokens: attention methods, which read one position per row, refuse them too
-ROW_METHODS = [m for m in list_methods() if get_explainer(m).multi_row and not get_explainer(m).needs_attentions]
-OTHER_METHODS = [m for m in list_methods() if m not in ROW_METHODS]
+ROW_METHODS = [m for m in list_methods() if get_explainer(m).multi_row]
+OTHER_METHODS = [m for m in list_methods() if not get_explainer(m).multi_row]
 
 
 @pytest.fixture(scope="module", params=["bert", "llama"])
