@@ -228,7 +228,7 @@ def _report_interrupt(store: ShardStore, plan: list[list[int]], n_methods: int, 
 
 
 def _claim(
-    root: Path, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool
+    root: Path, manifest: dict, plan: list[list[int]], n_methods: int | None, accelerator: Any, overwrite: bool
 ) -> tuple[ShardStore, OutputLock | None, set[int]]:
     """Make `root` this run's output folder: (its store, the lock the main process holds, the plan's
     shards already done there and intact).

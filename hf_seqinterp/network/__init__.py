@@ -1,0 +1,16 @@
+"""Network analysis over a dataset: what units, heads and layers of a model respond to.
+
+* `top_activations`: the top-k max-activating contexts of FFN neurons, attention heads and
+  residual dimensions, streamed, sharded over processes and resumable.
+* `unit_activations`, `activation_html`, `top_contexts_html`: a unit's activation over texts as a
+  heat map, and a page of its top contexts.
+"""
+
+from .top_activations import top_activations
+from .units import UNIT_KINDS, UnitGroup, unit_groups
+from .view import activation_html, top_contexts_html, unit_activations
+
+__all__ = [
+    "UNIT_KINDS", "UnitGroup", "activation_html", "top_activations", "top_contexts_html", "unit_activations",
+    "unit_groups",
+]
