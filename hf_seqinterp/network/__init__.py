@@ -4,13 +4,24 @@
   residual dimensions, streamed, sharded over processes and resumable.
 * `unit_activations`, `activation_html`, `top_contexts_html`: a unit's activation over texts as a
   heat map, and a page of its top contexts.
+* `head_statistics`, `plot_head_statistics`: per-head attention statistics over a dataset (Clark
+  et al. 2019) as a table and a plot.
 """
 
+from .head_stats import STATISTICS, head_statistics, plot_head_statistics
 from .top_activations import top_activations
 from .units import UNIT_KINDS, UnitGroup, unit_groups
 from .view import activation_html, top_contexts_html, unit_activations
 
 __all__ = [
-    "UNIT_KINDS", "UnitGroup", "activation_html", "top_activations", "top_contexts_html", "unit_activations",
+    "STATISTICS",
+    "UNIT_KINDS",
+    "UnitGroup",
+    "activation_html",
+    "head_statistics",
+    "plot_head_statistics",
+    "top_activations",
+    "top_contexts_html",
+    "unit_activations",
     "unit_groups",
 ]
