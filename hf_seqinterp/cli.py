@@ -353,12 +353,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- explain-dataset
-def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+def add_dataset_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, output folder and row selection of a resumable run over a dataset."""
     parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
     parser.add_argument("--output-dir", required=True, help="folder for the Parquet shards; rerun to resume")
     parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
-    parser.add_argument("--limit", type=positive_int, help="explain only the first N rows")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N rows")
     parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+
+
+def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_run_arguments(parser)
     parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
@@ -444,11 +449,7 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
 
 
 def add_top_activations_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
-    parser.add_argument("--output-dir", required=True, help="folder for shards and results; rerun to resume")
-    parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
-    parser.add_argument("--limit", type=positive_int, help="read only the first N rows")
-    parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+    add_dataset_run_arguments(parser)
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     parser.add_argument("--units", action="append", choices=("ffn", "head", "residual"),
                         help="unit kind, repeatable (default: ffn)")

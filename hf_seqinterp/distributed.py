@@ -207,14 +207,20 @@ def _run(
         accelerator.wait_for_everyone()
         bar.update(len(dataset) * per_row - bar.n)
 
+    seal(store, manifest, plan, accelerator)
+    with accelerator.main_process_first():
+        return store.merge(total=len(plan))
+
+
+def seal(store: ShardStore, manifest: dict[str, Any], plan: list[list[int]], accelerator: Any) -> None:
+    """After every process wrote its shards: check that none is missing and record their checksums
+    in the manifest (main process); every process returns once it is written."""
     missing = sorted(set(range(len(plan))) - store.finished(plan))
     if missing:
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
     if accelerator.is_main_process:
         store.write_manifest({**manifest, "shards": store.collect_checksums()})
     accelerator.wait_for_everyone()
-    with accelerator.main_process_first():
-        return store.merge(total=len(plan))
 
 
 @contextlib.contextmanager

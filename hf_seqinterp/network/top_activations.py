@@ -35,7 +35,7 @@ import torch
 
 from ..adapter import Encoding, ModelAdapter
 from ..data import text_column as find_text_column
-from ..distributed import _as_dataset, _claim, _has_accelerator
+from ..distributed import _as_dataset, _claim, _has_accelerator, seal
 from ..errors import InvalidInputError
 from ..mixin import as_adapter
 from ..shards import plan_shards
@@ -217,12 +217,7 @@ def _sharded(root, manifest, plan, texts, adapter, settings, accelerator, overwr
         for index in _progress_indices(mine, plan, progress and accelerator.is_main_process):
             store.write(index, len(plan), _shard_table(adapter, texts, plan[index], **settings))
         accelerator.wait_for_everyone()
-        missing = sorted(set(range(len(plan))) - store.finished(plan))
-        if missing:
-            raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
-        if accelerator.is_main_process:
-            store.write_manifest({**manifest, "shards": store.collect_checksums()})
-        accelerator.wait_for_everyone()
+        seal(store, manifest, plan, accelerator)
         paths = [path for (_, total), path in store.shards().items() if total == len(plan)]
         merged = _merge((pq.read_table(p) for p in paths), settings["groups"], settings["k"])
         logger.info(
