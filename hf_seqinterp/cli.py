@@ -457,6 +457,7 @@ def add_top_activations_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", type=positive_int, default=20, help="contexts per unit (default 20)")
     parser.add_argument("--window", type=int, default=8, help="tokens of context on each side (default 8)")
     parser.add_argument("--include-special", action="store_true", help="also rank special tokens ([CLS], BOS, ...)")
+    parser.add_argument("--per-text", action="store_true", help="rank only each text's most active token per unit")
     parser.add_argument("--batch-size", type=batch_size_arg, help="texts per forward (default 32)")
     parser.add_argument("--shard-size", type=positive_int, default=1024, help="texts per shard file (default 1024)")
     parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
@@ -479,6 +480,7 @@ def run_top_activations(args: argparse.Namespace) -> int:
         result = top_activations(
             load_adapter(args.model, args), dataset, units=args.units or "ffn", layers=args.layer, k=args.k,
             output_dir=args.output_dir, text_column=args.text_column, include_special=args.include_special,
+            per_text=args.per_text,
             window=args.window, batch_size=args.batch_size, shard_size=args.shard_size,
             truncation=not args.no_truncation, cpu=True if args.cpu else None, overwrite=args.overwrite,
             progress=not args.no_progress,

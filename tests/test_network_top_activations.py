@@ -33,8 +33,9 @@ def case(request):
     return request.param, hsi.ModelAdapter(*MODELS[request.param]())
 
 
-def expected_top(model, tokenizer, name, texts, layer, k):
-    """Per kind, per unit: the k best (value, text, position) under (value desc, text, position)."""
+def expected_top(model, tokenizer, name, texts, layer, k, per_text=False):
+    """Per kind, per unit: the k best (value, text, position) under (value desc, text, position);
+    with `per_text`, only each text's best token (its first on ties) competes."""
     blocks, ffn, attn = MODULES[name]
     block = blocks(model)[layer]
     heads = model.config.num_attention_heads
@@ -62,10 +63,12 @@ def expected_top(model, tokenizer, name, texts, layer, k):
     top = {}
     for kind, entries in acts.items():
         units = entries[0][0].shape[0]
-        top[kind] = [
-            sorted(((float(v[u]), i, t) for v, i, t in entries), key=lambda e: (-e[0], e[1], e[2]))[:k]
-            for u in range(units)
-        ]
+        top[kind] = []
+        for u in range(units):
+            ranked = sorted(((float(v[u]), i, t) for v, i, t in entries), key=lambda e: (-e[0], e[1], e[2]))
+            if per_text:
+                ranked = [e for n, e in enumerate(ranked) if all(f[1] != e[1] for f in ranked[:n])]
+            top[kind].append(ranked[:k])
     return top
 
 
@@ -92,6 +95,17 @@ def test_equals_a_brute_force_sort_of_every_activation(case):
             assert [(t, p) for _, t, p in a] == [(t, p) for _, t, p in b], (kind, unit)
             assert [v for v, _, _ in a] == pytest.approx([v for v, _, _ in b], abs=1e-6)
     assert set(got["layer"]) == {layer}
+
+
+def test_per_text_ranks_each_texts_best_token_once(case):
+    name, adapter = case
+    got = top_activations(adapter, TEXTS, units=["ffn", "residual"], layers=0, k=K, batch_size=1, shard_size=16,
+                          per_text=True, progress=False)
+    expected = expected_top(adapter.model, adapter.tokenizer, name, TEXTS, 0, K, per_text=True)
+    for kind in ("ffn", "residual"):
+        for unit, (a, b) in enumerate(zip(as_lists(got, kind), expected[kind])):
+            assert [(t, p) for _, t, p in a] == [(t, p) for _, t, p in b], (kind, unit)
+            assert len({t for _, t, _ in a}) == K  # K different texts
 
 
 def test_batching_and_sharding_change_no_value(case):

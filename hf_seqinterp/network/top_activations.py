@@ -122,6 +122,7 @@ def top_activations(
     text_column: str | None = None,
     tokenizer: Any = None,
     include_special: bool = False,
+    per_text: bool = False,
     window: int = 8,
     batch_size: int | None = None,
     shard_size: int = 1024,
@@ -142,6 +143,8 @@ def top_activations(
             `.json`) go; a rerun with the same arguments resumes there, on any number of processes
             (`accelerate launch` / `torchrun`). Without it, one process computes in memory.
         include_special: also rank special tokens ([CLS], [SEP], BOS), which often dominate.
+        per_text: rank each text's most active token only (the first on ties), so that one long
+            or repetitive text fills at most one of a unit's k places.
         window: tokens shown on each side of the hit in `context`.
         batch_size: texts per forward (default 32); texts are batched by length within a shard.
         shard_size: texts per shard (a kill loses at most one shard per process).
@@ -167,8 +170,8 @@ def top_activations(
     accelerator = Accelerator(cpu=not _has_accelerator() if cpu is None else cpu)
     adapter.model.to(accelerator.device)
     plan = plan_shards([len(t) for t in texts], check_int("shard_size", shard_size))
-    settings = {"groups": groups, "k": k, "include_special": include_special, "batch_size": batch_size,
-                "truncation": truncation}
+    settings = {"groups": groups, "k": k, "include_special": include_special, "per_text": per_text,
+                "batch_size": batch_size, "truncation": truncation}
     if output_dir is None:
         if accelerator.num_processes > 1:
             raise InvalidInputError("Several processes need an output_dir to share their shards through.")
@@ -182,6 +185,7 @@ def top_activations(
             "units": [[g.kind, g.layer, g.size] for g in groups],
             "k": k,
             "include_special": include_special,
+            "per_text": per_text,
             "text_column": column,
             "num_rows": len(texts),
             "data_sha256": _digest(texts),
@@ -246,7 +250,7 @@ def _digest(texts: Sequence[str]) -> str:
 
 def _shard_table(
     adapter: ModelAdapter, texts: Sequence[str], rows: Sequence[int], *, groups: Sequence[UnitGroup], k: int,
-    include_special: bool, batch_size: int, truncation: bool,
+    include_special: bool, per_text: bool, batch_size: int, truncation: bool,
 ) -> pa.Table:
     """The top-k of every unit over the texts `rows`, as a `SHARD_SCHEMA` table."""
     encodings = adapter.encode([texts[i] for i in rows], truncation=truncation)
@@ -263,11 +267,27 @@ def _shard_table(
             positions = column - torch.tensor(batch.starts)[row]
             for g in groups:
                 values = captured.pop(g.name).cpu()[row, column].T  # (units, tokens)
-                best[g.name] = best[g.name].merge(values, text_ids, positions)
+                candidates = _best_per_text(values, text_ids, positions) if per_text else (values, text_ids, positions)
+                best[g.name] = best[g.name].merge(*candidates)
     columns = [best[g.name].to_rows(g.name) for g in groups]
     return pa.Table.from_pydict(
         {f: [v for c in columns for v in c[f]] for f in SHARD_SCHEMA.names}, schema=SHARD_SCHEMA
     )
+
+
+def _best_per_text(
+    values: torch.Tensor, text_ids: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each unit's largest activation in each text, at its first position on ties: (U, texts) values,
+    (texts,) text ids, (U, texts) positions. A text's tokens are contiguous and in position order."""
+    kept_values, kept_positions = [], []
+    ids = torch.unique_consecutive(text_ids)
+    for text in ids:
+        columns = torch.nonzero(text_ids == text).flatten()
+        first = values[:, columns].argmax(1)  # torch.argmax returns the first maximum
+        kept_values.append(values[:, columns].gather(1, first[:, None]))
+        kept_positions.append(positions[columns][first][:, None])
+    return torch.cat(kept_values, 1), ids, torch.cat(kept_positions, 1)
 
 
 def _merge(tables, groups: Sequence[UnitGroup], k: int) -> dict[str, TopK]:
