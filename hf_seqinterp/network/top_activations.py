@@ -175,8 +175,8 @@ def top_activations(
     if output_dir is None:
         if accelerator.num_processes > 1:
             raise InvalidInputError("Several processes need an output_dir to share their shards through.")
-        shards = [_shard_table(adapter, texts, rows, **settings) for rows in _progress(plan, progress)]
-        merged = _merge(shards, groups, k)
+        indices = _progress(range(len(plan)), plan, progress)
+        merged = _merge((_shard_table(adapter, texts, plan[i], **settings) for i in indices), groups, k)  # lazily
     else:
         manifest = {
             "analysis": RESULT_NAME,
@@ -205,20 +205,13 @@ def top_activations(
     return result
 
 
-def _progress(plan: list[list[int]], enabled: bool):
-    with progress_bar(sum(map(len, plan)), "top_activations", enabled=enabled) as bar:
-        for rows in plan:
-            yield rows
-            bar.update(len(rows))
-
-
 def _sharded(root, manifest, plan, texts, adapter, settings, accelerator, overwrite, progress) -> dict[str, TopK]:
     """The missing shards of `plan`, round robin over the processes, then the merge of all shards."""
     started = time.perf_counter()
     store, lock, done = _claim(root, manifest, plan, None, accelerator, overwrite)
     try:
         mine = [i for i in range(len(plan)) if i not in done][accelerator.process_index :: accelerator.num_processes]
-        for index in _progress_indices(mine, plan, progress and accelerator.is_main_process):
+        for index in _progress(mine, plan, progress and accelerator.is_main_process):
             store.write(index, len(plan), _shard_table(adapter, texts, plan[index], **settings))
         accelerator.wait_for_everyone()
         seal(store, manifest, plan, accelerator)
@@ -233,7 +226,8 @@ def _sharded(root, manifest, plan, texts, adapter, settings, accelerator, overwr
             lock.release()
 
 
-def _progress_indices(indices: list[int], plan: list[list[int]], enabled: bool):
+def _progress(indices: Sequence[int], plan: list[list[int]], enabled: bool):
+    """The shard indices, with a bar counting their texts."""
     with progress_bar(sum(len(plan[i]) for i in indices), "top_activations", enabled=enabled) as bar:
         for index in indices:
             yield index
