@@ -360,12 +360,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- explain-dataset
-def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+def add_dataset_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, output folder and row selection of a resumable run over a dataset."""
     parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
     parser.add_argument("--output-dir", required=True, help="folder for the Parquet shards; rerun to resume")
     parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
-    parser.add_argument("--limit", type=positive_int, help="explain only the first N rows")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N rows")
     parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+
+
+def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_run_arguments(parser)
     parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
@@ -451,6 +456,49 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_top_activations_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_run_arguments(parser)
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
+    parser.add_argument("--units", action="append", choices=("ffn", "head", "residual"),
+                        help="unit kind, repeatable (default: ffn)")
+    parser.add_argument("--layer", action="append", type=int, help="block index, repeatable (default: every block)")
+    parser.add_argument("-k", type=positive_int, default=20, help="contexts per unit (default 20)")
+    parser.add_argument("--window", type=int, default=8, help="tokens of context on each side (default 8)")
+    parser.add_argument("--include-special", action="store_true", help="also rank special tokens ([CLS], BOS, ...)")
+    parser.add_argument("--per-text", action="store_true", help="rank only each text's most active token per unit")
+    parser.add_argument("--batch-size", type=batch_size_arg, help="texts per forward (default 32)")
+    parser.add_argument("--shard-size", type=positive_int, default=1024, help="texts per shard file (default 1024)")
+    parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    add_length_arguments(parser)
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    parser.add_argument("--overwrite", action="store_true", help="delete shards of a different run in --output-dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_top_activations(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from .data import load_text_dataset
+    from .network import top_activations
+
+    dataset = load_text_dataset(args.data, split=args.split)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    with _log_to_stderr("hf_seqinterp"):
+        result = top_activations(
+            load_adapter(args.model, args), dataset, units=args.units or "ffn", layers=args.layer, k=args.k,
+            output_dir=args.output_dir, text_column=args.text_column, include_special=args.include_special,
+            per_text=args.per_text,
+            window=args.window, batch_size=args.batch_size, shard_size=args.shard_size,
+            truncation=not args.no_truncation, cpu=True if args.cpu else None, overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    if PartialState().is_main_process:
+        print(f"{len(result)} contexts ({len(set(zip(result['kind'], result['layer'], result['unit']))):,} units) "
+              f"in {args.output_dir}", file=sys.stderr)
+    return 0
+
+
 class _AboveProgressBar(logging.Handler):
     """Writes log records to stderr above a running tqdm bar instead of through it."""
 
@@ -486,6 +534,14 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         ),
         add_explain_dataset_arguments,
         run_explain_dataset,
+    ),
+    "top-activations": (
+        (
+            "top-k max-activating contexts of FFN neurons, attention heads or residual dimensions over a dataset "
+            "(resumable; multi-process under accelerate launch / torchrun)"
+        ),
+        add_top_activations_arguments,
+        run_top_activations,
     ),
     "evaluate": ("rank explanation methods on faithfulness and plausibility metrics", add_evaluate_arguments,
                  run_evaluate),
@@ -554,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as err:
         done = f": {err.rows_done} of {err.rows} rows done" if isinstance(err, RunInterrupted) else ""
-        resume = "; rerun the same command to resume" if args.command == "explain-dataset" else ""
+        resume = "; rerun the same command to resume" if args.command in ("explain-dataset", "top-activations") else ""
         print(f"hf-seqinterp: interrupted{done}{resume}", file=sys.stderr)
         return 130
 

@@ -207,14 +207,20 @@ def _run(
         accelerator.wait_for_everyone()
         bar.update(len(dataset) * per_row - bar.n)
 
+    seal(store, manifest, plan, accelerator)
+    with accelerator.main_process_first():
+        return store.merge(total=len(plan))
+
+
+def seal(store: ShardStore, manifest: dict[str, Any], plan: list[list[int]], accelerator: Any) -> None:
+    """After every process wrote its shards: check that none is missing and record their checksums
+    in the manifest (main process); every process returns once it is written."""
     missing = sorted(set(range(len(plan))) - store.finished(plan))
     if missing:
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
     if accelerator.is_main_process:
         store.write_manifest({**manifest, "shards": store.collect_checksums()})
     accelerator.wait_for_everyone()
-    with accelerator.main_process_first():
-        return store.merge(total=len(plan))
 
 
 @contextlib.contextmanager
@@ -228,7 +234,7 @@ def _report_interrupt(store: ShardStore, plan: list[list[int]], n_methods: int, 
 
 
 def _claim(
-    root: Path, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool
+    root: Path, manifest: dict, plan: list[list[int]], n_methods: int | None, accelerator: Any, overwrite: bool
 ) -> tuple[ShardStore, OutputLock | None, set[int]]:
     """Make `root` this run's output folder: (its store, the lock the main process holds, the plan's
     shards already done there and intact).

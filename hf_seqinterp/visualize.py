@@ -365,12 +365,17 @@ def render_html(
         if expl.rows is not None:
             pieces.append(_matrix_html(expl))
         pieces += [_explanation_html(view, len(pieces), level, truth) for view in expl.row_views()]
-    body = "\n".join(pieces)
+    return html_document("\n".join(pieces), title=title, full_page=full_page)
+
+
+def html_document(body: str, *, title: str, full_page: bool = True, css: str = "") -> str:
+    """`body` with the heat-map styles (plus `css`): a complete page, or a fragment for a notebook."""
+    style = f"<style>{_CSS}{css}</style>"
     if not full_page:
-        return f"<style>{_CSS}</style>\n{body}"
+        return f"{style}\n{body}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">'
-        f'<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body class="hfsi-page">\n{body}\n'
+        f'<title>{html.escape(title)}</title>{style}</head>\n<body class="hfsi-page">\n{body}\n'
         "</body></html>\n"
     )
 
