@@ -94,8 +94,13 @@ def ig_floor(adapter, length: int, n_rows: int, n_steps: int, max_batch_tokens: 
 
 
 def captum_seconds(adapter, prompt: str, continuation: str, method: str, n_steps: int) -> float:
-    from captum.attr import FeatureAblation, LayerIntegratedGradients, LLMAttribution, LLMGradientAttribution
-    from captum.attr import TextTokenInput
+    from captum.attr import (
+        FeatureAblation,
+        LayerIntegratedGradients,
+        LLMAttribution,
+        LLMGradientAttribution,
+        TextTokenInput,
+    )
 
     model, tok = adapter.model, adapter.tokenizer
     inp = TextTokenInput(prompt, tok, baselines=tok.unk_token_id)

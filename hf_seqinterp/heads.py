@@ -240,12 +240,12 @@ class CausalLMHead(OneSequenceHead):
             positions = torch.searchsorted(kept, positions)
         return output.logits[rows, positions]
 
-
     def readout_weights(self, batch: Any) -> torch.Tensor:
         """(inputs, T, L): one-hot at the position each row reads (attention methods read its row)."""
         _, positions = batch.row_index
         weights = torch.zeros((*positions.shape, batch.input_ids.shape[1]), device=batch.input_ids.device)
         return weights.scatter_(2, positions[..., None].to(weights.device), 1.0)
+
     def prepare(
         self,
         adapter: Any,

@@ -25,10 +25,10 @@ from row_checks import (
     OTHER_METHODS,
     ROW_METHODS,
     assert_batch_equals_one_by_one,
-    row_explainer,
     assert_complete_per_row,
     assert_efficient_per_row,
     assert_rows_never_see_later_tokens,
+    row_explainer,
 )
 from tiny_models import SEQ2SEQ, tiny_seq2seq_lm
 

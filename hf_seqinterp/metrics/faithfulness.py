@@ -40,8 +40,8 @@ import numpy as np
 from ..adapter import ModelAdapter
 from ..errors import InvalidInputError, InvalidParameterError
 from ..explanation import Explanation
-from ..text import Encoding, TokenizedText
 from ..masking import REPLACEMENTS, check_replacement, feature_groups, keep_masks, score_variants
+from ..text import Encoding, TokenizedText
 from .ranking import RANK_BY, feature_scores, kendall_tau_b, rank_features, trapezoid_area
 
 ERASER_BINS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
