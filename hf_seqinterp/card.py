@@ -158,9 +158,9 @@ def _example_section(dataset: datasets.Dataset) -> str:
         return (
             "## Example\n\n"
             f"{markdown_block(head.text.strip())}\n\n"
-            f"Explained continuation ({head.n_rows} rows, one per token){gold}:\n\n"
-            f"{markdown_block(str(head.text_pair))}\n\n"
-            f"Word scores of its last row (token {markdown_code(last['label'])}, p = {last['probability']:.3f}), "
+            f"Explained: {head.n_rows} rows{gold}"
+            + (f", explaining:\n\n{markdown_block(str(head.target_label))}\n\n" if head.target_label else ".\n\n")
+            + f"Word scores of its last row ({markdown_code(str(last['label']))}, p = {last['probability']:.3f}), "
             "under each method's default aggregation; bold: the three largest magnitudes per method.\n\n"
             + render_markdown([e.row(e.n_rows - 1) for e in expls])
         )

@@ -44,7 +44,7 @@ def test_explain_dataset_of_a_causal_lm_equals_direct_calls(adapter, tmp_path):
             assert expl.input_ids == direct.input_ids and same_rows(expl.rows, direct.rows)
             np.testing.assert_allclose(expl.attributions, direct.attributions, atol=1e-6)
     card = str(dataset_card(table, "user/lm-explanations"))
-    assert "Explained continuation" in card and "- text-generation" in card and ".row(0).to_words()" in card
+    assert f"Explained: {stored[0].n_rows} rows, explaining:" in card and "- text-generation" in card and ".row(0).to_words()" in card
     # a resumed run with other head options is another run: refused, not mixed
     with pytest.raises(hsi.errors.SeqInterpError, match="head_options"):
         hsi.explain_dataset(adapter, source, methods, target_column="continuation", head_options={"generation": {"max_new_tokens": 4}},
