@@ -43,7 +43,8 @@ from .errors import (
 )
 from .heads import Target, head_for, saved_head
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
-from .validation import normalize_inputs
+from .utils import length_grouped_batches
+from .validation import Item, normalize_inputs
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -386,9 +387,9 @@ class ModelAdapter:
                 f"{self._arch['no_gradients']}. Use a perturbation method (e.g. 'erasure', 'kernel_shap')."
             )
 
-    def require_single_row(self, feature: str) -> None:
-        """Refuse `feature` for heads with a target axis, which it does not handle yet."""
-        if self.head.multi_row:
+    def require_classifier(self, feature: str) -> None:
+        """Refuse `feature` for heads other than a sequence classifier's, which it does not handle yet."""
+        if self.head.kind != "sequence_classification":
             raise UnsupportedModelError(
                 f"{feature} handles sequence classifiers; {self.head.model_class} has a "
                 f"{self.head.kind.replace('_', ' ')} head. Explain its inputs with "
@@ -422,12 +423,17 @@ class ModelAdapter:
 
     # ----------------------------------------------------------------- tokenisation
     def encode(
-        self, texts: str | Sequence[str] | Sequence[tuple[str, str]], *, truncation: bool = True
+        self,
+        texts: str | Sequence[str] | Sequence[tuple[str, str]],
+        *,
+        truncation: bool = True,
+        pair_truncation: Literal["longest_first", "only_second"] = "longest_first",
     ) -> list[Encoding]:
         """Tokenise texts or text pairs with offsets, word ids, segments and special-token flags (no
         padding). A pair is a `(text, text_pair)` tuple or a `{"text": ..., "text_pair": ...}` dict.
 
-        Inputs longer than `max_length` are truncated with a warning recorded on the Encoding, or
+        Inputs longer than `max_length` are truncated with a warning recorded on the Encoding (pairs:
+        the longer segment first, or the second only with `pair_truncation="only_second"`), or
         rejected with `InputTooLongError` when `truncation=False`.
         """
         items, _ = normalize_inputs(texts)
@@ -438,6 +444,7 @@ class ModelAdapter:
             truncation_side=self.truncation_side,
             truncation=truncation,
             truncating=lambda: self._truncating_tokenizer,
+            pair_truncation=pair_truncation,
         )
 
     @functools.cached_property
@@ -538,14 +545,15 @@ class ModelAdapter:
             kwargs.setdefault("global_attention_mask", _first_token_mask(batch.attention_mask))
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
+        call = self.head.model_inputs
         with self._batchable(), self._without_padding_warning():
             if inputs_embeds is None:
-                return self.model(input_ids=batch.input_ids, **kwargs)
+                return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
             inputs_embeds = inputs_embeds.clone()  # some models scale it in place (CTRL)
             if not self._embeds_through_ids:
-                return self.model(inputs_embeds=inputs_embeds, **kwargs)
+                return self.model(**call({"inputs_embeds": inputs_embeds, **kwargs}))
             with self._substituted_embeddings(batch.input_ids, inputs_embeds):
-                return self.model(input_ids=batch.input_ids, **kwargs)
+                return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
 
     @property
     def _embeds_through_ids(self) -> bool:
@@ -576,6 +584,24 @@ class ModelAdapter:
                 f"{type(unwrap(self.model)).__name__} never embedded its input ids with get_input_embeddings(), "
                 "so it cannot be run from embeddings; use a perturbation method (e.g. 'erasure')."
             )
+
+    def run_encodings(
+        self, encodings: Sequence[Encoding], read: Callable[[Any, Batch], Sequence[Any]], *, max_batch_tokens: int = 8192
+    ) -> list[Any]:
+        """`read(output, batch)` (one value per row of the batch) for every encoding, in order: the model
+        run without gradients, in eval mode, on length-sorted batches of at most `max_batch_tokens`
+        padded tokens. For what a head needs to know before explaining (a QA model's answer, every
+        option's logit)."""
+        out: list[Any] = [None] * len(encodings)
+        groups = length_grouped_batches(
+            [len(e) for e in encodings], 512, max_batch_tokens, equal_lengths=self.padding_sensitive
+        )
+        with model_lock(self.model), self.evaluating(), torch.no_grad():
+            for group in groups:
+                batch = self.collate([encodings[i] for i in group])
+                for i, value in zip(group, read(self.forward(batch), batch)):
+                    out[i] = value
+        return out
 
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
@@ -699,13 +725,14 @@ class ModelAdapter:
         on_layer: Callable[[int, torch.Tensor], None],
         inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
-    ) -> Any:
+    ) -> torch.Tensor:
         """Forward a batch under eager attention, calling `on_layer(layer, weights)` with each layer's
         (rows, heads, L, L) attention weights as the layer runs (layer order, no weights kept
-        afterwards); returns the model output. See `hf_seqinterp.attention_hooks`."""
-        return attention_hooks.stream_attentions(
+        afterwards); returns the head's row logits (see `logits`). See `hf_seqinterp.attention_hooks`."""
+        output = attention_hooks.stream_attentions(
             lambda **kw: self.forward(batch, inputs_embeds, **kw, **kwargs), self.model, on_layer
         )
+        return self.head.row_logits(output, batch)
 
     @property
     def num_layers(self) -> int | None:
@@ -786,16 +813,13 @@ class ModelAdapter:
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def prepare(
-        self,
-        items: list[tuple[str, str | None]],
-        target: Any,
-        *,
-        truncation: bool = True,
-        generation: dict[str, Any] | None = None,
+        self, items: list[Item], target: Any, *, truncation: bool = True, **options: Any
     ) -> tuple[list[Encoding], list[Any]]:
         """Encodings and validated targets for normalised inputs, as the head defines them (a
-        causal LM's continuations are tokenised with, or generated from, the prompts)."""
-        return self.head.prepare(self, items, target, truncation=truncation, generation=generation)
+        causal LM's continuations are tokenised with, or generated from, the prompts; a QA model's
+        answers are found in the contexts). `options` are the heads' own (`generation`,
+        `max_answer_len`); each head reads those it knows."""
+        return self.head.prepare(self, items, target, truncation=truncation, **options)
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""

@@ -91,8 +91,6 @@ OTHER_HEADS: dict[str, str] = {
     "ForMaskedLM": "a masked language-modelling head",
     "ForConditionalGeneration": "a generation head",
     "ForTokenClassification": "a token-classification head (one prediction per token)",
-    "ForQuestionAnswering": "a question-answering head (answer start and end)",
-    "ForMultipleChoice": "a multiple-choice head",
     "ForPreTraining": "a pre-training head",
     "ForNextSentencePrediction": "a next-sentence-prediction head",
 }

@@ -115,7 +115,7 @@ def explain_dataset(
     for name in specs:
         get_explainer(name)  # an unknown method fails before the model is loaded
     adapter = as_adapter(model, tokenizer)
-    adapter.require_single_row("explain_dataset")
+    adapter.require_classifier("explain_dataset")
     adapter.model.to(accelerator.device)
     explainers = {name: get_explainer(name).create(adapter, **params) for name, params in specs.items()}
 

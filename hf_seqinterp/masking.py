@@ -40,9 +40,16 @@ EmptyInput = Literal["error", "pad"]
 
 
 def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
-    """Validate a replacement mode for this model (e.g. 'mask' needs a mask token)."""
+    """Validate a replacement mode for this model (e.g. 'mask' needs a mask token; 'delete' needs a
+    head whose rows do not read the outputs at given positions)."""
     if replacement not in REPLACEMENTS:
         raise InvalidParameterError(f"replacement={replacement!r} is not one of {', '.join(REPLACEMENTS)}.")
+    if replacement == "delete" and not adapter.head.allows_deletion:
+        raise InvalidParameterError(
+            f"replacement='delete' drops tokens, which moves or removes the positions whose outputs the rows of "
+            f"{adapter.head.model_class} ({adapter.head.kind.replace('_', ' ')}) read; use a replacement that keeps "
+            "every position: 'mask', 'unk', 'pad', 'attention' or 'zero_embedding'."
+        )
     if replacement in ("mask", "pad", "unk"):
         adapter.token_id(replacement)
     if replacement == "zero_embedding":
@@ -124,7 +131,7 @@ def score_variants(
     all held at once.
     """
     adapter.check_score_space(score)
-    out = [np.empty((len(k), *np.shape(t)), dtype=np.float64) for k, t in zip(keeps, targets)]
+    out = [np.empty((len(k), *_row_axis(text)), dtype=np.float64) for k, text in zip(keeps, texts)]
     for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,
@@ -134,6 +141,12 @@ def score_variants(
         for (t, v), row in zip(picked, values):
             out[t][v] = row[: out[t].shape[1]] if out[t].ndim == 2 else row
     return out
+
+
+def _row_axis(text: TokenizedText) -> tuple[int, ...]:
+    """The shape of one variant's scores: () for one explained score, (rows,) with a row axis."""
+    readout = getattr(text, "readout", None)
+    return () if readout is None else (len(readout),)
 
 
 def target_scores(adapter: ModelAdapter, logits: np.ndarray, target: int, score: str) -> np.ndarray:

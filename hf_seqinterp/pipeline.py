@@ -43,7 +43,7 @@ class ExplainTextPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.adapter = ModelAdapter(self.model, self.tokenizer)
-        self.adapter.require_single_row('pipeline("explain-text")')
+        self.adapter.require_classifier('pipeline("explain-text")')
         self._explainers: dict[tuple, Any] = {}
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:

@@ -64,7 +64,7 @@ class _AttentionExplainer(Explainer):
     def _stream(self, batch: Batch, consumer: _Consumer, needed: int = 0) -> torch.Tensor:
         """One forward without gradients, feeding each layer's weights to `consumer`; returns logits.
         `needed`: the number of layers that must run (a layer index below it was asked for)."""
-        logits = self.adapter.stream_attentions(batch, consumer).logits
+        logits = self.adapter.stream_attentions(batch, consumer)
         self._check_layers_seen(consumer, needed)
         return logits
 
@@ -214,7 +214,7 @@ class GradientWeightedRollout(_AttentionExplainer):
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         rollout = GradientRollout(batch.attention_mask.bool(), self._start)
         embeds = self.adapter.embed(batch.input_ids).detach().requires_grad_(True)
-        logits = self.adapter.stream_attentions(batch, rollout, inputs_embeds=embeds).logits
+        logits = self.adapter.stream_attentions(batch, rollout, inputs_embeds=embeds)
         self._check_layers_seen(rollout)
         chosen, scores = self._targets(logits, targets)
         torch.autograd.grad(scores.sum(), embeds)

@@ -116,7 +116,9 @@ def applicable_explainers(
 
 
 #: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
-CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress", "generation")
+CALL_OPTIONS: tuple[str, ...] = (
+    "text_pair", "context", "batch_size", "truncation", "progress", "generation", "max_answer_len"
+)
 
 
 def explain_with(
@@ -255,7 +257,7 @@ class Explainer:
             usable = ", ".join(name for name in list_methods() if _REGISTRY[name].multi_row)
             raise UnsupportedModelError(
                 f"Method {cls.name!r} explains one score per input, but {adapter.head.model_class} has a "
-                f"{adapter.head.kind.replace('_', ' ')} head with one explained row per output token. "
+                f"{adapter.head.kind.replace('_', ' ')} head with {adapter.head.rows_text}. "
                 f"Methods for it: {usable}."
             )
 
@@ -282,32 +284,44 @@ class Explainer:
         target: Target | Sequence[Target] = None,
         *,
         text_pair: str | Sequence[str] | None = None,
+        context: str | Sequence[str] | None = None,
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
         generation: Mapping[str, Any] | None = None,
+        max_answer_len: int | None = None,
     ) -> Explanation | list[Explanation]:
         """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
         Args:
             texts: a string, a sentence pair `(text, text_pair)` or `{"text": ..., "text_pair": ...}`,
-                or a list of these; for a causal LM, prompts.
+                or a list of these; for a causal LM, prompts; for question answering,
+                `{"question": ..., "context": ...}` dicts or (question, context) pairs; for multiple
+                choice, `{"text": ..., "choices": [...]}` dicts or (text, [option, ...]) pairs.
             target: class to explain: None (the predicted class), a class id, a label name, or one
                 of these per input. For a causal LM: the continuation to explain (a string,
-                teacher-forced), or None to explain the one the model generates.
+                teacher-forced), or None to explain the one the model generates. Question
+                answering: the answer's text or (start, end) characters in the context, or None
+                (the model's answer). Multiple choice: an option's index or text, or None.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
+            context: question answering: the context of every question (`texts`), as `text_pair`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
             truncation: truncate inputs longer than the model's maximum (recorded in
                 `Explanation.warnings`); with False such inputs raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
             generation: causal LMs: `generate()` options for continuations that are generated
                 (default greedy, `max_new_tokens=20`).
+            max_answer_len: question answering: the longest answer (tokens) the model's answer may
+                be when target is None (default 15, as transformers' pipeline).
         """
-        items, single = pair_inputs(texts, text_pair)
-        encodings, targets = self.adapter.prepare(
-            items, target, truncation=truncation, generation=dict(generation or {})
-        )
+        if context is not None and text_pair is not None:
+            raise InvalidInputError("Pass the second segment as text_pair= or as context=, not both.")
+        items, single = pair_inputs(texts, text_pair if context is None else context)
+        options = {"generation": dict(generation or {})}
+        if max_answer_len is not None:
+            options["max_answer_len"] = max_answer_len
+        encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **options)
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
 
@@ -407,30 +421,28 @@ class Explainer:
         }
         if head.multi_row:
             extras = dict(row.extras)
-            per_row = extras.pop("rows", None) or [{} for _ in row.target]
+            per_row = extras.pop("rows", None) or [{} for _ in enc.readout]
             rows = [
-                {**described, "position": position, "visible": position + 1, **more}
-                for described, position, more in zip(
-                    head.describe_rows(row.logits, row.target), enc.readout, per_row
-                )
+                {**described, **more}
+                for described, more in zip(head.describe_rows(row.logits, row.target, enc), per_row)
             ]
             return Explanation(
                 **token_fields,
                 attributions=row.attributions,
                 target=-1,
-                target_label=enc.text_pair,
+                target_label=head.explained_text(enc),
                 probabilities=np.asarray([r["probability"] for r in rows]),
                 rows=rows,
                 extras={"head": head.kind, **extras},
                 **common,
             )
-        labels = self.adapter.labels
+        labels = head.labels_for(enc)
         return Explanation(
             **token_fields,
             attributions=row.attributions,
             target=int(row.target),
             target_label=labels[row.target] if row.target < len(labels) else None,
-            probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy(),
+            probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy()[: len(labels)],
             labels=labels,
             extras=row.extras,
             **common,

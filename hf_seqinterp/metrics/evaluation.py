@@ -289,7 +289,7 @@ def evaluate_methods(
     faith_metrics = [m for m in metrics if m in FAITHFULNESS_METRICS]
     plaus_metrics = [m for m in metrics if m in PLAUSIBILITY_METRICS]
     config = FaithfulnessSettings.from_kwargs(**faithfulness_settings)
-    adapter.require_single_row("evaluate")
+    adapter.require_classifier("evaluate")
     explainers, skipped = applicable_explainers(adapter, methods, exclude=exclude, params=method_params)
     if not explainers:
         raise InvalidParameterError(f"No method applies to this model: {skipped}.")
