@@ -171,7 +171,7 @@ def tiny_head_model(auto_class: str, model_type: str = "bert", seed: int = 0):
     overrides, make_tokenizer = ARCHITECTURES[model_type]
     tokenizer = make_tokenizer()
     config = AutoConfig.for_model(
-        model_type, **_SIZE, vocab_size=len(tokenizer), max_position_embeddings=MAX_POSITIONS, **overrides
+        model_type, **{**_SIZE, "vocab_size": len(tokenizer), "max_position_embeddings": MAX_POSITIONS, **overrides}
     )
     if tokenizer.pad_token_id is not None:
         config.pad_token_id = tokenizer.pad_token_id
