@@ -273,3 +273,62 @@ def test_cli_explains_an_answer(tmp_path, capsys):
     assert main([*args, "--max-answer-len", "1", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["rows"][0]["target"] == row["rows"][1]["target"] and row["extras"]["head"] == "question_answering"
+
+
+def train_find_the_word(steps: int = 600, seed: int = 0):
+    """A tiny BERT trained in-process on a synthetic task: the context is 10 distinct random words, the
+    question one of them, X, and the answer is X's place in the context (start = end = X's token)."""
+    import random
+
+    from tiny_models import WORDS, wordpiece_tokenizer
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    tokenizer = wordpiece_tokenizer()
+    words = [w for w in WORDS if w in tokenizer.get_vocab()][:40]  # one token each
+
+    def examples(rng: random.Random, n: int) -> list[tuple[str, str, int]]:
+        out = []
+        for _ in range(n):
+            context = rng.sample(words, 10)
+            k = rng.randrange(10)
+            out.append((context[k], " ".join(context), k))
+        return out
+
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    torch.manual_seed(seed)
+    model = BertForQuestionAnswering(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 200))
+    rng = random.Random(seed)
+    for _ in range(steps):
+        questions, contexts, places = zip(*examples(rng, 64))
+        enc = tokenizer(list(questions), list(contexts), return_tensors="pt", padding=True)
+        answer = torch.tensor(places) + 3  # [CLS] X [SEP] w_0 ...
+        model(**enc, start_positions=answer, end_positions=answer).loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    return model.eval(), tokenizer, examples(random.Random(seed + 1), 100)
+
+
+@pytest.mark.slow
+def test_ground_truth_on_a_trained_find_the_word_task():
+    """The start row's top token is the question's word X or X in the context (both occurrences are the
+    evidence: the model must match them): erasure ranks the context, IG (mask baseline) every token."""
+    model, tokenizer, held_out = train_find_the_word()
+    adapter = hsi.ModelAdapter(model, tokenizer)
+    items = [{"question": q, "context": c} for q, c, _ in held_out]
+    erased = hsi.explain_with(adapter, items, "erasure", replacement="mask", progress=False)
+    integrated = hsi.explain_with(adapter, items, "integrated_gradients", baseline="mask", n_steps=16, progress=False)
+    answered = np.mean([e.target_label == q for e, (q, _, _) in zip(erased, held_out)])
+
+    def top_is_the_word(expl: hsi.Explanation, word: str, segments: tuple[int, ...]) -> bool:
+        tokens = [t for t, s in enumerate(expl.segment_ids) if s in segments]
+        return expl.covered_text(max(tokens, key=lambda t: expl.attributions[0, t])) == word
+
+    by_erasure = np.mean([top_is_the_word(e, q, (1,)) for e, (q, _, _) in zip(erased, held_out)])
+    by_ig = np.mean([top_is_the_word(e, q, (0, 1)) for e, (q, _, _) in zip(integrated, held_out)])
+    print(f"answered {answered:.0%}; start row's top token is X: erasure (context) {by_erasure:.0%}, IG {by_ig:.0%}")
+    assert answered >= 0.9 and by_erasure >= 0.9 and by_ig >= 0.9
