@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from batch_checks import assert_batch_equals_one_by_one
 from tiny_models import tiny_causal_lm
 
 import hf_seqinterp as hsi
@@ -129,14 +130,7 @@ def test_rows_never_see_later_tokens(adapter, method):
 @pytest.mark.parametrize("method", ROW_METHODS)
 def test_batch_equals_one_by_one(adapter, method):
     explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    targets = [CONTINUATION, " yes", " over the hill"]
-    batch = explainer.explain(PROMPTS, target=targets, batch_size=len(PROMPTS), progress=False)
-    for prompt, target, expl in zip(PROMPTS, targets, batch):
-        alone = explainer.explain(prompt, target=target)
-        scale = max(1.0, float(np.abs(alone.attributions).max()))
-        np.testing.assert_allclose(expl.attributions, alone.attributions, rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(expl.probabilities, alone.probabilities, atol=1e-6)
-        assert hsi.Explanation.from_dict(expl.to_dict()) == expl
+    assert_batch_equals_one_by_one(explainer, PROMPTS, [CONTINUATION, " yes", " over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)

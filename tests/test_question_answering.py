@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from batch_checks import assert_batch_equals_one_by_one
 from tiny_models import tiny_head_model
 
 import hf_seqinterp as hsi
@@ -126,15 +127,8 @@ def test_max_answer_len_bounds_the_models_answer(adapter):
 def test_batch_equals_one_by_one(model_type, method):
     adapter = qa_adapter(model_type)
     explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    targets = [None, "the music", None]
-    batch = explainer.explain(QA, target=targets, batch_size=len(QA), progress=False)
-    for item, target, expl in zip(QA, targets, batch):
-        alone = explainer.explain(item, target=target)
-        scale = max(1.0, float(np.abs(alone.attributions).max()))
-        np.testing.assert_allclose(expl.attributions, alone.attributions, rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(expl.probabilities, alone.probabilities, rtol=1e-5)
+    for expl in assert_batch_equals_one_by_one(explainer, QA, [None, "the music", None]):
         assert expl.attributions.shape == (3, len(expl.tokens)) and [r["row"] for r in expl.rows] == ["start", "end", "span"]
-        assert hsi.Explanation.from_dict(expl.to_dict()) == expl
 
 
 @pytest.mark.parametrize("score", ["logit", "prob"])
