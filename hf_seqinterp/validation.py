@@ -229,9 +229,9 @@ def _item(index: int, value: Any, *, single: bool) -> Item:
         form = DICT_INPUTS.get(frozenset(keys))
         if form is None:
             raise InvalidInputError(
-                f"Input {index} is a dict with keys {keys!r}; a dict input takes 'text' and optionally 'text_pair' "
-                "(as transformers' text-classification pipeline), 'question' and 'context' (question answering), "
-                "or 'text' and 'choices' (multiple choice). Pass a string for a single text."
+                f"Input {index} is a dict with keys {keys!r}; a dict input takes the key 'text' and optionally "
+                "'text_pair' (as transformers' text-classification pipeline), the keys 'question' and 'context' "
+                "(question answering), or 'text' and 'choices' (multiple choice). Pass a string for a single text."
             )
         first, second = form
         return check_text(index, value[first]), _second(index, None if second is None else value[second], second)
