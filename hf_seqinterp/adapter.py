@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +35,7 @@ from .architectures import (
     unwrap,
 )
 from .checks import check_model_source, hub_offline, hub_unreachable_message
-from .concurrency import model_lock
+from .concurrency import evaluation_mode, model_lock
 from .errors import (
     InvalidParameterError,
     ModelNotFoundError,
@@ -232,11 +232,13 @@ class ModelAdapter:
         remote = not Path(path).expanduser().exists()
         model_kwargs.setdefault("dtype", torch.float32)
         try:
-            architectures = _saved_architectures(path, revision)
-            problem = saved_head_problem(architectures)
+            config = transformers.AutoConfig.from_pretrained(path, revision=revision)
+            architectures = getattr(config, "architectures", None)
+            head = saved_head(architectures)
+            problem = saved_head_problem(architectures) or head.config_problem(config)
             if problem:
                 raise UnsupportedModelError(f"{path}: {problem}")
-            auto = getattr(transformers, saved_head(architectures).auto_class)
+            auto = getattr(transformers, head.auto_class)
             with _quiet_loading(verbose):
                 model = auto.from_pretrained(path, revision=revision, **model_kwargs)
                 tokenizer = transformers.AutoTokenizer.from_pretrained(path, revision=revision)
@@ -334,7 +336,13 @@ class ModelAdapter:
     @property
     def layers(self) -> torch.nn.ModuleList:
         """The model's transformer blocks in order (block i outputs hidden state i + 1): the first
-        `ModuleList` of `num_layers` modules."""
+        `ModuleList` of `num_layers` modules. An encoder–decoder explained over source and target (a
+        seq2seq LM head) runs them through two stacks, so it has no one first block."""
+        if self.head.multi_row and getattr(self.config, "is_encoder_decoder", False):
+            raise UnsupportedModelError(
+                f"{type(unwrap(self.model)).__name__} explains source and target tokens through two stacks of blocks "
+                "(encoder and decoder), not one; take gradients at the word embeddings (at='word_embeddings')."
+            )
         n = self.num_layers
         for module in self.model.modules():
             blocks = isinstance(module, torch.nn.ModuleList) and not any(
@@ -408,9 +416,9 @@ class ModelAdapter:
             )
         if getattr(self.config, "is_encoder_decoder", False):
             raise UnsupportedModelError(
-                f"Method {method!r} follows one stack's self-attention, but {name} is an encoder–decoder "
-                "classifier: its head reads the decoder, which sees the text only through cross-attention. "
-                "Use a gradient or perturbation method instead."
+                f"Method {method!r} follows one stack's self-attention, but {name} is an encoder–decoder: its "
+                "head reads the decoder, which sees the encoder's input only through cross-attention. Use a "
+                "gradient or perturbation method instead."
             )
         if attention_hooks.attention_sites(self.model):
             return
@@ -532,10 +540,18 @@ class ModelAdapter:
         """Run the model on a batch, from `inputs_embeds` when given, else from the batch's token ids,
         with the batch's attention mask and position ids. Returns the model's output object.
 
+        A head that lays out its model's inputs itself (an encoder–decoder's source and target,
+        `head.model_inputs`) gets the batch; the model then runs from ids, its embedding modules
+        returning their parts of `inputs_embeds`.
         Models that classify from the last token always run from embeddings: from ids, their heads
         look for the last id different from `pad_token_id`, which a replacement token (or an eos
         used as pad) can fool; from embeddings they read the last position, which left padding makes
         the real last token."""
+        laid_out = self.head.model_inputs(self, batch, inputs_embeds, kwargs.get("attention_mask"))
+        if laid_out is not None:
+            inputs, substitutions = laid_out
+            with self._batchable(), self._substituted_embeddings(substitutions):
+                return self.model(**{**kwargs, **inputs})
         if batch.position_ids is not None:
             kwargs.setdefault("position_ids", batch.position_ids)
         if batch.token_type_ids is not None:
@@ -545,14 +561,14 @@ class ModelAdapter:
             kwargs.setdefault("global_attention_mask", _first_token_mask(batch.attention_mask))
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
-        call = self.head.model_inputs
+        call = self.head.call_inputs
         with self._batchable(), self._without_padding_warning():
             if inputs_embeds is None:
                 return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
             inputs_embeds = inputs_embeds.clone()  # some models scale it in place (CTRL)
             if not self._embeds_through_ids:
                 return self.model(**call({"inputs_embeds": inputs_embeds, **kwargs}))
-            with self._substituted_embeddings(batch.input_ids, inputs_embeds):
+            with self._substituted_embeddings([(self.embeddings, batch.input_ids, inputs_embeds)]):
                 return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
 
     @property
@@ -562,24 +578,37 @@ class ModelAdapter:
         return bool(self._arch.get("embed_through_ids", getattr(self.config, "is_encoder_decoder", False)))
 
     @contextlib.contextmanager
-    def _substituted_embeddings(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor) -> Iterator[None]:
-        """Context in which the input-embedding module returns `inputs_embeds` when it embeds exactly
-        `input_ids` (the encoder input; an encoder–decoder's shifted decoder input is left alone)."""
-        used = []
+    def _substituted_embeddings(
+        self, substitutions: Sequence[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]
+    ) -> Iterator[None]:
+        """Context in which each (module, input_ids, inputs_embeds) makes the embedding module return
+        `inputs_embeds` when it embeds exactly `input_ids`; with several matches, the first one not
+        used yet (an encoder's input before a decoder's, also when both stacks call one shared
+        module). Other calls, such as an encoder–decoder classifier's shifted decoder input, are left
+        alone."""
+        used: set[int] = set()
 
-        def substitute(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        def substitute(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
             ids = args[0] if args else None
-            if isinstance(ids, torch.Tensor) and ids.shape == input_ids.shape and torch.equal(ids, input_ids):
-                used.append(True)
-                return inputs_embeds
-            return None
+            matches = [
+                i for i, (owner, expected, _) in enumerate(substitutions)
+                if owner is module and isinstance(ids, torch.Tensor) and ids.shape == expected.shape
+                and torch.equal(ids, expected)
+            ]
+            if not matches:
+                return None
+            chosen = next((i for i in matches if i not in used), matches[0])
+            used.add(chosen)
+            return substitutions[chosen][2]
 
-        handle = self.embeddings.register_forward_hook(substitute)
+        modules = {id(module): module for module, _, _ in substitutions}
+        handles = [module.register_forward_hook(substitute) for module in modules.values()]
         try:
             yield
         finally:
-            handle.remove()
-        if not used:
+            for handle in handles:
+                handle.remove()
+        if len(used) < len(substitutions):
             raise UnsupportedModelError(
                 f"{type(unwrap(self.model)).__name__} never embedded its input ids with get_input_embeddings(), "
                 "so it cannot be run from embeddings; use a perturbation method (e.g. 'erasure')."
@@ -607,9 +636,12 @@ class ModelAdapter:
         """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
         for a causal LM, which then projects only the positions its rows read where its forward takes
         `logits_to_keep`; see `forward`."""
-        if self._accepts("logits_to_keep"):
-            kwargs = {**self.head.forward_kwargs(batch), **kwargs}
+        kwargs = {**self._head_kwargs(batch), **kwargs}
         return self.head.row_logits(self.forward(batch, inputs_embeds, **kwargs), batch)
+
+    def _head_kwargs(self, batch: Batch) -> dict[str, Any]:
+        """The head's forward arguments for `batch` (`logits_to_keep`), where the forward takes them."""
+        return self.head.forward_kwargs(batch) if self._accepts("logits_to_keep") else {}
 
     @contextlib.contextmanager
     def differentiable_block_input(self) -> Iterator[list[torch.Tensor]]:
@@ -632,6 +664,13 @@ class ModelAdapter:
         finally:
             handle.remove()
 
+    def _probe_batch(self) -> Batch:
+        """One short input ("a b") as the head prepares it (with one generated output token where the
+        head explains outputs), to trace what the model runs."""
+        options = {"generation": {"max_new_tokens": 1}} if "generation" in self.head.options else {}
+        encodings, _ = self.prepare([self.head.probe_item], None, **options)
+        return self.collate(encodings)
+
     @functools.cached_property
     def normalizes_embeddings(self) -> bool:
         """Whether a normalisation layer (LayerNorm, RMSNorm, ...) runs between the input embeddings
@@ -647,6 +686,7 @@ class ModelAdapter:
         ran: list[str] = []
         handles = []
         with model_lock(self.model):  # no other thread's forward may run through the tracing hooks
+            batch = self._probe_batch()
             try:
                 for m in self.model.modules():
                     if _is_normalization(m):
@@ -654,7 +694,7 @@ class ModelAdapter:
                 handles.append(self.embeddings.register_forward_hook(lambda *_: ran.append("embeddings")))
                 handles.append(first_block.register_forward_pre_hook(lambda *_: ran.append("block")))
                 with torch.no_grad(), self.evaluating():
-                    self.forward(self.collate(self.encode(["a b"])))
+                    self.forward(batch)
             finally:
                 for handle in handles:
                     handle.remove()
@@ -673,11 +713,11 @@ class ModelAdapter:
             return False
         inputs: list[torch.Tensor] = []
         handles = []
+        batch = self._probe_batch()
         try:
             for m in self.model.modules():
                 if _is_normalization(m):
                     handles.append(m.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]) if args else None))
-            batch = self.collate(self.encode(["a b"]))
             with torch.no_grad(), self.evaluating():
                 embeds = self.embed(batch.input_ids)
                 first = []
@@ -728,7 +768,9 @@ class ModelAdapter:
     ) -> torch.Tensor:
         """Forward a batch under eager attention, calling `on_layer(layer, weights)` with each layer's
         (rows, heads, L, L) attention weights as the layer runs (layer order, no weights kept
-        afterwards); returns the head's row logits (see `logits`). See `hf_seqinterp.attention_hooks`."""
+        afterwards); returns the head's row logits, as `logits` does. See
+        `hf_seqinterp.attention_hooks`."""
+        kwargs = {**self._head_kwargs(batch), **kwargs}
         output = attention_hooks.stream_attentions(
             lambda **kw: self.forward(batch, inputs_embeds, **kw, **kwargs), self.model, on_layer
         )
@@ -755,7 +797,11 @@ class ModelAdapter:
 
     def readout_weights(self, batch: Batch) -> torch.Tensor:
         """(rows, L) weights with which the classification head reads the final hidden states:
-        one-hot at `classified_positions`, or uniform over the real tokens for mean pooling."""
+        one-hot at `classified_positions`, or uniform over the real tokens for mean pooling. Heads
+        with a target axis: (rows, T, L), the weights with which each explained row reads the
+        positions (the head's `readout_weights`)."""
+        if self.head.multi_row:
+            return self.head.readout_weights(batch)
         mask = batch.attention_mask.float()
         if self.pooling == "mean":
             return mask / mask.sum(-1, keepdim=True)
@@ -801,25 +847,34 @@ class ModelAdapter:
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Dropout off for the duration of an explanation; the model's train/eval mode is restored."""
-
-        with model_lock(self.model):
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                yield
-            finally:
-                self.model.train(was_training)
+        """Dropout off for the duration of an explanation; every module's train/eval mode is restored."""
+        with evaluation_mode(self.model):
+            yield
 
     # ----------------------------------------------------------------- targets and scores (see heads.py)
     def prepare(
-        self, items: list[Item], target: Any, *, truncation: bool = True, **options: Any
+        self,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        **head_options: Any,
     ) -> tuple[list[Encoding], list[Any]]:
         """Encodings and validated targets for normalised inputs, as the head defines them (a
-        causal LM's continuations are tokenised with, or generated from, the prompts; a QA model's
-        answers are found in the contexts). `options` are the heads' own (`generation`,
-        `max_answer_len`); each head reads those it knows."""
-        return self.head.prepare(self, items, target, truncation=truncation, **options)
+        causal LM's continuations are tokenised with, or generated from, the prompts).
+        `head_options` are the head's own (`head.options`)."""
+        self.check_head_options(head_options)
+        return self.head.prepare(self, items, target, truncation=truncation, **head_options)
+
+    def check_head_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse (`InvalidParameterError`) options that are not the head's own (`head.options`)."""
+        unknown = sorted(set(options) - set(self.head.options))
+        if unknown:
+            takes = ", ".join(self.head.options) or "none"
+            raise InvalidParameterError(
+                f"{', '.join(unknown)}: not an option of {self.head.model_class}'s "
+                f"{self.head.kind.replace('_', ' ')} head (its options: {takes})."
+            )
 
     def check_target(self, target: Target) -> int | None:
         """Validate a user-given target: None (the predicted class), a class id, or a label name."""
@@ -850,13 +905,6 @@ def _first_token_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     mask = torch.zeros_like(attention_mask)
     mask[:, 0] = 1
     return mask
-
-
-def _saved_architectures(path: str, revision: str | None) -> list[str] | None:
-    """`architectures` of a saved model's config, read before any weights are loaded."""
-    from transformers import AutoConfig
-
-    return getattr(AutoConfig.from_pretrained(path, revision=revision), "architectures", None)
 
 
 def default_model_path() -> Path:

@@ -45,7 +45,7 @@ def encode_questions(
         if context is None:
             raise InvalidInputError(
                 f"Input {i} has no context; a question-answering model takes {{'question': ..., 'context': ...}} "
-                "dicts, (question, context) pairs, or the question with context=."
+                "dicts, (question, context) pairs, or the questions with text_pair= (their contexts)."
             )
     encodings = adapter.encode(items, truncation=truncation, pair_truncation="only_second")
     cls = adapter.tokenizer.cls_token_id

@@ -24,9 +24,14 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .dataset import DATASET_SCHEMA_VERSION, SCHEMA, row_to_explanation
 from .explanation import public_model_name
+from .heads import HEAD_TYPES, ClassificationHead
 from .visualize import markdown_block, markdown_code, markdown_text, render_markdown
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+#: the Hub task category of each head's explanations
+HUB_TASKS: dict[str, str] = {head.kind: head.hub_task for head in HEAD_TYPES}
 
 
 def size_category(n: int) -> str:
@@ -60,6 +65,7 @@ def card_metadata(
         "methods": methods,
         "rows": len(dataset),
         "source_rows": len(set(dataset["source_index"])),
+        "heads": sorted({json.loads(e or "{}").get("head", ClassificationHead.kind) for e in dataset["extras"]}),
     }
     if model_id and any(name != model_id for name, _ in models):  # folder names, never paths
         info["models_as_recorded"] = [name for name, _ in models]
@@ -71,7 +77,7 @@ def card_metadata(
     return DatasetCardData(
         license=license,
         pretty_name=pretty_name or _title(info, source_dataset),
-        task_categories=["text-classification"],
+        task_categories=sorted({HUB_TASKS[kind] for kind in info["heads"] if kind in HUB_TASKS}),
         tags=["explainability", "interpretability", "feature-attribution", "hf-seqinterp"],
         size_categories=[size_category(len(dataset))],
         source_datasets=[source_dataset] if source_dataset else None,
@@ -93,6 +99,7 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
         for m in info["models"]
     )
     source = markdown_code(info["source_dataset"]) if "source_dataset" in info else "a text dataset"
+    rowed = bool(set(info.get("heads", ())) - {ClassificationHead.kind})  # explanations with a target axis
     method_rows = "\n".join(
         f"| {markdown_code(name)} | {'; '.join(_params_text(p) for p in params)} |" for name, params in info["methods"].items()
     )
@@ -101,9 +108,15 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
         (
             f"Token attributions explaining the predictions of {models} on {info['source_rows']} rows of {source}, "
             f"computed with hf_seqinterp {info['library_version']}. Each row is one explanation: one source text, "
-            f"one method, one explained class ({info['rows']} rows; one config per {info['config_by']}: "
+            f"one method, one explained target ({info['rows']} rows; one config per {info['config_by']}: "
             f"{', '.join(markdown_code(c) for c in configs)}). Attributions are raw (not normalised); a positive "
-            "score supports the explained class."
+            "score supports the explained target."
+            + (
+                " Models with a target axis (a causal LM's continuation tokens) have one attribution row per "
+                "explained output: column `rows` describes them, `attributions` holds them row after row."
+                if rowed
+                else ""
+            )
         ),
         "## Methods\n\n| method | parameters |\n|---|---|\n" + method_rows,
     ]
@@ -116,8 +129,12 @@ def render_card(dataset: datasets.Dataset, data: DatasetCardData, repo_id: str, 
         (
             "## Usage\n\n```python\nfrom hf_seqinterp import load_explanations\n\n"
             f'explanations = load_explanations("{repo_id}")   # list of hf_seqinterp.Explanation\n'
-            "explanations[0].to_words()                        # word-level scores\n```\n\n"
-            "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
+            + (
+                "explanations[0].row(0).to_words()                 # word-level scores of the first row\n```\n\n"
+                if rowed
+                else "explanations[0].to_words()                        # word-level scores\n```\n\n"
+            )
+            + "or as a plain dataset:\n\n```python\nfrom datasets import load_dataset\n\n"
             f'ds = load_dataset("{repo_id}", "{configs[0]}", split="{split}")\n```'
         ),
         _example_section(dataset),
@@ -135,9 +152,20 @@ def _example_section(dataset: datasets.Dataset) -> str:
     expls = [row_to_explanation(r) for r in same_row]
     expls = [e for e in expls if e.tokens == expls[0].tokens]
     head = expls[0]
+    gold = "" if same_row[0]["label"] is None else f" (gold label id {same_row[0]['label']})"
+    if head.rows is not None:  # a target axis: show the last row, which sees the most tokens
+        last = head.rows[-1]
+        return (
+            "## Example\n\n"
+            f"{markdown_block(head.text.strip())}\n\n"
+            f"Explained continuation ({head.n_rows} rows, one per token){gold}:\n\n"
+            f"{markdown_block(str(head.text_pair))}\n\n"
+            f"Word scores of its last row (token {markdown_code(last['label'])}, p = {last['probability']:.3f}), "
+            "under each method's default aggregation; bold: the three largest magnitudes per method.\n\n"
+            + render_markdown([e.row(e.n_rows - 1) for e in expls])
+        )
     target = head.target_label or head.target
     prediction = head.predicted_label or head.predicted
-    gold = "" if same_row[0]["label"] is None else f" (gold label id {same_row[0]['label']})"
     return (
         "## Example\n\n"
         f"{markdown_block(head.text.strip())}\n\n"

@@ -33,7 +33,7 @@ from typing import Any
 from .checks import check_model_source, unknown_method_message, unknown_parameters_message
 from .errors import RunInterrupted, SeqInterpError
 from .method_table import DEFAULT_METHOD, METHODS
-from .validation import batch_size_arg, positive_int
+from .validation import AGGREGATION_STRATEGIES, batch_size_arg, positive_int
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -105,6 +105,31 @@ def load_adapter(model: str | None, args: argparse.Namespace | None = None):
 
 
 # ----------------------------------------------------------------------------- explain
+def add_head_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the model's head (`heads.*.options`); `_head_options` reads them back."""
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int,
+        help="causal LMs and encoder–decoders: tokens to generate when no target is given (greedy; default 20)",
+    )
+    parser.add_argument(
+        "--contrast", metavar="TEXT",
+        help="causal LMs: a foil continuation of the same length; rows explain log p(target) - log p(foil)",
+    )
+    parser.add_argument(
+        "--chat-template", action="store_true",
+        help="causal LMs: render each prompt as a user turn of the tokenizer's chat template",
+    )
+    parser.add_argument(
+        "--aggregation-strategy", choices=AGGREGATION_STRATEGIES,
+        help="token classifiers: explain entities grouped as the token-classification pipeline groups them "
+        "(default: one row per word not predicted O)",
+    )
+    parser.add_argument(
+        "--max-answer-len", type=positive_int,
+        help="question answering: the longest answer, in tokens, the model's answer may be (default 15)",
+    )
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to explain")
     parser.add_argument("--file", help="read more texts from this file, one per line ('-' for stdin)")
@@ -119,9 +144,6 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         help="the context of the questions: once for every question, or once per question (as --text-pair)",
     )
     qa.add_argument(
-        "--max-answer-len", type=positive_int, help="the longest answer, in tokens, the model's answer may be (default 15)"
-    )
-    qa.add_argument(
         "--choice", action="append", metavar="TEXT",
         help="an option of a multiple-choice model, repeatable: every text is explained with these options",
     )
@@ -129,14 +151,13 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     add_method_arguments(parser)
     parser.add_argument(
         "--target",
-        help="class id or label name to explain (default: the predicted class); for a causal LM, the continuation "
-        "to explain (default: the one it generates); for question answering, the answer's text (default: the "
-        "model's answer); for multiple choice, an option's index or text (default: the model's choice)",
+        help="class id or label name to explain (default: the predicted class); for a causal LM or an "
+        "encoder–decoder, the continuation or target text to explain (default: the one it generates); for a token "
+        "classifier, a label or entity type, or a word index (default: every word not predicted O); for question "
+        "answering, the answer's text (default: the model's answer); for multiple choice, an option's index or text "
+        "(default: the model's choice)",
     )
-    parser.add_argument(
-        "--max-new-tokens", type=positive_int, default=20,
-        help="causal LMs: tokens to generate when no --target is given (greedy; default 20)",
-    )
+    add_head_arguments(parser)
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -149,6 +170,18 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     parser.add_argument("--json", action="store_true", help="print the explanations as JSON instead of a heat map")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="terminal colours")
+
+
+def _head_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The model-head options given on the command line (a head that does not take one refuses it)."""
+    options = {
+        "generation": {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else None,
+        "contrast": args.contrast,
+        "chat_template": args.chat_template or None,
+        "aggregation_strategy": args.aggregation_strategy,
+        "max_answer_len": args.max_answer_len,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -175,8 +208,8 @@ def run_explain(args: argparse.Namespace) -> int:
     for name, params in specs.items():
         explainer = get_explainer(name).create(adapter, **params)
         explained = explainer.explain(
-            inputs, target, text_pair=pairs, batch_size=args.batch_size, truncation=not args.no_truncation,
-            progress=None, generation={"max_new_tokens": args.max_new_tokens}, max_answer_len=args.max_answer_len,
+            inputs, target, text_pair=pairs, batch_size=args.batch_size,
+            truncation=not args.no_truncation, progress=None, **_head_options(args),
         )
         for i, expl in zip(kept, explained):
             results[i].append(expl)
@@ -352,19 +385,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- explain-dataset
-def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+def add_dataset_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, output folder and row selection of a resumable run over a dataset."""
     parser.add_argument("data", help="a .csv/.tsv/.json/.jsonl/.parquet file, a save_to_disk folder, or a Hub dataset id")
     parser.add_argument("--output-dir", required=True, help="folder for the Parquet shards; rerun to resume")
     parser.add_argument("--split", help="split of a DatasetDict or Hub dataset")
-    parser.add_argument("--limit", type=positive_int, help="explain only the first N rows")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N rows")
     parser.add_argument("--text-column", help="column with the texts (default: text, sentence, content, ...)")
+
+
+def add_explain_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_run_arguments(parser)
     parser.add_argument("--text-pair-column", help="column with the second segment of sentence pairs (NLI, paraphrase)")
     parser.add_argument("--id-column", help="column copied into source_id")
     parser.add_argument("--label-column", help="column of gold class ids copied into label")
-    parser.add_argument("--target", help="class id or label name to explain (default: the predicted class)")
-    parser.add_argument("--target-column", help="column with the class to explain, per row")
+    parser.add_argument(
+        "--target", help="class id or label name to explain (default: the predicted class); a causal LM's continuation "
+        "or an encoder–decoder's target text"
+    )
+    parser.add_argument("--target-column", help="column with the class (or continuation) to explain, per row")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     add_method_arguments(parser)
+    add_head_arguments(parser)
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all "
@@ -421,7 +463,8 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
             load_adapter(args.model, args), dataset, specs, output_dir=args.output_dir, text_column=args.text_column,
             text_pair_column=args.text_pair_column,
             id_column=args.id_column, label_column=args.label_column, target=args.target,
-            target_column=args.target_column, batch_size=args.batch_size, shard_size=args.shard_size,
+            target_column=args.target_column, head_options=_head_options(args), batch_size=args.batch_size,
+            shard_size=args.shard_size,
             truncation=not args.no_truncation, mixed_precision=args.mixed_precision,
             cpu=True if args.cpu else None, overwrite=args.overwrite, progress=not args.no_progress,
         )
@@ -435,6 +478,49 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
             license=args.license, source_dataset=source, model_id=args.model_id,
         )
         print(f"pushed to {url}", file=sys.stderr)
+    return 0
+
+
+def add_top_activations_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_run_arguments(parser)
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
+    parser.add_argument("--units", action="append", choices=("ffn", "head", "residual"),
+                        help="unit kind, repeatable (default: ffn)")
+    parser.add_argument("--layer", action="append", type=int, help="block index, repeatable (default: every block)")
+    parser.add_argument("-k", type=positive_int, default=20, help="contexts per unit (default 20)")
+    parser.add_argument("--window", type=int, default=8, help="tokens of context on each side (default 8)")
+    parser.add_argument("--include-special", action="store_true", help="also rank special tokens ([CLS], BOS, ...)")
+    parser.add_argument("--per-text", action="store_true", help="rank only each text's most active token per unit")
+    parser.add_argument("--batch-size", type=batch_size_arg, help="texts per forward (default 32)")
+    parser.add_argument("--shard-size", type=positive_int, default=1024, help="texts per shard file (default 1024)")
+    parser.add_argument("--no-truncation", action="store_true", help="fail on texts longer than the model accepts")
+    add_length_arguments(parser)
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    parser.add_argument("--overwrite", action="store_true", help="delete shards of a different run in --output-dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_top_activations(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from .data import load_text_dataset
+    from .network import top_activations
+
+    dataset = load_text_dataset(args.data, split=args.split)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    with _log_to_stderr("hf_seqinterp"):
+        result = top_activations(
+            load_adapter(args.model, args), dataset, units=args.units or "ffn", layers=args.layer, k=args.k,
+            output_dir=args.output_dir, text_column=args.text_column, include_special=args.include_special,
+            per_text=args.per_text,
+            window=args.window, batch_size=args.batch_size, shard_size=args.shard_size,
+            truncation=not args.no_truncation, cpu=True if args.cpu else None, overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    if PartialState().is_main_process:
+        print(f"{len(result)} contexts ({len(set(zip(result['kind'], result['layer'], result['unit']))):,} units) "
+              f"in {args.output_dir}", file=sys.stderr)
     return 0
 
 
@@ -473,6 +559,14 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         ),
         add_explain_dataset_arguments,
         run_explain_dataset,
+    ),
+    "top-activations": (
+        (
+            "top-k max-activating contexts of FFN neurons, attention heads or residual dimensions over a dataset "
+            "(resumable; multi-process under accelerate launch / torchrun)"
+        ),
+        add_top_activations_arguments,
+        run_top_activations,
     ),
     "evaluate": ("rank explanation methods on faithfulness and plausibility metrics", add_evaluate_arguments,
                  run_evaluate),
@@ -541,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as err:
         done = f": {err.rows_done} of {err.rows} rows done" if isinstance(err, RunInterrupted) else ""
-        resume = "; rerun the same command to resume" if args.command == "explain-dataset" else ""
+        resume = "; rerun the same command to resume" if args.command in ("explain-dataset", "top-activations") else ""
         print(f"hf-seqinterp: interrupted{done}{resume}", file=sys.stderr)
         return 130
 

@@ -11,8 +11,10 @@ parallel, and the model's state is restored before the lock is released.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 _LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -26,3 +28,18 @@ def model_lock(model: Any) -> threading.RLock:
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
         return lock
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: Any) -> Iterator[None]:
+    """`model` in eval mode (dropout off; BatchNorm on running statistics) under its lock, for the
+    duration of the block; every module's train/eval mode is restored, also after an error (a model
+    in train mode may hold modules in eval mode, as a PEFT wrapper around a frozen model)."""
+    with model_lock(model):
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training

@@ -63,6 +63,7 @@ def explain_dataset(
     label_column: str | None = None,
     target: Target = None,
     target_column: str | None = None,
+    head_options: Mapping[str, Any] | None = None,
     tokenizer: Any = None,
     batch_size: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
@@ -84,7 +85,9 @@ def explain_dataset(
         text_pair_column: column with the second segment of sentence pairs (NLI, paraphrase), if any.
         id_column / label_column: copied into `source_id` / `label` of each row.
         target, target_column: the class to explain, for every row or per row from a column
-            (default: the predicted class).
+            (default: the predicted class); for a causal LM the continuation (default: generated).
+        head_options: the model head's `explain` options (a causal LM's `generation`, `contrast`,
+            `chat_template`), recorded in the manifest: a resumed run must give the same.
         batch_size: texts per batch (default: each method's own).
         shard_size: source rows per shard; a crash loses at most one shard per process.
         mixed_precision: "no", "fp16", "bf16" (default: what `accelerate launch` configured).
@@ -115,7 +118,8 @@ def explain_dataset(
     for name in specs:
         get_explainer(name)  # an unknown method fails before the model is loaded
     adapter = as_adapter(model, tokenizer)
-    adapter.require_classifier("explain_dataset")
+    head_options = dict(head_options or {})
+    adapter.check_head_options(head_options)
     adapter.model.to(accelerator.device)
     explainers = {name: get_explainer(name).create(adapter, **params) for name, params in specs.items()}
 
@@ -133,6 +137,7 @@ def explain_dataset(
         "label_column": label_column,
         "target": target,
         "target_column": target_column,
+        **({"head_options": _jsonable(head_options)} if head_options else {}),
         "num_rows": len(dataset),
         "data_sha256": source.digest(),
         "shard_size": shard_size,
@@ -145,8 +150,8 @@ def explain_dataset(
     plan = plan_shards([len(t) for t in source.texts], shard_size)
     store, lock, done = _claim(Path(output_dir), manifest, plan, len(explainers), accelerator, overwrite)
     try:
-        return _run(store, manifest, plan, done, explainers, source, dataset, batch_size, truncation, accelerator,
-                    progress, started)
+        return _run(store, manifest, plan, done, explainers, source, dataset, batch_size, truncation, head_options,
+                    accelerator, progress, started)
     finally:
         if lock is not None:
             lock.release()
@@ -162,6 +167,7 @@ def _run(
     dataset: datasets.Dataset,
     batch_size: int | None,
     truncation: bool,
+    head_options: dict[str, Any],
     accelerator: Any,
     progress: bool,
     started: float,
@@ -186,7 +192,8 @@ def _run(
             tick = time.perf_counter()
             with accelerator.autocast():
                 table = _explain_shard(
-                    explainers, source, plan[k], batch_size, truncation, accelerator.mixed_precision, on_batch
+                    explainers, source, plan[k], batch_size, truncation, head_options, accelerator.mixed_precision,
+                    on_batch,
                 )
             wrote = time.perf_counter()
             path = store.write(k, len(plan), table)
@@ -200,14 +207,20 @@ def _run(
         accelerator.wait_for_everyone()
         bar.update(len(dataset) * per_row - bar.n)
 
+    seal(store, manifest, plan, accelerator)
+    with accelerator.main_process_first():
+        return store.merge(total=len(plan))
+
+
+def seal(store: ShardStore, manifest: dict[str, Any], plan: list[list[int]], accelerator: Any) -> None:
+    """After every process wrote its shards: check that none is missing and record their checksums
+    in the manifest (main process); every process returns once it is written."""
     missing = sorted(set(range(len(plan))) - store.finished(plan))
     if missing:
         raise RuntimeError(f"Shards {missing[:5]} are missing after every process finished; rerun to compute them.")
     if accelerator.is_main_process:
         store.write_manifest({**manifest, "shards": store.collect_checksums()})
     accelerator.wait_for_everyone()
-    with accelerator.main_process_first():
-        return store.merge(total=len(plan))
 
 
 @contextlib.contextmanager
@@ -221,7 +234,7 @@ def _report_interrupt(store: ShardStore, plan: list[list[int]], n_methods: int, 
 
 
 def _claim(
-    root: Path, manifest: dict, plan: list[list[int]], n_methods: int, accelerator: Any, overwrite: bool
+    root: Path, manifest: dict, plan: list[list[int]], n_methods: int | None, accelerator: Any, overwrite: bool
 ) -> tuple[ShardStore, OutputLock | None, set[int]]:
     """Make `root` this run's output folder: (its store, the lock the main process holds, the plan's
     shards already done there and intact).
@@ -356,13 +369,15 @@ def _explain_shard(
     rows: Sequence[int],
     batch_size: int | None,
     truncation: bool,
+    head_options: dict[str, Any],
     mixed_precision: str,
     on_batch: Callable[[int], None] | None = None,
 ) -> pa.Table:
     """The given source rows explained by every method, as an Arrow table (source-major row order)."""
     adapter = next(iter(explainers.values())).adapter
-    encodings = adapter.encode(source.inputs(rows), truncation=truncation)
-    targets = [source.targets[i] for i in rows]
+    encodings, targets = adapter.prepare(
+        source.inputs(rows), [source.targets[i] for i in rows], truncation=truncation, **head_options
+    )
     per_method = [
         e.explain_encodings(encodings, targets, batch_size=batch_size, progress=False, on_batch=on_batch)
         for e in explainers.values()

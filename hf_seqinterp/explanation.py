@@ -276,11 +276,7 @@ class Explanation(TokenizedText):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Explanation:
         """Inverse of `to_dict`. Unknown keys (from a newer version) are dropped with a warning."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"schema_version"})
-        if unknown:
-            warnings.warn(f"Explanation.from_dict ignores unknown keys: {unknown}", stacklevel=2)
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = known_fields(cls, data)
         kwargs["offsets"] = [tuple(o) for o in kwargs.get("offsets", [])]
         return cls(**kwargs)  # version 1 has no `rows`: one target, as before
 
@@ -329,10 +325,11 @@ class Explanation(TokenizedText):
 
     def __repr__(self) -> str:
         if self.rows is not None:
-            return (
-                f"Explanation(method={self.method!r}, rows={len(self.rows)}, explains={self.target_label!r}, "
-                f"tokens={len(self)})"
+            what = (
+                f"rows={len(self.rows)}, continuation={self.target_label!r}" if self.target_label is not None
+                else f"rows={[row_name(row) for row in self.rows]}"
             )
+            return f"Explanation(method={self.method!r}, {what}, tokens={len(self)})"
         label = self.target_label if self.target_label is not None else self.target
         top = ", ".join(f"{a.text}={a.score:+.3g}" for a in self.top_k(3))
         return (
@@ -341,6 +338,23 @@ class Explanation(TokenizedText):
             if self.target < len(self.probabilities)
             else f"Explanation(method={self.method!r}, target={label!r}, tokens={len(self)}, top=[{top}])"
         )
+
+
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `cls`; unknown keys (from a newer
+    version) are dropped with a warning, `schema_version` silently."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - {"schema_version"})
+    if unknown:
+        warnings.warn(f"{cls.__name__}.from_dict ignores unknown keys: {unknown}", stacklevel=3)
+    return {k: v for k, v in data.items() if k in known}
+
+
+def row_name(row: dict[str, Any]) -> str:
+    """How a row of a target axis is named in views: its label, and the text it covers where it
+    has one (a token classifier's word or entity: "PER 'Angela'")."""
+    label = str(row.get("label", row.get("target", "")))
+    return f"{label} {row['text']!r}" if "text" in row else label
 
 
 def _jsonable(value: Any) -> Any:

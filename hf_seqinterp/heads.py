@@ -8,11 +8,13 @@ Every head reads the model output as *row logits* of shape (rows, T, C): T expla
 each a distribution over C classes. `ClassificationHead` (`*ForSequenceClassification`: single-label
 softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-row case;
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
-the vocabulary; `QuestionAnsweringHead` (`*ForQuestionAnswering`) reads a start and an end
-distribution over the input's positions and explains three rows (start, end, span);
-`MultipleChoiceHead` (`*ForMultipleChoice`) is a one-row classifier over an input's options. Scores
-have one column per explained row (the row logits' shape without the class axis, except where a
-row combines others: the QA span). `HEADS` maps a model class's name to its head description.
+the vocabulary, `Seq2SeqLMHead` (text encoder–decoders, `*ForConditionalGeneration`) one row per
+target token, and `TokenClassificationHead` one row per word, token or entity, each reading several
+tokens: (rows, T, U, J, C) logits, one score per row. `QuestionAnsweringHead` (`*ForQuestionAnswering`)
+reads a start and an end distribution over the input's positions and explains three rows (start, end,
+span); `MultipleChoiceHead` (`*ForMultipleChoice`) is a one-row classifier over an input's options.
+Scores and targets have the row logits' shape without the class axis (except where a row combines
+others: the QA span). `HEADS` maps a model class's name to its head description.
 """
 
 from __future__ import annotations
@@ -25,41 +27,62 @@ import numpy as np
 import torch
 
 from .checks import did_you_mean
-from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError
+from .errors import InvalidInputError, InvalidParameterError, UnknownTargetError, UnsupportedModelError
 
 ScoreSpace = Literal["logit", "log_prob", "prob"]
 SCORE_SPACES: tuple[str, ...] = ("logit", "log_prob", "prob")
 Target = int | str | None
 
 
-class Head:
-    """What every head description shares: how the model is called and the defaults of its ClassVars."""
+class OneSequenceHead:
+    """Defaults of the heads whose model reads each input as one token sequence."""
 
-    #: whether an input has several explained rows (a target axis); False: one row, no axis
-    multi_row: ClassVar[bool] = False
     #: whether inputs end in a continuation that the rows explain (integrated gradients' baseline_on="prompt")
     continuation: ClassVar[bool] = False
-    #: whether perturbations may delete tokens (False where rows read the outputs at given positions)
-    allows_deletion: ClassVar[bool] = True
+    #: the explained rows of a head with a row axis, in words (for messages)
+    rows_text: ClassVar[str] = "several explained rows per input"
+    #: a short input of this head, to trace what the model runs (`ModelAdapter._probe_batch`)
+    probe_item: ClassVar[tuple[str, Any]] = ("a b", None)
+
+    @classmethod
+    def config_problem(cls, config: Any) -> str | None:
+        """Why a model with this config cannot have this head (None: it can)."""
+        return None
+
+    def model_inputs(self, adapter: Any, batch: Any, inputs_embeds: Any, attention_mask: Any) -> None:
+        """The model's inputs for a batch; None: the batch is its one sequence, laid out by the adapter."""
+
+    def call_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of the model's forward, from the (batch, L) inputs the adapter built."""
+        return inputs
 
     def forward_kwargs(self, batch: Any) -> dict[str, Any]:
         return {}
 
-    def model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The keyword arguments of the model's forward, from the (batch, L) inputs the adapter built."""
-        return inputs
+    def explained_text(self, encoding: Any) -> str | None:
+        """What the rows of a multi-row head explain together: the continuation (None: no text)."""
+        return encoding.text_pair
 
 
 @dataclass
-class ClassificationHead(Head):
+class ClassificationHead(OneSequenceHead):
     """The output of a sequence classifier: one logit per label."""
 
     kind: ClassVar[str] = "sequence_classification"
+    #: whether an input has several explained rows (a target axis); False: one row, no axis
+    multi_row: ClassVar[bool] = False
+    #: whether a row's output is still there when a perturbation deletes tokens (False: a row reads
+    #: the outputs at its own tokens, so only replacements that keep every position apply)
+    rows_survive_deletion: ClassVar[bool] = True
     #: endings of the transformers class names this head describes, what they are, and the Auto class
     #: that loads a saved model with this head
     suffixes: ClassVar[tuple[str, ...]] = ("ForSequenceClassification",)
     description: ClassVar[str] = "sequence classifiers (*ForSequenceClassification)"
     auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    #: the Hub's task category of datasets of its explanations
+    hub_task: ClassVar[str] = "text-classification"
+    #: keyword options of `explain` that `prepare` takes for this head (beyond target and truncation)
+    options: ClassVar[tuple[str, ...]] = ()
 
     labels: list[str]
     problem_type: str
@@ -87,7 +110,7 @@ class ClassificationHead(Head):
         return output.logits
 
     def prepare(
-        self, adapter: Any, items: list[tuple[str, str | None]], target: Any, *, truncation: bool = True, **_: Any
+        self, adapter: Any, items: list[tuple[str, str | None]], target: Any, *, truncation: bool = True
     ) -> tuple[list[Any], list[int | None]]:
         """Tokenise the inputs and validate one target per input."""
         encodings = adapter.encode(items, truncation=truncation)
@@ -166,20 +189,25 @@ def _check_space(space: str) -> str:
     return space
 
 
-def _gather_score(logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool) -> torch.Tensor:
+def _gather_score(
+    logits: torch.Tensor, targets: torch.Tensor, space: str, *, sigmoid: bool, pairs: bool = False
+) -> torch.Tensor:
     """The targets' entries of the logits (last axis = classes) in a score space; softmax over the
-    classes, or per-class sigmoids for multi-label heads."""
+    classes, or per-class sigmoids for multi-label heads. With `pairs`, targets have a last axis of
+    class ids of their own and the result keeps it."""
     if _check_space(space) == "logit":
         values = logits
     elif space == "log_prob":
         values = torch.nn.functional.logsigmoid(logits) if sigmoid else torch.log_softmax(logits, dim=-1)
     else:  # "prob"
         values = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)
+    if pairs:
+        return values.gather(-1, targets.to(values.device))
     return values.gather(-1, targets.unsqueeze(-1).to(values.device)).squeeze(-1)
 
 
 @dataclass
-class CausalLMHead(Head):
+class CausalLMHead(OneSequenceHead):
     r"""The output of a causal language model: a next-token distribution at every position.
 
     An input is a prompt x (P tokens) and a continuation y_1..y_T, generated (target None, with
@@ -189,15 +217,26 @@ class CausalLMHead(Head):
         f_k = z_{P+k−1}[y_k]   (score="logit"),   log softmax(z_{P+k−1})[y_k]   (score="log_prob"),
 
     so one forward of x ⊕ y scores every row, and row k depends on the tokens before y_k only.
+
+    Contrastive rows (`contrast=` a foil continuation b of the same length, as in Yin & Neubig 2022)
+    explain why y_k rather than b_k, in the same context x ⊕ y_<k:
+
+        f_k = z[y_k] − z[b_k] = log p(y_k) − log p(b_k)   (score="logit" or "log_prob"),
+        f_k = p(y_k) − p(b_k)                              (score="prob").
     """
 
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
     continuation: ClassVar[bool] = True
     rows_text: ClassVar[str] = "one explained row per output token"
+    rows_survive_deletion: ClassVar[bool] = True  # a deleted readout token reads the token before it
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
+    hub_task: ClassVar[str] = "text-generation"
+    options: ClassVar[tuple[str, ...]] = ("generation", "contrast", "chat_template")
+    #: what a row's token belongs to, in messages
+    output: ClassVar[str] = "continuation"
 
     tokenizer: Any
     model_class: str = "the model"
@@ -225,6 +264,169 @@ class CausalLMHead(Head):
             positions = torch.searchsorted(kept, positions)
         return output.logits[rows, positions]
 
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, T, L): one-hot at the position each row reads (attention methods read its row)."""
+        _, positions = batch.row_index
+        weights = torch.zeros((*positions.shape, batch.input_ids.shape[1]), device=batch.input_ids.device)
+        return weights.scatter_(2, positions[..., None].to(weights.device), 1.0)
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        generation: dict[str, Any] | None = None,
+        contrast: str | Sequence[str] | None = None,
+        chat_template: bool | str = False,
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """Prompts and continuations (forced, or generated where the target is None) tokenised as one
+        sequence each; a row's target is its continuation token, or (token, foil token) with
+        `contrast`. `chat_template` renders each prompt as a user turn of the tokenizer's chat
+        template (True) or of the given Jinja template, with the assistant's turn opened."""
+        from .continuation import encode_continuations, foil_ids
+
+        prompts, continuations = self._texts_and_targets(items, target)
+        encodings = encode_continuations(
+            adapter, prompts, continuations, truncation=truncation, generation=generation, chat_template=chat_template
+        )
+        targets: list[tuple[Any, ...]] = [tuple(enc.row_targets) for enc in encodings]
+        if contrast is not None:
+            foils = self.check_targets(contrast, len(prompts), what="contrast")
+            targets = [tuple(zip(t, foil_ids(adapter.tokenizer, f, enc))) for t, f, enc in zip(targets, foils, encodings)]
+        return encodings, targets
+
+    def _texts_and_targets(self, items: list[tuple[str, str | None]], target: Any) -> tuple[list[str], list[str | None]]:
+        """The input texts (sentence pairs are refused) and one validated target each."""
+        if any(pair is not None for _, pair in items):
+            raise InvalidInputError(
+                f"{self.model_class} explains one input text and its {self.output}; sentence pairs do not apply. "
+                f"Pass the {self.output} to explain as `target=` (a string), or leave target=None to explain a "
+                "generated one."
+            )
+        texts = [text for text, _ in items]
+        return texts, self.check_targets(target, len(texts))
+
+    def check_target(self, target: Any, what: str = "target") -> str | None:
+        """An output to force (a non-empty string), or None (generate it)."""
+        if (target is not None or what != "target") and (not isinstance(target, str) or not target):
+            raise UnknownTargetError(
+                f"{what}={target!r}: the {what} of {self.model_class} is a {self.output}, a non-empty string"
+                + (" (or None to explain what the model generates)." if what == "target" else ".")
+            )
+        return target
+
+    def check_targets(self, target: Any, n: int, what: str = "target") -> list[str | None]:
+        """One output per input; a single value applies to every input."""
+        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} {what}s for {n} inputs; pass one per input or a single one.")
+        return [self.check_target(value, what) for value in values]
+
+    def pick_targets(self, requested: Sequence[Sequence[Any]], logits: torch.Tensor) -> torch.Tensor:
+        """(rows, T) token ids explained by each row, or (rows, T, 2) (token, foil) pairs for
+        contrastive rows (shorter inputs repeat their last one)."""
+        width = logits.shape[1]
+        chosen = [list(r) + [r[-1]] * (width - len(r)) for r in requested]
+        return torch.tensor(chosen, dtype=torch.long, device=logits.device)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.detach().float(), dim=-1)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """f_k per row: the continuation token's logit, log-probability or probability; for
+        (token, foil) targets the difference of the two (`log_prob` takes the logits' difference,
+        equal and exact in float)."""
+        if targets.dim() == logits.dim():  # contrastive: (rows, T, 2)
+            pair = _gather_score(logits, targets, "logit" if space == "log_prob" else space, sigmoid=False, pairs=True)
+            return pair[..., 0] - pair[..., 1]
+        return _gather_score(logits, targets, space, sigmoid=False)
+
+    def check_score_space(self, space: str) -> str:
+        return _check_space(space)
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: the explained token (id and text), its probability, the entropy (nats) of the
+        next-token distribution it was drawn from, the position it is read at and how many leading
+        tokens it sees; for contrastive rows also the foil token and its probability."""
+        log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        rows = []
+        for k, (target, position) in enumerate(zip(chosen, encoding.readout)):
+            token, *foil = target if isinstance(target, (list, tuple)) else (target,)
+            row = {
+                "target": int(token),
+                "label": self.tokenizer.decode([int(token)]),
+                "probability": float(log_p[k, token].exp()),
+                "entropy": float(entropy[k]),
+                "position": position,
+                "visible": position + 1,
+            }
+            if foil:
+                row.update(
+                    contrast=int(foil[0]),
+                    contrast_label=self.tokenizer.decode([int(foil[0])]),
+                    contrast_probability=float(log_p[k, foil[0]].exp()),
+                )
+            rows.append(row)
+        return rows
+
+
+@dataclass
+class Seq2SeqLMHead(CausalLMHead):
+    r"""The output of a text encoder–decoder (BART, T5, Marian, Pegasus, ...): the decoder's next-token
+    distributions given the source.
+
+    An input is a source x (S tokens, the encoder's) and a target y_1..y_T, generated (target None)
+    or forced (the target text, tokenised as the tokenizer tokenises `text_target`). The decoder
+    reads d = (d_0, y_1, ..., y_{T−1}), d_0 its start token; row k explains y_k from the decoder's
+    logits at position k − 1, teacher-forced:
+
+        f_k = z_{k−1}(x, d_0 y_<k)[y_k]   (score="logit"),   log softmax(z_{k−1})[y_k]   (score="log_prob").
+
+    One Encoding holds x (segment 0), d_0 (a special token) and y (segment 1), so attributions cover
+    source and target prefix, and row k is exactly zero on y_≥k; one forward of x and d scores
+    every row. `model_inputs` splits a padded batch of such Encodings into encoder and decoder inputs.
+    """
+
+    kind: ClassVar[str] = "seq2seq_lm"
+    suffixes: ClassVar[tuple[str, ...]] = ("ForConditionalGeneration", "MTModel", "ForSeq2SeqLM")
+    description: ClassVar[str] = "text encoder–decoders (*ForConditionalGeneration of BART, T5, Marian, ...)"
+    auto_class: ClassVar[str] = "AutoModelForSeq2SeqLM"
+    hub_task: ClassVar[str] = "text2text-generation"
+    options: ClassVar[tuple[str, ...]] = ("generation",)
+    output: ClassVar[str] = "target text"
+
+    @classmethod
+    def config_problem(cls, config: Any) -> str | None:
+        """Why the model is no text encoder–decoder: a decoder-only, vision, speech or multimodal
+        generation model (its type has no text-to-text class in `AutoModelForSeq2SeqLM`'s mapping,
+        or it has no encoder), or one whose decoder embeds another vocabulary than its encoder."""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+        model_type = getattr(config, "model_type", None)
+        if model_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES or not getattr(config, "is_encoder_decoder", False):
+            return (
+                f"a generation model of type {model_type!r} that is not a text encoder–decoder (vision, speech and "
+                "multimodal generation models are not explained); hf_seqinterp explains text encoder–decoders "
+                "(AutoModelForSeq2SeqLM: BART, T5, Marian, Pegasus, ...) and causal LMs (AutoModelForCausalLM)"
+            )
+        if getattr(config, "share_encoder_decoder_embeddings", True) is False:
+            return (
+                "its encoder and decoder embed separate vocabularies (share_encoder_decoder_embeddings=False), but "
+                "source and target tokens are explained on one token axis with one embedding"
+            )
+        return None
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> Seq2SeqLMHead:
+        problem = cls.config_problem(config)
+        if problem:
+            raise UnsupportedModelError(f"{model_class} is {problem}.")
+        return cls(tokenizer, model_class)
+
     def prepare(
         self,
         adapter: Any,
@@ -235,77 +437,179 @@ class CausalLMHead(Head):
         generation: dict[str, Any] | None = None,
         **_: Any,
     ) -> tuple[list[Any], list[tuple[int, ...]]]:
-        """Prompts and continuations (forced, or generated where the target is None) tokenised as one
-        sequence each; a row's target is its continuation token."""
-        from .continuation import encode_continuations
+        """Sources and targets (forced, or generated where the target is None) as one Encoding each
+        (`continuation.encode_targets`); a row's target is its target token."""
+        from .continuation import encode_targets
 
-        if any(pair is not None for _, pair in items):
-            raise InvalidInputError(
-                f"{self.model_class} continues a prompt; sentence pairs do not apply. Pass the continuation "
-                "to explain as `target=` (a string), or leave target=None to explain a generated one."
-            )
-        prompts = [text for text, _ in items]
-        continuations = self.check_targets(target, len(prompts))
-        encodings = encode_continuations(adapter, prompts, continuations, truncation=truncation, generation=generation)
+        sources, targets = self._texts_and_targets(items, target)
+        encodings = encode_targets(adapter, sources, targets, truncation=truncation, generation=generation)
         return encodings, [tuple(enc.row_targets) for enc in encodings]
 
-    def check_target(self, target: Any) -> str | None:
-        """A continuation to force (a non-empty string), or None (generate it)."""
-        if target is not None and (not isinstance(target, str) or not target):
-            raise UnknownTargetError(
-                f"target={target!r}: a causal LM's target is the continuation to explain, a non-empty string "
-                "(or None to explain what the model generates)."
-            )
-        return target
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        return {}
 
-    def check_targets(self, target: Any, n: int) -> list[str | None]:
-        """One continuation per prompt; a single value applies to every prompt."""
-        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
-        if len(values) != n:
-            raise UnknownTargetError(f"Got {len(values)} targets for {n} prompts; pass one per prompt or a single one.")
-        return [self.check_target(value) for value in values]
+    @staticmethod
+    def decoder_starts(batch: Any) -> torch.Tensor:
+        """(B,) padded-batch position of each input's decoder start token d_0: where its row 0 reads."""
+        return batch.row_index[1][:, 0]
 
-    def pick_targets(self, requested: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
-        """(rows, T) token ids explained by each row (shorter inputs repeat their last one)."""
-        width = logits.shape[1]
-        chosen = [list(r) + [r[-1]] * (width - len(r)) for r in requested]
-        return torch.tensor(chosen, dtype=torch.long, device=logits.device)
+    def model_inputs(
+        self, adapter: Any, batch: Any, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]]:
+        """Encoder inputs (the tokens before d_0) and decoder inputs (d_0 and after) of each input, each
+        padded on the right; with `inputs_embeds` (B, L, d), the substitutions (embedding module, ids,
+        embeds) that make each stack's embedding module return its part (see `adapter.forward`).
+        `attention_mask` (B, L) replaces the batch's (a perturbation that masks tokens) in both."""
+        starts = torch.as_tensor(batch.starts, device=batch.input_ids.device)
+        split = self.decoder_starts(batch)
+        end = starts + batch.attention_mask.sum(-1)
+        mask = batch.attention_mask if attention_mask is None else attention_mask
+        inputs, substitutions = {}, []
+        modules = (adapter.embeddings, adapter.model.get_decoder().get_input_embeddings())
+        for (ids_key, mask_key), first, stop, module in zip(
+            (("input_ids", "attention_mask"), ("decoder_input_ids", "decoder_attention_mask")),
+            (starts, split), (split, end), modules,
+        ):
+            offsets = torch.arange(int((stop - first).max()), device=starts.device)
+            index = (first[:, None] + offsets).clamp(max=batch.input_ids.shape[1] - 1)
+            valid = offsets < (stop - first)[:, None]
+            inputs[ids_key] = torch.where(valid, batch.input_ids.gather(1, index), adapter.pad_id)
+            inputs[mask_key] = mask.gather(1, index) * valid
+            if inputs_embeds is not None:
+                picked = inputs_embeds.gather(1, index[..., None].expand(-1, -1, inputs_embeds.shape[-1]))
+                substitutions.append((module, inputs[ids_key], picked * valid[..., None]))
+        return inputs, substitutions
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(logits.detach().float(), dim=-1)
-
-    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
-        """f_k per row: the continuation token's logit, log-probability or probability."""
-        return _gather_score(logits, targets, space, sigmoid=False)
-
-    def check_score_space(self, space: str) -> str:
-        return _check_space(space)
-
-    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int], encoding: Any) -> list[dict[str, Any]]:
-        """Per row: the explained token (id and text), its probability, the entropy (nats) of the
-        next-token distribution it was drawn from, the position it is read at and how many leading
-        tokens it can see (later ones score 0)."""
-        log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
-        entropy = -(log_p.exp() * log_p).sum(-1)
-        return [
-            {
-                "target": int(token),
-                "label": self.tokenizer.decode([int(token)]),
-                "probability": float(log_p[k, token].exp()),
-                "entropy": float(entropy[k]),
-                "position": position,
-                "visible": position + 1,
-            }
-            for k, (token, position) in enumerate(zip(chosen, encoding.readout))
-        ]
-
-    def explained_text(self, encoding: Any) -> str | None:
-        """What the rows explain together: the continuation."""
-        return encoding.text_pair
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, T, vocab): the decoder logits that predict each target token (row k of an input reads
+        its decoder position k − 1, or with deleted prefix tokens the last kept one before it)."""
+        rows, positions = batch.row_index
+        return output.logits[rows, positions - positions[:, :1]]
 
 
 @dataclass
-class QuestionAnsweringHead(Head):
+class TokenClassificationHead(ClassificationHead):
+    r"""The output of a token classifier (NER, POS tagging): a classifier's label distribution at
+    every token (labels, problem type and probabilities as `ClassificationHead`'s).
+
+    An input is a text; its rows are words, tokens or entities (see `token_rows` for which, and for
+    the `aggregation_strategy` of transformers' token-classification pipeline). Row k is made of
+    parts W_1..W_n (words or tokens), each a set of (token, class) pairs, and explains
+
+        f_k = (1/n) Σ_i (1/|W_i|) Σ_{(t, c) ∈ W_i} z_t[c]   (score="logit"; log softmax / softmax of
+                                                            z_t for "log_prob" / "prob"),
+
+    so one forward scores every row. Row logits are (inputs, T, U, J, C): the logits at the J tokens
+    of each of the U parts of each of the T rows (padded by repeating the last token, part or row);
+    the targets (inputs, T, U, J) hold each token's class, −1 where padded.
+    """
+
+    kind: ClassVar[str] = "token_classification"
+    rows_text: ClassVar[str] = "one explained row per word, token or entity"
+    multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = False
+    suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
+    description: ClassVar[str] = "token classifiers (*ForTokenClassification)"
+    auto_class: ClassVar[str] = "AutoModelForTokenClassification"
+    hub_task: ClassVar[str] = "token-classification"
+    options: ClassVar[tuple[str, ...]] = ("aggregation_strategy",)
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(inputs, T, U, J, num_labels): the logits at every token of every part of every row."""
+        rows = [[row.positions for row in enc.token_rows] for enc in batch.encodings]
+        index = _padded(rows, None) + torch.tensor(batch.starts)[:, None, None, None]
+        device = output.logits.device
+        return output.logits[torch.arange(len(rows), device=device)[:, None, None, None], index.to(device)]
+
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, T, L): row k reads token t with the weight its score gives z_t, Σ over the parts
+        W_i ∋ t of 1 / (n |W_i|) (attention methods read these rows of the attention matrices)."""
+        width = max(len(enc.token_rows) for enc in batch.encodings)
+        weights = torch.zeros((len(batch), width, batch.input_ids.shape[1]))
+        for i, enc in enumerate(batch.encodings):
+            for k in range(width):
+                row = enc.token_rows[min(k, len(enc.token_rows) - 1)]
+                for part in row.positions:
+                    for t in part:
+                        weights[i, k, batch.starts[i] + t] += 1.0 / (len(row.positions) * len(part))
+        return weights.to(batch.input_ids.device)
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, str | None]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        aggregation_strategy: str | None = None,
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """Tokenise the texts and find each one's rows (`token_rows.encode_token_rows`); a row's
+        target is the class of each token it reads, grouped by part."""
+        from .token_rows import encode_token_rows
+
+        targets = self.check_targets(target, len(items))
+        encodings = encode_token_rows(adapter, items, targets, aggregation_strategy, truncation=truncation)
+        return encodings, [tuple(row.classes for row in enc.token_rows) for enc in encodings]
+
+    def check_target(self, target: Any) -> Any:
+        """None (every word not predicted as "O"), a label name or entity type (the rows predicted as
+        it), a word index, or {word index or (start, end) character span: label or None}."""
+        from .token_rows import check_target
+
+        return check_target(target, self.labels)
+
+    def check_targets(self, target: Any, n: int) -> list[Any]:
+        """One target per text; a single value (not a list) applies to every text."""
+        values = list(target) if isinstance(target, (list, tuple)) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} targets for {n} texts; pass one per text or a single one.")
+        return [self.check_target(value) for value in values]
+
+    def pick_targets(self, requested: Sequence[Any], logits: torch.Tensor) -> torch.Tensor:
+        """(inputs, T, U, J) class of each token of each part of each row, −1 where padded; requested
+        per input: rows of parts of classes (as `prepare` gives them, or as this returns them)."""
+        kept = [[[[c for c in part if c >= 0] for part in row] for row in rows] for rows in requested]
+        chosen = _padded([[[part for part in row if part] for row in rows] for rows in kept], -1, shape=logits.shape[1:4])
+        return chosen.to(logits.device)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """f_k per row: the mean over its parts of the mean over each part's tokens of their class's
+        logit, log-probability or probability."""
+        read = (targets >= 0).to(logits.device)
+        values = super().score(logits, targets.clamp(min=0), space)
+        values = torch.where(read, values, torch.zeros((), dtype=values.dtype, device=values.device))
+        tokens = read.sum(-1)
+        parts = values.sum(-1) / tokens.clamp(min=1)
+        return parts.sum(-1) / (tokens > 0).sum(-1)
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[Any], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: its label, text and [start, end) characters, the tokens it reads with their
+        classes (grouped by part), its probability (the mean over parts of their tokens' mean: the
+        pipeline's score), and its first token's class (`target`) and position. Every row sees the
+        whole text."""
+        probs = self.probabilities(torch.as_tensor(logits, dtype=torch.float64)).double().numpy()
+        return [
+            {
+                "target": row.classes[0][0],
+                "label": row.label,
+                "text": encoding.text[row.start : row.end],
+                "start": row.start,
+                "end": row.end,
+                "positions": [list(part) for part in row.positions],
+                "classes": [list(part) for part in row.classes],
+                "probability": float(
+                    np.mean([np.mean([probs[k, u, j, c] for j, c in enumerate(part)]) for u, part in enumerate(row.classes)])
+                ),
+                "position": row.positions[0][0],
+                "visible": len(encoding),
+            }
+            for k, row in enumerate(encoding.token_rows)
+        ]
+
+
+@dataclass
+class QuestionAnsweringHead(OneSequenceHead):
     r"""The output of an extractive question-answering model: a start and an end logit per token.
 
     An input is a question q and a context c, encoded as the pair (q, c). The explained answer is a
@@ -325,11 +629,14 @@ class QuestionAnsweringHead(Head):
 
     kind: ClassVar[str] = "question_answering"
     multi_row: ClassVar[bool] = True
-    allows_deletion: ClassVar[bool] = False
+    rows_survive_deletion: ClassVar[bool] = False
     rows_text: ClassVar[str] = "three explained rows per input (the answer's start, its end and the span)"
     suffixes: ClassVar[tuple[str, ...]] = ("ForQuestionAnswering",)
     description: ClassVar[str] = "extractive question answering (*ForQuestionAnswering)"
     auto_class: ClassVar[str] = "AutoModelForQuestionAnswering"
+    hub_task: ClassVar[str] = "question-answering"
+    options: ClassVar[tuple[str, ...]] = ("max_answer_len",)
+    probe_item: ClassVar[tuple[str, Any]] = ("a", "b")
     #: the explained rows, in order
     ROWS: ClassVar[tuple[str, ...]] = ("start", "end", "span")
 
@@ -386,6 +693,15 @@ class QuestionAnsweringHead(Head):
         if len(values) != n:
             raise UnknownTargetError(f"Got {len(values)} targets for {n} inputs; pass one per input or a single one.")
         return [self.check_target(value) for value in values]
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, 3, L): the start row reads the answer's start token, the end row its end token, and
+        the span row both, half each (attention methods read these rows of the attention matrices)."""
+        _, positions = batch.row_index
+        weights = torch.zeros((*positions.shape, batch.input_ids.shape[1]), device=batch.input_ids.device)
+        weights.scatter_(2, positions[..., None].to(weights.device), 1.0)
+        weights[:, 2] = 0.5 * (weights[:, 0] + weights[:, 1])
+        return weights
 
     def pick_targets(self, requested: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
         """(rows, 2): the answer's start and end positions."""
@@ -459,12 +775,15 @@ class MultipleChoiceHead(ClassificationHead):
     suffixes: ClassVar[tuple[str, ...]] = ("ForMultipleChoice",)
     description: ClassVar[str] = "multiple choice (*ForMultipleChoice)"
     auto_class: ClassVar[str] = "AutoModelForMultipleChoice"
+    hub_task: ClassVar[str] = "multiple-choice"
+    options: ClassVar[tuple[str, ...]] = ()
+    probe_item: ClassVar[tuple[str, Any]] = ("a", ("b", "c"))
 
     @classmethod
     def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> MultipleChoiceHead:
         return cls([], "single_label_classification", model_class)
 
-    def model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def call_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Every per-token input gets the choice axis: (batch, 1, L), one choice per row."""
         return {k: v.unsqueeze(1) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
@@ -503,8 +822,33 @@ class MultipleChoiceHead(ClassificationHead):
         )
 
 
+def _padded(nested: Sequence[Sequence[Sequence[Sequence[int]]]], fill: int | None, shape: Sequence[int] | None = None) -> torch.Tensor:
+    """(inputs, T, U, J) long tensor from inputs → rows → parts → token values. Missing rows repeat
+    the last one; missing parts and tokens are `fill`, or repeat the last one where `fill` is None."""
+    width, parts, depth = shape or (
+        max(len(rows) for rows in nested),
+        max(len(row) for rows in nested for row in rows),
+        max(len(part) for rows in nested for row in rows for part in row),
+    )
+    out = torch.full((len(nested), width, parts, depth), -1 if fill is None else fill, dtype=torch.long)
+    for i, rows in enumerate(nested):
+        for k in range(width):
+            row = rows[min(k, len(rows) - 1)]
+            for u in range(parts if fill is None else len(row)):
+                part = row[min(u, len(row) - 1)]
+                out[i, k, u, : len(part)] = torch.tensor(part)
+                if fill is None:
+                    out[i, k, u, len(part) :] = part[-1]
+    return out
+
+
 #: every head description; a new head is a class added here
-HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, QuestionAnsweringHead, MultipleChoiceHead)
+HEAD_TYPES: tuple[type, ...] = (
+    ClassificationHead, CausalLMHead, Seq2SeqLMHead, TokenClassificationHead, QuestionAnsweringHead, MultipleChoiceHead
+)
+
+#: every head's `explain` options
+HEAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for head in HEAD_TYPES for o in head.options))
 
 #: head description by the suffix of the model class's name (first match wins)
 HEADS: dict[str, type] = {suffix: head for head in HEAD_TYPES for suffix in head.suffixes}

@@ -17,7 +17,14 @@ score f through a graph whose backward is modified at three kinds of operations 
   relevance goes to the values, none through the softmax.
 
 Linear layers need nothing for ε = 0 (R_x = x ⊙ Wᵀ g: gradient × input); with ε > 0 the gradient at
-the output z is scaled by z / (z + ε·sign z) (the ε-rule, Eq. 8).
+the output z is scaled by z / (z + ε·sign z) (the ε-rule, Eq. 8). The generalised γ-rule (Montavon
+et al. 2019, "Layer-wise relevance propagation: an overview", with the sign-aware form for signed
+inputs used by Achtibat et al.) boosts the contributions x_i w_ij that share the sign s_j of z_j:
+
+    R_i = Σ_j (x_i w_ij + γ (x_i w_ij)^{s_j}) / (z_j + γ Σ_i (x_i w_ij)^{s_j} + ε s_j) · R_j,
+
+(·)^{+} / (·)^{−} the positive / negative part, which favours the dominant evidence and tempers
+gradient noise; γ = 0 is the ε-rule.
 
 `relevance_rules(model, ...)` installs the rules on one model for the duration of a forward:
 forward hooks on its own modules, and a private attention function selected for this model only
@@ -135,6 +142,22 @@ def epsilon_rule(z: torch.Tensor, epsilon: float) -> torch.Tensor:
     return _ReplacedGradient.apply(z, z, z.detach() / stabilised)
 
 
+def gamma_rule(module: torch.nn.Linear, x: torch.Tensor, z: torch.Tensor, gamma: float, epsilon: float = 0.0) -> torch.Tensor:
+    """z = module(x), with the backward of the generalised γ-rule (module docstring): the value is z,
+    the gradient flows through z_γ = z + γ · (Σ_i (x_i w_ij)^{s_j})_j, scaled by z / (z_γ + ε s)."""
+    weight = module.weight
+    positive_x, negative_x = x.clamp(min=0), x.clamp(max=0)
+    positive_w, negative_w = weight.clamp(min=0), weight.clamp(max=0)
+    same_sign = torch.where(
+        z.detach() >= 0,
+        torch.nn.functional.linear(positive_x, positive_w) + torch.nn.functional.linear(negative_x, negative_w),
+        torch.nn.functional.linear(positive_x, negative_w) + torch.nn.functional.linear(negative_x, positive_w),
+    )
+    boosted = z + gamma * same_sign
+    sign = torch.where(z.detach() >= 0, 1.0, -1.0).to(z.dtype)
+    return _ReplacedGradient.apply(boosted, z.detach(), z.detach() / (boosted.detach() + epsilon * sign))
+
+
 class _NormRule(torch.autograd.Function):
     """Forward: the norm's output `value`; backward to x with σ held constant:
     g ↦ (w ⊙ g − centred · mean(w ⊙ g)) / σ."""
@@ -234,7 +257,7 @@ def _product_factors(model: torch.nn.Module) -> set[int]:
 
 @contextlib.contextmanager
 def relevance_rules(
-    model: torch.nn.Module, *, attention_rule: AttentionRule = "attnlrp", epsilon: float = 0.0
+    model: torch.nn.Module, *, attention_rule: AttentionRule = "attnlrp", epsilon: float = 0.0, gamma: float = 0.0
 ) -> Iterator[None]:
     """Forwards of `model` in the body record a graph whose backward propagates relevance (module
     docstring); hooks and the attention setting are removed / restored on exit, even on error."""
@@ -251,19 +274,19 @@ def relevance_rules(
     def norm(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         return norm_rule(module, args[0], output)
 
-    def linear(_module: torch.nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor:
-        return epsilon_rule(output, epsilon)
+    def linear(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return gamma_rule(module, args[0], output, gamma, epsilon) if gamma else epsilon_rule(output, epsilon)
 
     try:
         for module in model.modules():
+            if (epsilon or gamma) and isinstance(module, torch.nn.Linear):  # before a product factor's ½
+                handles.append(module.register_forward_hook(linear))
             if _is_activation(module):
                 handles.append(module.register_forward_hook(activation))
             elif _norm_kind(module) is not None:
                 handles.append(module.register_forward_hook(norm))
             elif id(module) in products:
                 handles.append(module.register_forward_hook(product_factor))
-            if epsilon and isinstance(module, torch.nn.Linear):  # after a product factor's ½, which commutes
-                handles.append(module.register_forward_hook(linear))
         with attention_implementation(model, _attention_name(attention_rule)):
             yield
     finally:

@@ -23,7 +23,7 @@ All variants of all texts are scored together in length-sorted forward batches o
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -44,11 +44,11 @@ def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
     head whose rows do not read the outputs at given positions)."""
     if replacement not in REPLACEMENTS:
         raise InvalidParameterError(f"replacement={replacement!r} is not one of {', '.join(REPLACEMENTS)}.")
-    if replacement == "delete" and not adapter.head.allows_deletion:
+    if replacement == "delete" and not adapter.head.rows_survive_deletion:
         raise InvalidParameterError(
-            f"replacement='delete' drops tokens, which moves or removes the positions whose outputs the rows of "
-            f"{adapter.head.model_class} ({adapter.head.kind.replace('_', ' ')}) read; use a replacement that keeps "
-            "every position: 'mask', 'unk', 'pad', 'attention' or 'zero_embedding'."
+            f"replacement='delete' drops tokens from the sequence, but each row of {adapter.head.model_class}'s "
+            f"{adapter.head.kind.replace('_', ' ')} head is the output at its own tokens, which deleting them "
+            "removes. Use a replacement that keeps every position: 'mask', 'unk', 'pad', 'attention' or 'zero_embedding'."
         )
     if replacement in ("mask", "pad", "unk"):
         adapter.token_id(replacement)
@@ -131,7 +131,7 @@ def score_variants(
     all held at once.
     """
     adapter.check_score_space(score)
-    out = [np.empty((len(k), *_row_axis(text)), dtype=np.float64) for k, text in zip(keeps, texts)]
+    out = [np.empty((len(k), *_row_axis(text, t)), dtype=np.float64) for k, text, t in zip(keeps, texts, targets)]
     for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,
@@ -143,10 +143,13 @@ def score_variants(
     return out
 
 
-def _row_axis(text: TokenizedText) -> tuple[int, ...]:
-    """The shape of one variant's scores: () for one explained score, (rows,) with a row axis."""
+def _row_axis(text: TokenizedText, target: Any) -> tuple[int, ...]:
+    """The shape of one variant's scores: () for one explained score, (rows,) with a row axis (one
+    per readout position, or one per target of a head whose rows read several tokens)."""
     readout = getattr(text, "readout", None)
-    return () if readout is None else (len(readout),)
+    if readout is not None:
+        return (len(readout),)
+    return (len(target),) if isinstance(target, (list, tuple)) else ()
 
 
 def target_scores(adapter: ModelAdapter, logits: np.ndarray, target: int, score: str) -> np.ndarray:

@@ -26,7 +26,7 @@ METHODS: dict[str, dict] = {
     },
     "attnlrp": {
         "summary": "AttnLRP: relevance propagated layer by layer through attention (Achtibat et al. 2024).",
-        "parameters": {"attention_rule": "'attnlrp'", "epsilon": "0.0", "score": "'logit'"},
+        "parameters": {"attention_rule": "'attnlrp'", "epsilon": "0.0", "gamma": "0.0", "score": "'logit'"},
     },
     "contextual_decomposition": {
         "summary": "Contextual decomposition: the part of the target logit due to "

@@ -6,9 +6,10 @@
     explain(["a gripping film", "dull"], batch_size=8)
 
 Inputs are those of transformers' text-classification pipeline: a string, a sentence pair
-`{"text": ..., "text_pair": ...}`, or a list of either. Each result is plain data: the prediction,
-the target, and token and word attributions; pass `return_explanation=True` to also get the
-`Explanation` object.
+`{"text": ..., "text_pair": ...}`, or a list of either; for a causal LM, prompts (with the head's
+options: `generation=`, `contrast=`, `chat_template=`). Each result is plain data: the prediction,
+the target, and token and word attributions (per explained row for heads with a target axis); pass
+`return_explanation=True` to also get the `Explanation` object.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .adapter import DEFAULT_MODEL_DIR, ModelAdapter
 from .explainers import DEFAULT_METHOD, get_explainer
 from .explanation import Explanation
+from .heads import HEAD_OPTIONS
 from .validation import normalize_inputs
 
 TASK = "explain-text"
 
 
 class ExplainTextPipeline(Pipeline):
-    """Explain a sequence classifier's predictions on texts with any registered method.
+    """Explain a model's predictions on texts with any registered method.
 
     Call arguments (also accepted by the constructor): `method`, `target` (None = predicted class,
-    a class id or a label name), `truncation`, `return_explanation`, and the method's own
-    parameters (e.g. `n_steps=32`, `score="log_prob"`). `batch_size` and `device` work as in every
-    pipeline: texts of one batch are explained together.
+    a class id or a label name; a causal LM's continuation), `truncation`, `return_explanation`,
+    the model head's options (`heads.HEAD_OPTIONS`) and the method's own parameters (e.g.
+    `n_steps=32`, `score="log_prob"`). `batch_size` and `device` work as in every pipeline: texts of
+    one batch are explained together.
     """
 
     _load_processor = False
@@ -43,7 +46,6 @@ class ExplainTextPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.adapter = ModelAdapter(self.model, self.tokenizer)
-        self.adapter.require_classifier('pipeline("explain-text")')
         self._explainers: dict[tuple, Any] = {}
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
@@ -74,15 +76,27 @@ class ExplainTextPipeline(Pipeline):
             get_explainer(method)  # unknown names fail here, listing the available ones
             forward["method"] = method
         if target is not None:
-            forward["target"] = target
+            preprocess["target"] = target
+        head_options = {k: method_params.pop(k) for k in HEAD_OPTIONS if k in method_params}
+        if head_options:
+            preprocess["head_options"] = head_options
         if method_params:
             forward["method_params"] = method_params
         if return_explanation is not None:
             postprocess["return_explanation"] = return_explanation
         return preprocess, forward, postprocess
 
-    def preprocess(self, item: tuple[str, str | None], truncation: bool = True) -> dict[str, Any]:
-        return {"encoding": self.adapter.encode([item], truncation=truncation)[0]}
+    def preprocess(
+        self,
+        item: tuple[str, str | None],
+        truncation: bool = True,
+        target: Any = None,
+        head_options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The input's encoding and validated target (a causal LM's continuation is generated here
+        when not given)."""
+        encodings, targets = self.adapter.prepare([item], target, truncation=truncation, **(head_options or {}))
+        return {"encoding": encodings[0], "target": targets[0]}
 
     def _explainer(self, method: str, params: dict[str, Any]):
         key = (method, tuple(sorted((k, repr(v)) for k, v in params.items())))
@@ -94,13 +108,12 @@ class ExplainTextPipeline(Pipeline):
         self,
         model_inputs: dict[str, Any],
         method: str = DEFAULT_METHOD,
-        target: Any = None,
         method_params: dict[str, Any] | None = None,
     ) -> dict[str, list[Explanation]]:
-        encodings = model_inputs["encoding"]
-        encodings = encodings if isinstance(encodings, list) else [encodings]
+        encodings, targets = model_inputs["encoding"], model_inputs["target"]
+        if not isinstance(encodings, list):  # one input, not a batch
+            encodings, targets = [encodings], [targets]
         explainer = self._explainer(method, method_params or {})
-        targets = self.adapter.check_targets(target, len(encodings))
         explanations = explainer.explain_encodings(encodings, targets, batch_size=len(encodings), progress=False)
         return {"explanations": explanations}
 
@@ -114,8 +127,18 @@ class ExplainTextPipeline(Pipeline):
 
 
 def explanation_summary(expl: Explanation) -> dict[str, Any]:
-    """Plain-data view of an Explanation: prediction, target, token and word attributions."""
+    """Plain-data view of an Explanation: prediction, target, token and word attributions; with a
+    target axis, the attributions of each row (over the tokens it can see) with its description."""
     pair = {"text_pair": expl.text_pair} if expl.is_pair else {}
+    if expl.rows is not None:
+        return {
+            "text": expl.text,
+            **pair,
+            "target": expl.target_label,
+            "method": expl.method,
+            "rows": [{**meta, **_attributions(view)} for meta, view in zip(expl.rows, expl.row_views())],
+            "warnings": list(expl.warnings),
+        }
     return {
         "text": expl.text,
         **pair,
@@ -123,6 +146,14 @@ def explanation_summary(expl: Explanation) -> dict[str, Any]:
         "score": float(expl.probabilities[expl.predicted]),
         "target": expl.target_label if expl.target_label is not None else expl.target,
         "method": expl.method,
+        **_attributions(expl),
+        "warnings": list(expl.warnings),
+    }
+
+
+def _attributions(expl: Explanation) -> dict[str, list[dict[str, Any]]]:
+    pair = expl.is_pair
+    return {
         "tokens": [
             {"token": tok, "attribution": float(a), "start": s, "end": e, "special": sp}
             for tok, a, (s, e), sp in zip(expl.tokens, expl.attributions, expl.offsets, expl.special_tokens_mask)
@@ -131,7 +162,6 @@ def explanation_summary(expl: Explanation) -> dict[str, Any]:
             {"word": w.text, "attribution": w.score, "start": w.start, "end": w.end, **({"segment": w.segment} if pair else {})}
             for w in expl.to_words()
         ],
-        "warnings": list(expl.warnings),
     }
 
 

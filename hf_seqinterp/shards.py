@@ -327,14 +327,17 @@ class ShardStore:
         logger.warning("%s: %s; moved to %s and recomputing it.", path, reason, target)
         return target
 
-    def completed(self, plan: Sequence[Sequence[int]], rows_per_text: int, *, set_aside: bool = False) -> set[int]:
-        """Indices of the planned shards on disk that pass `problem`; with `set_aside`, the others are
-        moved to `rejected/` (only the folder's owner, before any shard is written, may do that)."""
+    def completed(
+        self, plan: Sequence[Sequence[int]], rows_per_text: int | None, *, set_aside: bool = False
+    ) -> set[int]:
+        """Indices of the planned shards on disk that pass `problem` (row counts checked when
+        `rows_per_text` is given); with `set_aside`, the others are moved to `rejected/` (only the
+        folder's owner, before any shard is written, may do that)."""
         done = set()
         for (index, total), path in self.shards().items():
             if total != len(plan) or index >= total:
                 continue
-            reason = self.problem(path, len(plan[index]) * rows_per_text)
+            reason = self.problem(path, None if rows_per_text is None else len(plan[index]) * rows_per_text)
             if reason is None:
                 done.add(index)
             elif set_aside:

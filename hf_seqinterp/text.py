@@ -30,6 +30,18 @@ class WordGroup(NamedTuple):
     positions: tuple[int, ...]
 
 
+class TokenRow(NamedTuple):
+    """An explained row of a token classifier (a word, a token or an entity; see `token_rows`): it
+    reads the outputs at token `positions`, grouped in parts (its words or tokens), each with its
+    class in `classes` (grouped alike); `label` names it, and [start, end) are its characters."""
+
+    label: str
+    start: int
+    end: int
+    positions: tuple[tuple[int, ...], ...]
+    classes: tuple[tuple[int, ...], ...]
+
+
 @dataclass
 class TokenizedText:
     """Tokens of one input with their ids, character offsets, word ids and special-token flags.
@@ -162,6 +174,15 @@ class Encoding(TokenizedText):
     #: what the head recorded for this input when preparing it and reads on every forward (question
     #: answering: "candidates", where an answer can be; multiple choice: "choices", "logits", "choice")
     head_data: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    #: a token classifier's rows, each reading the outputs at one or more tokens (`TokenRow`)
+    token_rows: list[TokenRow] | None = field(default=None, kw_only=True)
+
+    @property
+    def n_rows(self) -> int | None:
+        """Explained rows of a head with a row axis (None: one target, no axis)."""
+        if self.readout is not None:
+            return len(self.readout)
+        return None if self.token_rows is None else len(self.token_rows)
 
 
 #: which tokens of a longer input each `truncation_side` keeps
@@ -177,13 +198,16 @@ def tokenize(
     truncation: bool = True,
     truncating: Callable[[], Any] | None = None,
     pair_truncation: Literal["longest_first", "only_second"] = "longest_first",
+    add_special_tokens: bool = True,
 ) -> list[Encoding]:
     """Tokenise texts and text pairs with offsets, word ids, segments and special-token flags (no
-    padding). Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the
-    longer segment first, or with `pair_truncation="only_second"` the second segment alone) with a
-    warning on the Encoding, or rejected with `InputTooLongError` when `truncation=False`. The
-    caller's tokenizer is never modified: when it truncates on another side, `truncating()` supplies
-    a copy that truncates on `truncation_side` (see `side_copy`)."""
+    padding). With `add_special_tokens=False` (text that holds its special tokens already, such as a
+    rendered chat template) none are added, and the special tokens found in the text are flagged.
+    Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the longer segment
+    first, or with `pair_truncation="only_second"` the second segment alone) with a warning on the
+    Encoding, or rejected with `InputTooLongError` when `truncation=False`. The caller's tokenizer is
+    never modified: when it truncates on another side, `truncating()` supplies a copy that truncates
+    on `truncation_side` (see `side_copy`)."""
     from .errors import InputTooLongError
 
     for i, (_, pair) in enumerate(items):
@@ -202,7 +226,7 @@ def tokenize(
         call = {"text": [items[i][0] for i in rows]}
         if rows is pairs:
             call["text_pair"] = [items[i][1] for i in rows]
-        full = _call(tokenizer, call, None)
+        full = _call(tokenizer, call, None, add_special_tokens)
         too_long = [j for j, ids in enumerate(full["input_ids"]) if len(ids) > max_length]
         if too_long and not truncation:
             j = too_long[0]
@@ -217,7 +241,9 @@ def tokenize(
                 cutter = truncating() if truncating is not None else side_copy(tokenizer, truncation_side)
             strategy = pair_truncation if rows is pairs else "longest_first"
             try:
-                cut = _call(cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length, strategy)
+                cut = _call(
+                    cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length, add_special_tokens, strategy
+                )
             except Exception as err:  # the tokenizers library refuses: the first segment alone is too long
                 raise InputTooLongError(
                     f"Input {rows[too_long[0]]}: its first segment alone does not fit in {max_length} tokens "
@@ -233,15 +259,23 @@ def tokenize(
     return out  # type: ignore[return-value]
 
 
-def _call(tokenizer: Any, call: dict[str, list[str]], max_length: int | None, strategy: str = "longest_first") -> Any:
-    return tokenizer(
+def _call(
+    tokenizer: Any, call: dict[str, list[str]], max_length: int | None, add_special_tokens: bool,
+    strategy: str = "longest_first",
+) -> Any:
+    out = tokenizer(
         **call,
+        add_special_tokens=add_special_tokens,
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
         truncation=strategy if max_length is not None else False,
         max_length=max_length,
         verbose=False,
     )
+    if not add_special_tokens:  # the tokenizer flags only the special tokens it adds
+        special = set(tokenizer.all_special_ids)
+        out["special_tokens_mask"] = [[int(t in special) for t in ids] for ids in out["input_ids"]]
+    return out
 
 
 def side_copy(tokenizer: Any, side: str) -> Any:

@@ -36,6 +36,10 @@ MAX_BATCH_SIZE = 65_536
 MAX_BATCH_TOKENS = 2**22
 #: words assumed for a typical text when a message estimates per-text memory
 TYPICAL_WORDS = 100
+PAIR_KEYS = ("text", "text_pair")
+#: how a token classifier's rows are grouped into entities, as transformers' token-classification
+#: pipeline's `aggregation_strategy` (see `token_rows`)
+AGGREGATION_STRATEGIES: tuple[str, ...] = ("none", "simple", "first", "average", "max")
 #: the dict forms of an input: the keys of its first and its second part ("choices": a list of options)
 DICT_INPUTS: dict[frozenset[str], tuple[str, str | None]] = {
     frozenset({"text"}): ("text", None),

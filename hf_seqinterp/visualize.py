@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import InvalidInputError
-from .explanation import Explanation
+from .explanation import Explanation, row_name
 
 POSITIVE_RGB = (22, 163, 74)
 NEGATIVE_RGB = (220, 38, 38)
@@ -73,8 +73,15 @@ def display_tokens(expl: Explanation) -> list[tuple[str, bool]]:
     return out
 
 
+def _target_name(expl: Explanation) -> str:
+    """The explained target: its label (with the covered text for a token classifier's row), else its id."""
+    if expl.target_label is None:
+        return str(expl.target)
+    return row_name(expl.extras) if "text" in expl.extras else expl.target_label
+
+
 def _header(expl: Explanation) -> str:
-    target = expl.target_label if expl.target_label is not None else str(expl.target)
+    target = _target_name(expl)
     parts = [f"method: {expl.method}", f"target: {target}"]
     if expl.target < len(expl.probabilities):
         parts.append(f"p(target) = {expl.probabilities[expl.target]:.3f}")
@@ -110,6 +117,9 @@ _CSS = (
     ".hfsi-phrase{padding:0.15em 0.3em;border:1px solid #888;border-radius:0.35em}"
     ".hfsi-unselected{color:#aaa;padding:0.15em 0.1em}"
     ".hfsi-phrase sup{font-size:0.65em;margin-left:0.2em}"
+    ".hfsi-entities{line-height:2.2;max-width:60em}"
+    ".hfsi-entity{padding:0.1em 0.3em;border:1px solid #6b7280;border-radius:0.35em;background:#eef2ff;color:#111}"
+    ".hfsi-entity sup{font-size:0.65em;margin-left:0.25em;font-weight:bold}"
     "@media (prefers-color-scheme:dark){"
     ".hfsi-page{background:#111827;color:#e5e7eb}"
     ".hfsi-explanation{--hfsi-fg:#e5e7eb;--hfsi-muted:#9ca3af}"
@@ -178,8 +188,7 @@ def _label_name(expl: Explanation, label: int | str) -> str:
 def _summary_html(expl: Explanation, true_label: int | str | None) -> str:
     """The header line: method, explained class, prediction, true label, f(x), f(baseline), the total."""
     esc = html.escape
-    target = expl.target_label if expl.target_label is not None else str(expl.target)
-    parts = [f"<b>{esc(expl.method)}</b>", f"explaining <b>{esc(target)}</b>"]
+    parts = [f"<b>{esc(expl.method)}</b>", f"explaining <b>{esc(_target_name(expl))}</b>"]
     if isinstance(expl.extras.get("probability"), float):  # a row of a target axis: its target's probability
         parts.append(f"p = {expl.extras['probability']:.3f}")
     if 0 <= expl.predicted < len(expl.probabilities):
@@ -230,13 +239,32 @@ def _matrix_html(expl: Explanation) -> str:
             rgb = attribution_rgb(float(value), scale)
             cells.append(f'<td style="background-color:rgb{rgb};color:{_text_rgb(rgb)}" title="{float(value):+.4g}">'
                          f"{float(value):+.2f}</td>")
-        label = esc(str(row.get("label", k)))
+        label = esc(row_name(row))
         lines.append(f'<tr data-row="{k}"><th>{label}</th>{"".join(cells)}</tr>')
     return (
         f'<div class="hfsi-matrix" data-scale="{scale:.9g}"><div class="hfsi-header"><b>{esc(expl.method)}</b> · '
         f"{len(lines)} rows × {len(expl.tokens)} tokens · full colour at |score| ≥ {scale:.3g} · score: {esc(str(expl.score))}"
         f'</div><table><tr><th></th>{head}</tr>{"".join(lines)}</table></div>'
     )
+
+
+def _entities_html(expl: Explanation) -> str:
+    """The text with each row's characters boxed and labelled (a token classifier's words or
+    entities), the row number in `data-row`; overlapping rows are shown once, the first one."""
+    esc = html.escape
+    pieces, done = [], 0
+    for k, row in sorted(enumerate(expl.rows or []), key=lambda kr: (kr[1]["start"], kr[0])):
+        start, end = int(row["start"]), int(row["end"])
+        if start < done:
+            continue
+        pieces.append(esc(expl.text[done:start]))
+        pieces.append(
+            f'<span class="hfsi-entity" data-row="{k}" title="p = {float(row.get("probability", 0.0)):.3f}">'
+            f'{esc(expl.text[start:end])}<sup>{esc(str(row["label"]))}</sup></span>'
+        )
+        done = end
+    pieces.append(esc(expl.text[done:]))
+    return f'<div class="hfsi-explanation hfsi-entities" data-entities="{len(expl.rows or [])}">{"".join(pieces)}</div>'
 
 
 def _explanation_html(
@@ -332,15 +360,22 @@ def render_html(
         raise ValueError(f"Got {len(truths)} true labels for {len(items)} explanations; pass one per explanation.")
     pieces: list[str] = []
     for expl, truth in zip(items, truths):  # a target axis: its matrix, then one heat map per row
+        if expl.rows and all("start" in row for row in expl.rows):  # words or entities of the text
+            pieces.append(_entities_html(expl))
         if expl.rows is not None:
             pieces.append(_matrix_html(expl))
         pieces += [_explanation_html(view, len(pieces), level, truth) for view in expl.row_views()]
-    body = "\n".join(pieces)
+    return html_document("\n".join(pieces), title=title, full_page=full_page)
+
+
+def html_document(body: str, *, title: str, full_page: bool = True, css: str = "") -> str:
+    """`body` with the heat-map styles (plus `css`): a complete page, or a fragment for a notebook."""
+    style = f"<style>{_CSS}{css}</style>"
     if not full_page:
-        return f"<style>{_CSS}</style>\n{body}"
+        return f"{style}\n{body}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">'
-        f'<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body class="hfsi-page">\n{body}\n'
+        f'<title>{html.escape(title)}</title>{style}</head>\n<body class="hfsi-page">\n{body}\n'
         "</body></html>\n"
     )
 

@@ -61,3 +61,13 @@ def default_adapter():
     from hf_seqinterp import ModelAdapter
 
     return ModelAdapter.from_pretrained()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny models' ops take microseconds, and on a loaded machine
+    two threads wait for each other for milliseconds at every op."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,7 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from batch_checks import assert_batch_equals_one_by_one
+from row_checks import (
+    CAUSAL,
+    CAUSAL_PARAMS,
+    OTHER_METHODS,
+    ROW_METHODS,
+    assert_batch_equals_one_by_one,
+    assert_complete_per_row,
+    assert_efficient_per_row,
+    assert_rows_never_see_later_tokens,
+    row_explainer,
+)
 from tiny_models import tiny_causal_lm
 
 import hf_seqinterp as hsi
@@ -20,10 +30,6 @@ from hf_seqinterp.explainers import get_explainer, list_methods
 
 PROMPTS = ["the cat sat on the", "a dog", "once upon a time there was"]
 CONTINUATION = " mat and slept"
-FAST = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 30}, "kernel_shap": {"n_samples": 30},
-        "shapley_sampling": {"n_samples": 3}}
-ROW_METHODS = [m for m in list_methods() if get_explainer(m).multi_row]
-OTHER_METHODS = [m for m in list_methods() if not get_explainer(m).multi_row]
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -95,42 +101,27 @@ def test_integrated_gradients_equals_captum_llm_gradient_attribution(model_type)
 
 
 def test_integrated_gradients_is_complete_per_row(adapter):
-    expl = hsi.explain_with(adapter, PROMPTS[2], "integrated_gradients", target=CONTINUATION, score="log_prob")
-    for k, row in enumerate(expl.rows):
-        gap = row["input_score"] - row["baseline_score"]
-        assert abs(float(expl.attributions[k].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
-        assert row["convergence_delta"] == pytest.approx(float(expl.attributions[k].sum(dtype=np.float64)) - gap, abs=1e-6)
-    assert not expl.warnings
+    assert_complete_per_row(
+        hsi.explain_with(adapter, PROMPTS[2], "integrated_gradients", target=CONTINUATION, score="log_prob")
+    )
 
 
 def test_shapley_sampling_is_efficient_per_row(adapter):
-    expl = hsi.explain_with(adapter, PROMPTS[0], "shapley_sampling", target=CONTINUATION, n_samples=4, level="token",
-                            replacement="unk")
-    for k, row in enumerate(expl.rows):
-        assert float(expl.attributions[k].sum(dtype=np.float64)) == pytest.approx(
-            row["input_score"] - row["baseline_score"], abs=1e-5
-        )
+    assert_efficient_per_row(hsi.explain_with(
+        adapter, PROMPTS[0], "shapley_sampling", target=CONTINUATION, n_samples=4, level="token", replacement="unk"
+    ))
 
 
-# Token-level features only: a window (occlusion) or a word straddling a row's last visible token
-# shares its score with the later tokens it covers. Not LIME or KernelSHAP: a regression on samples
-# gives a token that changes nothing a small weight, not exactly 0.
-@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "erasure", "shapley_sampling"])
+@pytest.mark.parametrize("method", sorted(CAUSAL))
 def test_rows_never_see_later_tokens(adapter, method):
-    params = {"integrated_gradients": {"n_steps": 8}, "shapley_sampling": {"n_samples": 3, "level": "token"}}.get(method, {})
-    expl = hsi.explain_with(adapter, PROMPTS[2], method, target=CONTINUATION, **params)
-    for k, row in enumerate(expl.rows):
-        later = expl.attributions[k, row["visible"]:]
-        np.testing.assert_allclose(later, 0.0, atol=0.0 if method in ("saliency", "integrated_gradients") else 1e-6)
-        view = expl.row(k)
-        assert len(view.tokens) == row["visible"] and view.target_label == row["label"]
-        np.testing.assert_array_equal(view.attributions, expl.attributions[k, : row["visible"]])
+    assert_rows_never_see_later_tokens(
+        hsi.explain_with(adapter, PROMPTS[2], method, target=CONTINUATION, **CAUSAL_PARAMS.get(method, {}))
+    )
 
 
 @pytest.mark.parametrize("method", ROW_METHODS)
 def test_batch_equals_one_by_one(adapter, method):
-    explainer = get_explainer(method).create(adapter, **FAST.get(method, {}))
-    assert_batch_equals_one_by_one(explainer, PROMPTS, [CONTINUATION, " yes", " over the hill"])
+    assert_batch_equals_one_by_one(row_explainer(adapter, method), PROMPTS, [CONTINUATION, " yes", " over the hill"])
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
@@ -167,6 +158,92 @@ def test_bad_targets_and_inputs_are_refused(adapter):
         hsi.explain_with(adapter, (PROMPTS[0], "second"), "saliency")
 
 
+def test_attention_rows_are_the_attention_at_each_rows_position(adapter):
+    raw = hsi.explain_with(adapter, PROMPTS[0], "attention", target=CONTINUATION, layer=-1)
+    rollout = hsi.explain_with(adapter, PROMPTS[0], "attention_rollout", target=CONTINUATION)
+    with adapter.eager_attention(), torch.no_grad():
+        attentions = adapter.model(torch.tensor([raw.input_ids]), output_attentions=True).attentions
+    fused = [a[0].double().mean(0) for a in attentions]
+    eye = torch.eye(len(raw.tokens), dtype=torch.float64)
+    product = eye
+    for w in fused:  # Abnar & Zuidema: (W + I) / rowsum, multiplied from the first layer up
+        product = ((w + eye) / (w + eye).sum(-1, keepdim=True)) @ product
+    positions = [r["position"] for r in raw.rows]
+    np.testing.assert_allclose(raw.attributions, fused[-1][positions].numpy(), atol=1e-6)
+    np.testing.assert_allclose(rollout.attributions, product[positions].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["attention_rollout", "gradient_rollout", "attention_flow"])
+def test_an_attention_row_is_the_last_row_of_the_continuation_cut_after_it(adapter, method):
+    short = " mat"  # the first two tokens of CONTINUATION
+    full = hsi.explain_with(adapter, PROMPTS[1], method, target=CONTINUATION)
+    cut = hsi.explain_with(adapter, PROMPTS[1], method, target=short)
+    n = len(cut.tokens)
+    assert full.input_ids[:n] == cut.input_ids
+    np.testing.assert_allclose(full.attributions[cut.n_rows - 1, :n], cut.attributions[-1], atol=1e-5)
+    np.testing.assert_allclose(full.attributions[cut.n_rows - 1, n:], 0.0, atol=1e-7)
+
+
+FOIL = " cat but slept"  # as many tokens as CONTINUATION under the tiny byte-level BPE
+
+
+@pytest.mark.parametrize("score", ["logit", "log_prob", "prob"])
+def test_contrastive_rows_explain_the_target_against_the_foil(adapter, score):
+    expl = hsi.explain_with(adapter, PROMPTS[0], "integrated_gradients", target=CONTINUATION, contrast=FOIL,
+                            score=score, n_steps=16)
+    foil = adapter.tokenizer(FOIL, add_special_tokens=False)["input_ids"]
+    assert [r["contrast"] for r in expl.rows] == foil
+    with torch.no_grad():  # the foil is scored in the target's context: one forward on prompt + target
+        logits = adapter.model(torch.tensor([expl.input_ids])).logits[0].double()
+    for k, row in enumerate(expl.rows):
+        z = logits[row["position"]]
+        values = {"logit": z, "log_prob": torch.log_softmax(z, -1), "prob": torch.softmax(z, -1)}[score]
+        assert row["input_score"] == pytest.approx(float(values[row["target"]] - values[foil[k]]), abs=1e-4)
+        assert row["contrast_probability"] == pytest.approx(float(torch.softmax(z, -1)[foil[k]]), abs=1e-6)
+        gap = row["input_score"] - row["baseline_score"]
+        assert abs(float(expl.attributions[k].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
+
+
+def test_contrastive_erasure_is_the_difference_of_the_two_erasures(adapter):
+    kwargs = {"target": CONTINUATION, "replacement": "unk", "score": "log_prob"}
+    both = hsi.explain_with(adapter, PROMPTS[2], "erasure", contrast=FOIL, **kwargs)
+    plain = hsi.explain_with(adapter, PROMPTS[2], "erasure", **kwargs)
+    tokens = [[f] for f in adapter.tokenizer(FOIL, add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        ids = torch.tensor([both.input_ids])
+        base = torch.log_softmax(adapter.model(ids).logits[0].double(), -1)
+        drops = []
+        for t in range(len(both.tokens)):  # leave-one-out by hand: token t replaced by unk
+            edited = ids.clone()
+            edited[0, t] = adapter.tokenizer.unk_token_id
+            out = torch.log_softmax(adapter.model(edited).logits[0].double(), -1)
+            drops.append([float(base[r["position"], f[0]] - out[r["position"], f[0]]) for r, f in zip(both.rows, tokens)])
+    foil_drops = np.asarray(drops).T  # rows × tokens
+    unk_free = ~np.asarray(both.special_tokens_mask)
+    np.testing.assert_allclose(both.attributions[:, unk_free], (plain.attributions - foil_drops)[:, unk_free], atol=1e-4)
+
+
+def test_contrast_of_another_length_is_refused(adapter):
+    with pytest.raises(hsi.errors.InvalidParameterError, match="same length"):
+        hsi.explain_with(adapter, PROMPTS[0], "saliency", target=CONTINUATION, contrast=" no")
+    classifier = hsi.ModelAdapter(*__import__("tiny_models").tiny_model("bert"))
+    with pytest.raises(hsi.errors.InvalidParameterError, match="contrast: not an option of .*its options: none"):
+        hsi.explain_with(classifier, "a text", "saliency", contrast="x")
+
+
+CHAT = "{% for m in messages %}<|endoftext|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+
+
+def test_chat_template_renders_the_prompt_as_a_user_turn(adapter):
+    expl = hsi.explain_with(adapter, "how are you", "erasure", target=" fine", chat_template=CHAT, replacement="unk")
+    assert expl.text == "<|endoftext|>user: how are you\nassistant:"
+    rendered = adapter.tokenizer(expl.text, add_special_tokens=False)["input_ids"]
+    assert expl.input_ids[: len(rendered)] == rendered  # no second BOS before the template's own
+    assert expl.special_tokens_mask[0] and expl.attributions[:, 0].tolist() == [0.0] * expl.n_rows
+    with pytest.raises(hsi.errors.InvalidParameterError, match="has no chat template"):
+        hsi.explain_with(adapter, "how are you", "erasure", target=" fine", chat_template=True)
+
+
 def test_cli_explains_a_continuation(tmp_path, capsys):
     from hf_seqinterp.cli import main
 
@@ -178,18 +255,47 @@ def test_cli_explains_a_continuation(tmp_path, capsys):
     out = capsys.readouterr().out
     n_rows = len(tokenizer(CONTINUATION)["input_ids"])
     assert out.count("method: erasure") == n_rows and "p(target) = " in out
+    assert main(["explain", "--model", str(tmp_path), "the cat sat on the", "--target", CONTINUATION, "--contrast", FOIL,
+                 "--method", "erasure", "--json"]) == 0
+    (row,) = __import__("json").loads(capsys.readouterr().out)
+    assert [r["contrast_label"] for r in row["rows"]] == tokenizer.batch_decode([[t] for t in tokenizer(FOIL)["input_ids"]])
     assert main(["explain", "--model", str(tmp_path), "a dog", "--max-new-tokens", "2", "--json"]) == 0
     (row,) = __import__("json").loads(capsys.readouterr().out)
     assert len(row["rows"]) == 2 and hsi.Explanation.from_dict(row).n_rows == 2
 
 
-def test_features_without_rows_say_so(adapter, tmp_path):
+def test_faithfulness_scores_each_row_at_its_position(adapter):
+    from hf_seqinterp.metrics import faithfulness
+
+    expl = hsi.explain_with(adapter, PROMPTS[2], "erasure", target=CONTINUATION, replacement="unk")
+    result = faithfulness(expl, adapter, ["comprehensiveness", "tau_loo"], replacement="unk", score="logit", top=0.2)
+    per_row = faithfulness(expl.row_views(), adapter, ["comprehensiveness"], replacement="unk", score="logit", top=0.2)
+    assert per_row.values["comprehensiveness"].shape == (expl.n_rows,)
+    assert result.values["comprehensiveness"][0] == pytest.approx(per_row.values["comprehensiveness"].mean(), abs=1e-9)
+    # by hand: row k's logit at its position with its top 20 % tokens replaced by unk
+    unk, drops = adapter.tokenizer.unk_token_id, []
+    for k, row in enumerate(expl.rows):
+        view = expl.row(k)
+        n = max(1, int(np.ceil(0.2 * len(view) - 1e-9)))
+        top = np.argsort(-view.attributions, kind="stable")[:n]
+        ids = torch.tensor([view.input_ids])
+        edited = ids.clone()
+        edited[0, top] = unk
+        with torch.no_grad():
+            full, cut = (adapter.model(x).logits[0, -1, row["target"]].item() for x in (ids, edited))
+        drops.append(full - cut)
+    assert result.values["comprehensiveness"][0] == pytest.approx(np.mean(drops), abs=1e-4)
+    # erasure with unk is leave-one-out with unk: tau-LOO is 1 on every row (ties aside)
+    assert result.values["tau_loo"][0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_evaluate_explains_and_scores_generated_continuations(adapter):
     from hf_seqinterp.metrics.evaluation import evaluate_methods
 
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="explain_dataset handles sequence classifiers"):
-        hsi.explain_dataset(adapter, ["a"], ["saliency"], output_dir=tmp_path / "out")
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="evaluate handles sequence classifiers"):
-        evaluate_methods(adapter, PROMPTS, methods=["saliency"])
+    report = evaluate_methods(adapter, PROMPTS, methods=["saliency", "erasure"], head_options={"generation": {"max_new_tokens": 3}},
+                              metrics=["aopc_comprehensiveness"], replacement="unk", progress=False)
+    assert {r.method for r in report.results} == {"saliency", "erasure"}
+    assert all(np.isfinite(r.metrics["aopc_comprehensiveness"]) for r in report.results)
 
 
 def test_readme_table_marks_the_methods_that_explain_rows():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from batch_checks import assert_batch_equals_one_by_one
+from row_checks import assert_batch_equals_one_by_one
 from tiny_models import tiny_head_model
 
 import hf_seqinterp as hsi
@@ -158,7 +158,7 @@ def test_refusals(adapter, tmp_path):
         hsi.explain_with(adapter, {"text": "the film was", "choices": []}, "saliency")
     with pytest.raises(hsi.errors.InvalidInputError, match="Input 0, option 1 is empty"):
         hsi.explain_with(adapter, ("the film was", ["good", " "]), "saliency")
-    with pytest.raises(hsi.errors.UnsupportedModelError, match="explain_dataset handles sequence classifiers"):
+    with pytest.raises(hsi.errors.InvalidInputError, match="has no options"):  # explain_dataset prepares as explain
         hsi.explain_dataset(adapter, ["a"], ["saliency"], output_dir=tmp_path / "out")
 
 

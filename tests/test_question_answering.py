@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from batch_checks import assert_batch_equals_one_by_one
+from row_checks import assert_batch_equals_one_by_one
 from tiny_models import tiny_head_model
 
 import hf_seqinterp as hsi
@@ -36,7 +36,9 @@ def qa_adapter(model_type: str) -> hsi.ModelAdapter:
     return hsi.ModelAdapter(*tiny_head_model("AutoModelForQuestionAnswering", model_type))
 
 
-@pytest.fixture(scope="module", params=["bert", "gpt2"])
+#: the decoder's per-model checks run in the slow suite (the machine is slow); its batching
+#: (left padding, explicit positions) stays in the default one through `DECODER_FAST`
+@pytest.fixture(scope="module", params=["bert", pytest.param("gpt2", marks=pytest.mark.slow)])
 def adapter(request):
     return qa_adapter(request.param)
 
@@ -223,7 +225,7 @@ def test_refusals(adapter):
 
 def test_inputs_as_keywords_and_pairs(adapter):
     reference = hsi.explain_with(adapter, QA[0], "saliency")
-    as_keyword = hsi.explain_with(adapter, QA[0]["question"], "saliency", context=QA[0]["context"])
+    as_keyword = hsi.explain_with(adapter, QA[0]["question"], "saliency", text_pair=QA[0]["context"])
     as_pair = hsi.explain_with(adapter, (QA[0]["question"], QA[0]["context"]), "saliency")
     assert reference == as_keyword == as_pair
 
@@ -249,7 +251,7 @@ def test_views_of_a_question_answering_explanation(adapter):
     assert [w.segment for w in span.to_words()][-1] == 1  # the context is segment 1
     html = expl.to_html()
     assert html.count('class="hfsi-explanation"') == 3 and html.count("<tr data-row=") == 3
-    assert f"explains={expl.target_label!r}" in repr(expl)
+    assert f"continuation={expl.target_label!r}" in repr(expl)
 
 
 def test_cli_explains_an_answer(tmp_path, capsys):

@@ -104,6 +104,20 @@ def roberta_tokenizer() -> PreTrainedTokenizerFast:
 
 
 @functools.cache
+def t5_tokenizer() -> PreTrainedTokenizerFast:
+    """T5-style byte-level BPE: text </s>, pad id 0, eos id 1, unk id 2; no bos, no cls."""
+    tok = _byte_bpe(["<pad>", "</s>", "<unk>"])
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=MAX_POSITIONS,
+    )
+
+
+@functools.cache
 def decoder_tokenizer() -> PreTrainedTokenizerFast:
     """GPT-2/Llama-style byte-level BPE: no special tokens added, no pad token."""
     tok = _byte_bpe(["<|endoftext|>"])
@@ -133,6 +147,18 @@ ARCHITECTURES = {
     "qwen2": ({"num_key_value_heads": 2, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": None}, decoder_tokenizer),
 }
 DECODERS = ("gpt2", "llama", "qwen2")
+
+#: sizes of tiny encoder–decoders, under every name their configs use
+ENCODER_DECODER = {
+    "d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 40, "decoder_ffn_dim": 40, "d_ff": 40, "d_kv": 16, "num_heads": 2, "num_layers": 2, "num_decoder_layers": 2,
+}  # fmt: skip
+#: text encoder–decoders (`AutoModelForSeq2SeqLM`): special-token ids of their tokenizer, and the tokenizer
+SEQ2SEQ = {
+    "bart": ({"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2}, roberta_tokenizer),
+    "t5": ({"pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0, "feed_forward_proj": "gated-gelu"}, t5_tokenizer),
+    "marian": ({"pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0, "scale_embedding": True}, t5_tokenizer),
+}
 
 
 @functools.cache
@@ -179,9 +205,50 @@ def tiny_head_model(auto_class: str, model_type: str = "bert", seed: int = 0):
     return getattr(transformers, auto_class).from_config(config).eval(), tokenizer
 
 
+@functools.cache
+def tiny_seq2seq_lm(model_type: str = "bart", seed: int = 0):
+    """(model, tokenizer) of a text encoder–decoder of `model_type` (one of `SEQ2SEQ`): random weights,
+    eval mode, float32."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    overrides, make_tokenizer = SEQ2SEQ[model_type]
+    tokenizer = make_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer), max_position_embeddings=MAX_POSITIONS, **ENCODER_DECODER, **overrides
+    )
+    torch.manual_seed(seed)
+    return AutoModelForSeq2SeqLM.from_config(config).eval(), tokenizer
+
+
 def save_tiny_model(path, model_type: str = "bert"):
     """Save `tiny_model(model_type)` and its tokenizer to `path` (for CLI and subprocess tests); returns path."""
     model, tokenizer = tiny_model(model_type)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@functools.cache
+def tiny_token_classifier(model_type: str = "bert", seed: int = 0):
+    """(model, tokenizer) of a `*ForTokenClassification` of `model_type` with IOB2 labels `NER_LABELS`:
+    random weights, eval mode, float32."""
+    from transformers import AutoModelForTokenClassification
+
+    overrides, make_tokenizer = ARCHITECTURES[model_type]
+    tokenizer = make_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, **{
+            **_SIZE,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": MAX_POSITIONS,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            "id2label": dict(enumerate(NER_LABELS)),
+            "label2id": {label: i for i, label in enumerate(NER_LABELS)},
+            **overrides,
+        }
+    )
+    torch.manual_seed(seed)
+    return AutoModelForTokenClassification.from_config(config).eval(), tokenizer

@@ -74,7 +74,7 @@ class PerturbationExplainer(Explainer):
             where.append(inverse.reshape(-1))
         keeps = [keep_masks(enc, z, g) for enc, z, g in zip(encodings, distinct, groups)]
         explained = [
-            int(c) if enc.readout is None else c[: len(enc.readout)] for enc, c in zip(encodings, chosen.tolist())
+            int(c) if enc.n_rows is None else c[: enc.n_rows] for enc, c in zip(encodings, chosen.tolist())
         ]
         scored = score_variants(
             self.adapter, encodings, keeps, explained, replacement=self.replacement, score=self.score,

@@ -134,7 +134,8 @@ class GradientRollout(_Consumer):
     """Chefer et al. 2021 (generic rule): Ā_l = mean_h[(∇A_l ⊙ A_l)^+], R ← R + Ā_l R from R = I.
 
     Called with the weights during the forward; registers a gradient hook on each so that Ā_l is
-    formed as soon as ∂f/∂A_l is known in the backward, and the (H, L, L) gradient is dropped.
+    formed as soon as ∂f/∂A_l is known in the backward, and the (H, L, L) gradient is dropped;
+    every later backward through the same forward (another explained row) forms it anew.
     `add(layer, weights, grads)` is the same step for given gradients.
     """
 
@@ -148,7 +149,7 @@ class GradientRollout(_Consumer):
         if layer < self.start_layer or not weights.requires_grad:
             return
         self.pending[layer] = weights
-        weights.register_hook(lambda grad, layer=layer: self.add(layer, self.pending.pop(layer), grad))
+        weights.register_hook(lambda grad, layer=layer: self.add(layer, self.pending[layer], grad))
 
     def add(self, layer: int, weights: torch.Tensor, grads: torch.Tensor) -> None:
         relevance = (grads.detach().float() * weights.detach().float()).clamp_(min=0).mean(1)

@@ -6,6 +6,8 @@ flash models are switched for the call and restored), and report for each token 
 resulting L×L matrix in the row of the position the classifier reads (the first token for
 BERT-style models, the last real token for decoders; `ModelAdapter.readout_weights`), restricted
 to the text's real tokens. Padding never receives mass, so a batch equals its rows one by one.
+Heads with a target axis (a causal LM's continuation) get one row per explained output: the
+matrix's row at the position that output is read from (so later tokens get 0 under causal masks).
 
 These scores are not additive and say where information is routed, not how the prediction
 depends on it; see docs/methods/attention.md for when to use which and the evidence on faithfulness.
@@ -36,6 +38,7 @@ class _AttentionExplainer(Explainer):
     """Shared machinery: stream the attentions through a consumer, read the classified row."""
 
     needs_attentions = True
+    multi_row = True
     word_aggregation = "sum_renorm"
     default_batch_size = 64
 
@@ -71,10 +74,12 @@ class _AttentionExplainer(Explainer):
     def _rows(
         self, batch: Batch, matrix: torch.Tensor, logits: torch.Tensor, targets: list[int | None], extras: dict
     ) -> list[RowResult]:
-        """Row of `matrix` at the classified position (readout-weighted), real tokens only."""
+        """Row of `matrix` at the classified position (readout-weighted), real tokens only; with a
+        target axis, one such row per explained output: (inputs, T, L)."""
         readout = self.adapter.readout_weights(batch)
-        scores = torch.bmm(readout[:, None, :].to(matrix.dtype), matrix)[:, 0]
-        return self._attention_results(batch, scores, logits, targets, extras)
+        rows = readout if readout.dim() == 3 else readout[:, None, :]
+        scores = torch.bmm(rows.to(matrix.dtype), matrix)
+        return self._attention_results(batch, scores if readout.dim() == 3 else scores[:, 0], logits, targets, extras)
 
     def _attention_results(self, batch: Batch, scores, logits: torch.Tensor, targets, extras) -> list[RowResult]:
         chosen, _ = self._targets(logits, targets)
@@ -82,8 +87,9 @@ class _AttentionExplainer(Explainer):
         return self._results(batch, scores, logits, chosen, per_row)
 
     def _positions(self, batch: Batch) -> list[int | None]:
-        """The classified token's index within each text (None for mean-pooling models)."""
-        if self.adapter.pooling == "mean":
+        """The classified token's index within each text (None for mean-pooling models and for heads
+        with a target axis, whose rows record their own positions)."""
+        if self.adapter.pooling == "mean" or self.adapter.head.multi_row:
             return [None] * len(batch)
         positions = self.adapter.classified_positions(batch).tolist()
         return [p - batch.starts[i] for i, p in enumerate(positions)]
@@ -187,7 +193,8 @@ class AttentionFlow(_AttentionExplainer):
         for i in range(len(batch)):
             real = batch.token_slice(i)
             matrices = [m[i, real, real].cpu().numpy() for m in stack.matrices]
-            scores[i, real] = attention_flow(matrices, readout[i, real])
+            for k in np.ndindex(readout.shape[1:-1]):  # each explained row (none: one readout)
+                scores[(i, *k, real)] = attention_flow(matrices, readout[(i, *k, real)])
         return self._attention_results(batch, scores, logits, targets, {"start_layer": self._start})
 
 
@@ -198,8 +205,9 @@ class GradientWeightedRollout(_AttentionExplainer):
     Ā_l = mean_h[(∂f/∂A_l ⊙ A_l)^+] with f the target's score (logit by default) and A_l the
     layer's attention weights; R = I, then R ← R + Ā_l R for l = s..N (no row normalisation, so
     rows sum to ≥ 1); a_t = R[c, t]. Class-specific, unlike rollout. Cost: 1 eager forward +
-    1 backward; the backward needs every layer's weights (N·H·L² memory), and each layer's
-    gradient is fused into Ā_l as soon as it is computed.
+    1 backward (one per explained row for heads with a target axis, each row with its own R);
+    the backward needs every layer's weights (N·H·L² memory), and each layer's gradient is fused
+    into Ā_l as soon as it is computed.
     """
 
     needs_gradients = True
@@ -217,5 +225,13 @@ class GradientWeightedRollout(_AttentionExplainer):
         logits = self.adapter.stream_attentions(batch, rollout, inputs_embeds=embeds)
         self._check_layers_seen(rollout)
         chosen, scores = self._targets(logits, targets)
-        torch.autograd.grad(scores.sum(), embeds)
-        return self._rows(batch, rollout.result(), logits.detach(), chosen.tolist(), {"start_layer": self._start})
+        if scores.dim() == 1:
+            torch.autograd.grad(scores.sum(), embeds)
+            return self._rows(batch, rollout.result(), logits.detach(), chosen.tolist(), {"start_layer": self._start})
+        readout = self.adapter.readout_weights(batch)
+        per_row = []
+        for k in range(scores.shape[1]):  # row k: its own gradients, its own R, read at its position
+            torch.autograd.grad(scores[:, k].sum(), embeds, retain_graph=k < scores.shape[1] - 1)
+            per_row.append(torch.bmm(readout[:, k : k + 1].to(torch.float32), rollout.result())[:, 0])
+        result = torch.stack(per_row, dim=1)
+        return self._attention_results(batch, result, logits.detach(), chosen.tolist(), {"start_layer": self._start})

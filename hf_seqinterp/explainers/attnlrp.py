@@ -45,6 +45,8 @@ class AttnLRP(Explainer):
     Args:
         attention_rule: "attnlrp" (softmax and uniform rules through q, k and v) or "cp" (CP-LRP).
         epsilon: ε of the linear layers' ε-rule (0: none; larger values absorb weak, noisy relevance).
+        gamma: γ of the linear layers' generalised γ-rule (0: none; larger values favour the
+            contributions that agree in sign with each output, as for vision transformers).
     """
 
     needs_gradients = True
@@ -56,6 +58,7 @@ class AttnLRP(Explainer):
         *,
         attention_rule: Literal["attnlrp", "cp"] = "attnlrp",
         epsilon: float = 0.0,
+        gamma: float = 0.0,
         score: str = "logit",
     ):
         if attention_rule not in lrp.ATTENTION_RULES:
@@ -69,6 +72,7 @@ class AttnLRP(Explainer):
             )
         self.attention_rule = attention_rule
         self.epsilon = check_float("epsilon", epsilon, minimum=0.0)
+        self.gamma = check_float("gamma", gamma, minimum=0.0)
         super().__init__(adapter, score=score)
 
     def check_model(self) -> None:
@@ -77,7 +81,9 @@ class AttnLRP(Explainer):
 
     def _explain(self, batch: Batch, targets: list[int | None]) -> list[RowResult]:
         embeds = self.adapter.embed(batch.input_ids).detach().requires_grad_(True)
-        with lrp.relevance_rules(self.adapter.model, attention_rule=self.attention_rule, epsilon=self.epsilon):
+        with lrp.relevance_rules(
+            self.adapter.model, attention_rule=self.attention_rule, epsilon=self.epsilon, gamma=self.gamma
+        ):
             logits = self.adapter.logits(batch, embeds)
         chosen, scores = self._targets(logits, targets)
         (grads,) = torch.autograd.grad(scores.sum(), embeds)

@@ -23,6 +23,7 @@ from ..checks import unknown_method_message, unknown_parameters_message
 from ..concurrency import model_lock
 from ..errors import InvalidInputError, InvalidParameterError, UnknownMethodError, UnsupportedModelError
 from ..explanation import Explanation, public_model_name
+from ..heads import HEAD_OPTIONS
 from ..method_table import DEFAULT_METHOD
 from ..text import Encoding, TokenizedText
 from ..utils import length_grouped_batches, progress_bar
@@ -116,9 +117,8 @@ def applicable_explainers(
 
 
 #: keyword arguments of `Explainer.explain` (the rest of a call's keywords are the method's parameters)
-CALL_OPTIONS: tuple[str, ...] = (
-    "text_pair", "context", "batch_size", "truncation", "progress", "generation", "max_answer_len"
-)
+#: (the model head's own options, `heads.*.options`, too)
+CALL_OPTIONS: tuple[str, ...] = ("text_pair", "batch_size", "truncation", "progress")
 
 
 def explain_with(
@@ -129,8 +129,9 @@ def explain_with(
     **kwargs: Any,
 ) -> Explanation | list[Explanation]:
     """Build the `method` explainer for `adapter` and explain `texts`: the keywords in
-    `CALL_OPTIONS` go to `Explainer.explain`, all others are the method's parameters."""
-    options = {k: kwargs.pop(k) for k in CALL_OPTIONS if k in kwargs}
+    `CALL_OPTIONS` and model-head options (`heads.HEAD_OPTIONS`, checked against the adapter's head)
+    go to `Explainer.explain`, all others are the method's parameters."""
+    options = {k: kwargs.pop(k) for k in (*CALL_OPTIONS, *HEAD_OPTIONS) if k in kwargs}
     return get_explainer(method).create(adapter, **kwargs).explain(texts, target, **options)
 
 
@@ -166,7 +167,7 @@ class RowResult:
 
     attributions: np.ndarray  # (n_tokens,) float
     logits: np.ndarray  # (num_labels,) model output on the unperturbed text
-    target: int | list[int]
+    target: int | list[Any]  # a class id; with a row axis, each row's (see the head's `pick_targets`)
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # added to the tokenisation's warnings
 
@@ -254,12 +255,24 @@ class Explainer:
         """Refuse heads with a row axis unless the method explains rows (`multi_row`); `create` checks
         this before the method's own parameters."""
         if adapter.head.multi_row and not cls.multi_row:
-            usable = ", ".join(name for name in list_methods() if _REGISTRY[name].multi_row)
+            usable = ", ".join(name for name in list_methods() if _REGISTRY[name].explains_rows_of(adapter))
             raise UnsupportedModelError(
                 f"Method {cls.name!r} explains one score per input, but {adapter.head.model_class} has a "
                 f"{adapter.head.kind.replace('_', ' ')} head with {adapter.head.rows_text}. "
                 f"Methods for it: {usable}."
             )
+
+    @classmethod
+    def explains_rows_of(cls, adapter: ModelAdapter) -> bool:
+        """Whether the method explains rows and the model has the attention weights it may need."""
+        if not cls.multi_row:
+            return False
+        try:
+            if cls.needs_attentions:
+                adapter.require_attentions(cls.name)
+        except UnsupportedModelError:
+            return False
+        return True
 
     def check_model(self) -> None:
         """Raise `UnsupportedModelError` if the adapter's model lacks what this method needs."""
@@ -284,12 +297,10 @@ class Explainer:
         target: Target | Sequence[Target] = None,
         *,
         text_pair: str | Sequence[str] | None = None,
-        context: str | Sequence[str] | None = None,
         batch_size: int | None = None,
         truncation: bool = True,
         progress: bool | None = None,
-        generation: Mapping[str, Any] | None = None,
-        max_answer_len: int | None = None,
+        **head_options: Any,
     ) -> Explanation | list[Explanation]:
         """Explain one input (returns an Explanation) or many (returns a list, in input order).
 
@@ -300,28 +311,29 @@ class Explainer:
                 choice, `{"text": ..., "choices": [...]}` dicts or (text, [option, ...]) pairs.
             target: class to explain: None (the predicted class), a class id, a label name, or one
                 of these per input. For a causal LM: the continuation to explain (a string,
-                teacher-forced), or None to explain the one the model generates. Question
+                teacher-forced), or None to explain the one the model generates. For a token
+                classifier: None (every word not predicted "O"), a label name or entity type, a
+                word index, or {word index or (start, end) span: label or None}. Question
                 answering: the answer's text or (start, end) characters in the context, or None
                 (the model's answer). Multiple choice: an option's index or text, or None.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
-            context: question answering: the context of every question (`texts`), as `text_pair`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
             truncation: truncate inputs longer than the model's maximum (recorded in
                 `Explanation.warnings`); with False such inputs raise `InputTooLongError`.
             progress: show a progress bar; by default only when there is more than one batch.
-            generation: causal LMs: `generate()` options for continuations that are generated
-                (default greedy, `max_new_tokens=20`).
-            max_answer_len: question answering: the longest answer (tokens) the model's answer may
-                be when target is None (default 15, as transformers' pipeline).
+            head_options: options of the model's head (`adapter.head.options`). Causal LMs:
+                `generation` (`generate()` options for generated continuations; default greedy,
+                `max_new_tokens=20`), `contrast` (a foil continuation: rows explain
+                log p(target) − log p(foil) token by token), `chat_template` (True, or a Jinja
+                template: render each prompt as a chat's user turn). Token classifiers:
+                `aggregation_strategy` (rows as transformers' token-classification pipeline groups
+                them: "none", "simple", "first", "average", "max"; default one row per word).
+                Question answering: `max_answer_len` (the longest answer, in tokens, the model's
+                answer may be when target is None; default 15, as transformers' pipeline).
         """
-        if context is not None and text_pair is not None:
-            raise InvalidInputError("Pass the second segment as text_pair= or as context=, not both.")
-        items, single = pair_inputs(texts, text_pair if context is None else context)
-        options = {"generation": dict(generation or {})}
-        if max_answer_len is not None:
-            options["max_answer_len"] = max_answer_len
-        encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **options)
+        items, single = pair_inputs(texts, text_pair)
+        encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **head_options)
         explanations = self.explain_encodings(encodings, targets, batch_size=batch_size, progress=progress)
         return explanations[0] if single else explanations
 
@@ -397,12 +409,12 @@ class Explainer:
         results = []
         for i, enc in enumerate(batch.encodings):
             values = scores[i][..., batch.token_slice(i)] if padded else scores[i]
-            n_rows = len(enc.readout) if enc.readout is not None else None
+            n_rows = enc.n_rows
             results.append(
                 RowResult(
                     np.asarray(values if n_rows is None else values[:n_rows], dtype=np.float32),
                     logits[i] if n_rows is None else logits[i][:n_rows],
-                    int(chosen[i]) if n_rows is None else [int(c) for c in chosen[i][:n_rows]],
+                    int(chosen[i]) if n_rows is None else chosen[i][:n_rows],
                     per_row[i],
                 )
             )
@@ -421,11 +433,9 @@ class Explainer:
         }
         if head.multi_row:
             extras = dict(row.extras)
-            per_row = extras.pop("rows", None) or [{} for _ in enc.readout]
-            rows = [
-                {**described, **more}
-                for described, more in zip(head.describe_rows(row.logits, row.target, enc), per_row)
-            ]
+            described = head.describe_rows(row.logits, row.target, enc)
+            per_row = extras.pop("rows", None) or [{} for _ in described]
+            rows = [{**d, **more} for d, more in zip(described, per_row)]
             return Explanation(
                 **token_fields,
                 attributions=row.attributions,

@@ -26,7 +26,7 @@ from ..explainers import applicable_explainers
 from ..explanation import Explanation
 from ..text import KEPT_TOKENS
 from ..utils import progress_bar
-from ..validation import TextInput
+from ..validation import TextInput, normalize_inputs
 from .faithfulness import FAITHFULNESS_METRICS, FaithfulnessSettings, faithfulness
 from .plausibility import PLAUSIBILITY_METRICS, plausibility
 
@@ -254,6 +254,7 @@ def evaluate_methods(
     method_params: Mapping[str, Mapping[str, Any]] | None = None,
     metrics: Sequence[str] | None = None,
     target: Target | Sequence[Target] = None,
+    head_options: Mapping[str, Any] | None = None,
     sort_by: str | None = None,
     top: str | float = "gold",
     iou_threshold: float = 0.5,
@@ -276,7 +277,9 @@ def evaluate_methods(
         method_params: method -> parameters (e.g. {"integrated_gradients": {"n_steps": 16}}).
         metrics: metric names (default: AOPC comp/suff, deletion/insertion AUC, tau-LOO, and
             token F1 / IOU-F1 / AUPRC when rationales are given).
-        target: the class to explain (default: the predicted class, ERASER's convention).
+        target: the class to explain (default: the predicted class, ERASER's convention); for a
+            causal LM the continuation (default: generated), scored row by row (`faithfulness`).
+        head_options: the model head's `explain` options (a causal LM's `generation`, ...).
         sort_by: metric that orders the table (default: the first metric).
         top, iou_threshold: plausibility settings (see `plausibility`).
         source, notes: where the texts come from, and what loading them skipped (`EvaluationData`),
@@ -289,13 +292,12 @@ def evaluate_methods(
     faith_metrics = [m for m in metrics if m in FAITHFULNESS_METRICS]
     plaus_metrics = [m for m in metrics if m in PLAUSIBILITY_METRICS]
     config = FaithfulnessSettings.from_kwargs(**faithfulness_settings)
-    adapter.require_classifier("evaluate")
     explainers, skipped = applicable_explainers(adapter, methods, exclude=exclude, params=method_params)
     if not explainers:
         raise InvalidParameterError(f"No method applies to this model: {skipped}.")
 
-    encodings = adapter.encode(list(texts), truncation=True)
-    targets = adapter.check_targets(target, len(encodings))
+    items, _ = normalize_inputs(list(texts))
+    encodings, targets = adapter.prepare(items, target, truncation=True, **dict(head_options or {}))
     if rationales is not None and len(rationales) != len(encodings):
         raise InvalidParameterError(f"Got {len(rationales)} rationales for {len(encodings)} texts.")
 

@@ -17,6 +17,10 @@ with k(b) = ceil(b·n) (`rounding="ceil"`, every bin removes at least one token)
 Samek et al. 2017 (AOPC, arXiv:1509.06321), Petsiuk et al. 2018 (deletion/insertion, arXiv:
 1806.07421), Attanasio et al. 2023 (ferret, tau-LOO).
 
+Explanations with a target axis (a causal LM's continuation) are scored row by row: row k is the
+one-target explanation `Explanation.row(k)` over the tokens it sees, its score read at its last
+position; each metric of such an explanation is the mean over its rows.
+
 Everything works on `Explanation.input_ids` (never decoded and re-tokenised): the edited copies are
 keep masks handed to `masking.score_variants` with the chosen replacement (delete / mask / pad ...),
 all variants of all explanations in one length-sorted batched run. Identical variants are scored
@@ -36,6 +40,7 @@ import numpy as np
 from ..adapter import ModelAdapter
 from ..errors import InvalidInputError, InvalidParameterError
 from ..explanation import Explanation
+from ..text import Encoding, TokenizedText
 from ..masking import REPLACEMENTS, check_replacement, feature_groups, keep_masks, score_variants
 from .ranking import RANK_BY, feature_scores, kendall_tau_b, rank_features, trapezoid_area
 
@@ -197,10 +202,11 @@ def faithfulness(
     check_replacement(adapter, config.replacement)
     adapter.check_score_space(config.score)
 
-    plan = plan_variants(explanations, metrics, config, rationales)
+    units, owners = row_units(explanations)
+    plan = plan_variants(units, metrics, config, rationales)
     scored = score_variants(
         adapter,
-        plan.texts,
+        [_scored_input(unit) for unit in plan.texts],
         plan.keeps,
         plan.targets,
         replacement=config.replacement,
@@ -209,9 +215,63 @@ def faithfulness(
         progress=progress,
         empty="pad",  # insertion curves and sufficiency start from the empty input
     )
+    scored = [np.asarray(values).reshape(len(values)) for values in scored]  # a row: (variants, 1)
     result = _collect([(scored[t], needs) for t, needs in plan.needs], metrics, config)
     result.n_variants = sum(len(k) for k in plan.keeps)
+    return result if len(units) == len(explanations) else _mean_over_rows(result, owners, len(explanations))
+
+
+def row_units(explanations: Sequence[Explanation]) -> tuple[list[Explanation], np.ndarray]:
+    """Each explanation, or each row of one with a target axis (`Explanation.row(k)`), and the index
+    of the explanation each came from."""
+    units, owners = [], []
+    for i, expl in enumerate(explanations):
+        rows = expl.row_views() if expl.rows is not None else [expl]
+        units += rows
+        owners += [i] * len(rows)
+    return units, np.asarray(owners, dtype=np.int64)
+
+
+def _is_row(unit: Explanation) -> bool:
+    return "visible" in unit.extras  # a row view carries its row's description
+
+
+def _scored_input(unit: Explanation) -> TokenizedText:
+    """What `score_variants` runs: the explanation's tokens; a row's read at its last position."""
+    if not _is_row(unit):
+        return unit
+    fields = TokenizedText.token_fields(unit)
+    return Encoding(
+        text=unit.text, tokens=unit.tokens, text_pair=unit.text_pair, **fields, readout=[len(unit) - 1],
+        row_targets=[unit.target],
+    )
+
+
+def _scored_target(unit: Explanation) -> Any:
+    """The explained class; a row's token (and its contrastive foil) as the row targets of one row."""
+    if not _is_row(unit):
+        return unit.target
+    return ((unit.target, unit.extras["contrast"]),) if "contrast" in unit.extras else (unit.target,)
+
+
+def _mean_over_rows(result: FaithfulnessResult, owners: np.ndarray, n: int) -> FaithfulnessResult:
+    """Per-row values averaged per explanation (NaNs skipped); `loo` stays one array per row."""
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.stack([_nanmean_axis0(values[owners == i]) for i in range(n)])
+
+    result.values = {name: mean(v) for name, v in result.values.items()}
+    result.per_bin = {name: mean(v) for name, v in result.per_bin.items()}
+    result.curves = {name: mean(v) for name, v in result.curves.items()}
+    result.full_scores = mean(result.full_scores)
     return result
+
+
+def _nanmean_axis0(values: np.ndarray) -> np.ndarray:
+    finite = ~np.isnan(values)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    count = finite.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 @dataclass
@@ -221,7 +281,7 @@ class VariantPlan:
 
     texts: list[Explanation]
     keeps: list[np.ndarray]
-    targets: list[int]
+    targets: list[Any]
     needs: list[tuple[int, dict[str, np.ndarray]]]
 
 
@@ -237,14 +297,14 @@ def plan_variants(
     firsts: list[Explanation] = []
     needs = []
     for i, expl in enumerate(explanations):
-        key = (tuple(expl.input_ids), expl.target)
+        key = (tuple(expl.input_ids), expl.target, expl.extras.get("contrast"))
         if key not in texts:
             texts[key] = len(variants)
             variants.append(_Variants(expl.input_ids, config.replacement))
             firsts.append(expl)
         rationale = None if rationales is None else np.asarray(rationales[i], dtype=bool)
         needs.append((texts[key], _plan(expl, variants[texts[key]], metrics, config, rationale)))
-    return VariantPlan(firsts, [np.stack(v.masks) for v in variants], [e.target for e in firsts], needs)
+    return VariantPlan(firsts, [np.stack(v.masks) for v in variants], [_scored_target(e) for e in firsts], needs)
 
 
 def _check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -264,7 +324,7 @@ def _check_explanations(explanations: list[Explanation], adapter: ModelAdapter, 
     for i, expl in enumerate(explanations):
         if not isinstance(expl, Explanation):
             raise InvalidInputError(f"Item {i} is a {type(expl).__name__}, not an Explanation.")
-        if not 0 <= expl.target < adapter.num_labels:
+        if expl.rows is None and not _is_row(expl) and not 0 <= expl.target < adapter.num_labels:
             raise InvalidInputError(
                 f"Explanation {i} explains target {expl.target}, but the model has {adapter.num_labels} labels; "
                 "was it made with another model?"
@@ -275,6 +335,8 @@ def _check_explanations(explanations: list[Explanation], adapter: ModelAdapter, 
                 "entries; it was made with another tokenizer."
             )
     if rationales is not None:
+        if any(expl.rows is not None for expl in explanations):
+            raise InvalidInputError("Rationales apply to explanations of one target; these have a target axis (rows).")
         if len(rationales) != len(explanations):
             raise InvalidInputError(f"Got {len(rationales)} rationales for {len(explanations)} explanations.")
         for i, (r, expl) in enumerate(zip(rationales, explanations)):

@@ -223,6 +223,35 @@ def test_epsilon_rule_absorbs_relevance_as_f_squared_over_f_plus_epsilon():
             assert e.extras["relevance_sum"] == pytest.approx(f * f / (f + np.sign(f) * eps), rel=1e-6)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_gamma_rule_equals_its_formula_element_wise(bias):
+    layer = torch.nn.Linear(6, 4, bias=bias).double()
+    x = double((3, 6), seed=1).requires_grad_(True)
+    upstream = double((3, 4), seed=2)
+    gamma = 0.25
+    got = relevance_in(x, lrp.gamma_rule(layer, x, layer(x), gamma), upstream)
+    contributions = x.detach()[:, :, None] * layer.weight.detach().T[None]  # (rows, i, j): x_i w_ij
+    z = layer(x).detach()
+    same = torch.where(z[:, None, :] >= 0, contributions.clamp(min=0), contributions.clamp(max=0))
+    boosted = contributions + gamma * same
+    expected = (boosted / boosted.sum(1, keepdim=True).add(z[:, None, :] - contributions.sum(1, keepdim=True))
+                * (z * upstream)[:, None, :]).sum(-1)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    if not bias:  # nothing absorbed: the layer conserves relevance
+        torch.testing.assert_close(got.sum(-1), (z * upstream).sum(-1), rtol=1e-10, atol=1e-12)
+    plain = relevance_in(x, lrp.gamma_rule(layer, x, layer(x), 0.0), upstream)
+    torch.testing.assert_close(plain, relevance_in(x, layer(x), upstream))  # γ = 0: gradient × input
+
+
+def test_gamma_rule_keeps_cp_lrp_conservative_and_changes_the_scores():
+    adapter = ModelAdapter(*bias_free_llama())
+    plain, boosted = (hsi.explain(TEXTS[:2], adapter, method="attnlrp", attention_rule="cp", gamma=g) for g in (0.0, 0.5))
+    for p, b in zip(plain, boosted):
+        assert b.extras["relevance_sum"] == pytest.approx(b.extras["input_score"], abs=1e-6)
+        np.testing.assert_allclose(b.probabilities, p.probabilities, atol=1e-7)  # the forward is unchanged
+        assert not np.allclose(b.attributions, p.attributions, atol=1e-4)
+
+
 def test_batch_equals_one_by_one_for_both_rules():
     for model_type in ("bert", "llama"):
         adapter = ModelAdapter(*tiny_model(model_type))

@@ -14,27 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tiny_models import NUM_LABELS, _byte_bpe, decoder_tokenizer, roberta_tokenizer, wordpiece_tokenizer
-from tokenizers import processors
+from tiny_models import (
+    ENCODER_DECODER,
+    NUM_LABELS,
+    decoder_tokenizer,
+    roberta_tokenizer,
+    t5_tokenizer,
+    wordpiece_tokenizer,
+)
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedTokenizerFast
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 MAX_POSITIONS = 64
-
-
-@functools.cache
-def t5_tokenizer() -> PreTrainedTokenizerFast:
-    """T5-style byte-level BPE: text </s>, pad id 0, eos id 1, unk id 2; no bos, no cls."""
-    tok = _byte_bpe(["<pad>", "</s>", "<unk>"])
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        model_max_length=MAX_POSITIONS,
-    )
-
 
 TOKENIZERS = {
     "wordpiece": wordpiece_tokenizer,
@@ -86,10 +77,6 @@ class TypeSpec:
     composite: bool = False
 
 
-ENCODER_DECODER = {
-    "d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
-    "encoder_ffn_dim": 40, "decoder_ffn_dim": 40, "d_ff": 40, "d_kv": 16, "num_heads": 2, "num_layers": 2, "num_decoder_layers": 2,
-}  # fmt: skip
 MLA = {"num_key_value_heads": 2, "head_dim": 8, "kv_lora_rank": 16, "q_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
            "qk_head_dim": 16, "v_head_dim": 16, "n_routed_experts": 4, "n_shared_experts": 1, "num_experts_per_tok": 2,
            "moe_intermediate_size": 16, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1}  # fmt: skip

@@ -1,0 +1,38 @@
+"""Explanations of multivariate time-series models (PatchTST, PatchTSMixer) over (time, channel).
+
+    from hf_seqinterp.timeseries import SeriesAdapter, explain_series, load_ts
+    adapter = SeriesAdapter(model, channel_names=[...])
+    expl = explain_series(adapter, series, "integrated_gradients")   # SeriesExplanation
+    expl.channel_totals(), expl.time_totals(), expl.grid(), expl.plot()
+"""
+
+from . import gradients, perturbation, tsr  # noqa: F401 - register the methods
+from .adapter import SERIES_HEADS, SeriesAdapter
+from .base import SeriesExplainer, explain_series, get_series_method, register_series_method, series_methods
+from .baselines import BASELINES
+from .data import channel_names, fixed_length, load_ts, series_dataset
+from .explanation import (
+    SERIES_FEATURES,
+    SeriesExplanation,
+    dataset_to_series_explanations,
+    series_explanations_to_dataset,
+)
+
+__all__ = [
+    "BASELINES",
+    "SERIES_FEATURES",
+    "SERIES_HEADS",
+    "SeriesAdapter",
+    "SeriesExplainer",
+    "SeriesExplanation",
+    "channel_names",
+    "dataset_to_series_explanations",
+    "explain_series",
+    "fixed_length",
+    "get_series_method",
+    "load_ts",
+    "register_series_method",
+    "series_dataset",
+    "series_explanations_to_dataset",
+    "series_methods",
+]

@@ -1,0 +1,349 @@
+"""Multivariate time series: the .ts loader, the series adapter (PatchTST, PatchTSMixer heads),
+SeriesExplanation and the methods over (time, channel) cells.
+
+Exact references: the model called directly (outputs, forecast windows); Captum's
+IntegratedGradients, Occlusion and FeatureAblation on the same forward function; IG completeness
+per row; Shapley/KernelSHAP efficiency; batch == one by one for every method; channel additivity of
+PatchTST (channel erasure == exact channel Shapley values); ground truth from a model trained on the
+box task.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SHARED
+from timeseries_models import tiny_series_model
+
+from hf_seqinterp.errors import (
+    InvalidInputError,
+    InvalidParameterError,
+    UnknownTargetError,
+    UnsupportedModelError,
+)
+from hf_seqinterp.timeseries import (
+    SeriesAdapter,
+    SeriesExplanation,
+    channel_names,
+    dataset_to_series_explanations,
+    explain_series,
+    fixed_length,
+    load_ts,
+    series_dataset,
+    series_explanations_to_dataset,
+    series_methods,
+)
+from hf_seqinterp.timeseries.metrics import precision_recall_areas, top_k_precision
+
+sys.path.insert(0, str(REPO / "recipes"))
+from train_patchtst import accuracy, box_task, train_box_model
+
+TS_DIR = SHARED / "data" / "timeseries"
+needs_uea = pytest.mark.skipif(not (TS_DIR / "BasicMotions_TRAIN.ts").exists(), reason=f"UEA data not found at {TS_DIR}")
+FAST = {"integrated_gradients": {"n_steps": 16}, "occlusion": {"window": 4}, "kernel_shap": {"window": 8, "n_samples": 60},
+        "shapley_sampling": {"window": 8, "n_samples": 3}, "tsr": {}}
+
+
+def series(n: int = 3, seed: int = 1, t: int = 24, c: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, t, c)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- loader
+TS_TEXT = """# a comment
+@problemName Toy
+@timeStamps false
+@missing true
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true up down
+@data
+1,2,3:4,5,6:up
+7,?,9,10:11,12,13,14:down
+"""
+
+
+def test_ts_file_becomes_a_dataset_with_values_labels_and_missing_as_nan(tmp_path):
+    path = tmp_path / "toy.ts"
+    path.write_text(TS_TEXT)
+    ds = load_ts(path, channel_names=["a", "b"])
+    assert ds.features["label"].names == ["up", "down"] and ds["label"] == [0, 1]
+    np.testing.assert_array_equal(np.array(ds[0]["past_values"]), [[1, 4], [2, 5], [3, 6]])
+    second = np.array(ds[1]["past_values"], dtype=np.float64)
+    assert second.shape == (4, 2) and np.isnan(second[1, 0]) and second[3, 1] == 14
+    assert channel_names(ds) == ["a", "b"] and channel_names(ds.select([1])) == ["a", "b"]
+    regression = TS_TEXT.replace("@classLabel true up down", "@targetLabel true").replace(":up", ":0.5").replace(":down", ":-2")
+    path.write_text(regression)
+    assert load_ts(path)["label"] == [0.5, -2.0] and channel_names(load_ts(path)) == ["dim_0", "dim_1"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("1,2,3:4,5,6:up", "1,2,3:4,5:up"), "differ in length"),
+    ((":down", ":sideways"), "not among @classLabel"),
+    (("@timeStamps false", "@timeStamps true"), "time-stamped"),
+    (("1,2,3:", "1,x,3:"), "not a number"),
+])
+def test_bad_ts_files_are_refused_with_the_reason(tmp_path, change, message):
+    path = tmp_path / "bad.ts"
+    path.write_text(TS_TEXT.replace(*change))
+    with pytest.raises(InvalidInputError, match=message):
+        load_ts(path)
+
+
+@needs_uea
+def test_uea_sets_load_with_their_shapes():
+    motions = load_ts(TS_DIR / "BasicMotions_TRAIN.ts")
+    assert len(motions) == 40 and np.array(motions[0]["past_values"]).shape == (100, 6)
+    assert motions.features["label"].names == ["Standing", "Running", "Walking", "Badminton"]
+    assert sorted(set(motions["label"])) == [0, 1, 2, 3]
+    vowels = load_ts(TS_DIR / "JapaneseVowels_TRAIN.ts")
+    lengths = [len(v) for v in vowels["past_values"]]
+    assert len(vowels) == 270 and min(lengths) == 7 and max(lengths) <= 29
+    assert {len(v[0]) for v in vowels["past_values"]} == {12} and len(vowels.features["label"].names) == 9
+
+
+def test_arrays_and_fixed_length():
+    ds = series_dataset(series(2), [0, 1], label_names=["x", "y"], channel_names=["p", "q", "r"])
+    np.testing.assert_array_equal(np.array(ds[1]["past_values"], dtype=np.float32), series(2)[1])
+    assert channel_names(ds) == ["p", "q", "r"]
+    short = fixed_length(np.ones((3, 2)), 5)
+    assert short.shape == (5, 2) and np.isnan(short[:2]).all() and (short[2:] == 1).all()
+    np.testing.assert_array_equal(fixed_length(np.arange(10.0).reshape(5, 2), 2), [[6, 7], [8, 9]])
+    with pytest.raises(InvalidInputError, match="channel names"):
+        series_dataset(series(1), channel_names=["one"])
+
+
+# ----------------------------------------------------------------------------- adapter
+@pytest.mark.parametrize("family", ["patchtst", "patchtsmixer"])
+@pytest.mark.parametrize("kind", ["classification", "regression", "prediction"])
+def test_outputs_equal_a_direct_model_call(family, kind):
+    model = tiny_series_model(family, kind)
+    adapter = SeriesAdapter(model)
+    x = series(2)
+    expl = explain_series(adapter, x, "saliency", target="all" if kind == "classification" else None)
+    with torch.no_grad():
+        out = model(past_values=torch.tensor(x))
+    direct = {"classification": lambda: torch.softmax(out[0], -1), "regression": lambda: out.regression_outputs,
+              "prediction": lambda: out.prediction_outputs.reshape(2, -1)}[kind]()
+    for i in range(2):
+        np.testing.assert_allclose(expl[i].outputs, direct[i].numpy(), atol=1e-6)
+    rows = {"classification": 4, "regression": 2, "prediction": 3}[kind]  # every class / output / channel
+    assert expl[0].n_rows == rows and expl[0].attributions.shape == (rows, 24, 3)
+    if kind == "prediction":  # default rows: each channel's forecast summed over the horizon
+        sums = out.prediction_outputs[0].sum(0)
+        np.testing.assert_allclose([r["input_score"] for r in expl[0].rows], sums.numpy(), atol=1e-5)
+
+
+def test_forecast_targets_read_a_value_or_a_window():
+    model = tiny_series_model("patchtst", "prediction")
+    adapter = SeriesAdapter(model, channel_names=["x", "y", "z"])
+    x = series(1)[0]
+    with torch.no_grad():
+        forecast = model(past_values=torch.tensor(x[None])).prediction_outputs[0].numpy()
+    value = explain_series(adapter, x, "saliency", target=(2, "y"))
+    window = explain_series(adapter, x, "saliency", target=((1, 4), None))
+    assert value.rows[0]["input_score"] == pytest.approx(float(forecast[2, 1]), abs=1e-6)
+    assert value.rows[0]["label"] == "t+3 y"
+    assert window.rows[0]["input_score"] == pytest.approx(float(forecast[1:4].sum()), abs=1e-5)
+
+
+@pytest.mark.parametrize("target, message", [(7, "not an output"), ("Sideways", "not an output"), ([0, 1], "2 targets for 1")])
+def test_bad_targets_are_refused(target, message):
+    adapter = SeriesAdapter(tiny_series_model())
+    with pytest.raises(UnknownTargetError, match=message):
+        explain_series(adapter, series(1)[0], "saliency", target=target)
+
+
+def test_bad_inputs_models_and_parameters_are_refused():
+    adapter = SeriesAdapter(tiny_series_model())
+    with pytest.raises(InvalidInputError, match="fixed_length"):
+        explain_series(adapter, series(1, t=20)[0], "saliency")
+    with pytest.raises(InvalidInputError, match=r"\(time, 3\)"):
+        explain_series(adapter, series(1, c=2)[0], "saliency")
+    with pytest.raises(UnknownTargetError, match=r"\(step, channel\)"):
+        explain_series(SeriesAdapter(tiny_series_model("patchtst", "prediction")), series(1)[0], "saliency", target=3)
+    with pytest.raises(InvalidParameterError, match="score='prob'"):
+        explain_series(SeriesAdapter(tiny_series_model("patchtst", "regression")), series(1)[0], "saliency", score="prob")
+    with pytest.raises(InvalidParameterError, match="baseline='pad'"):
+        explain_series(adapter, series(1)[0], "integrated_gradients", baseline="pad")
+    with pytest.raises(InvalidParameterError, match="windw"):
+        explain_series(adapter, series(1)[0], "occlusion", windw=3)
+    with pytest.raises(UnsupportedModelError, match="distribution head"):
+        SeriesAdapter(tiny_series_model("patchtst", "prediction", loss="nll"))
+
+
+def test_the_model_is_left_as_it_was_also_after_a_failure(monkeypatch):
+    model = tiny_series_model().train()
+    adapter = SeriesAdapter(model)
+    explain_series(adapter, series(2), "integrated_gradients", n_steps=4)
+    assert model.training and not any(p.grad is not None for p in model.parameters())
+    seen = []
+
+    def failing(values, observed=None):
+        seen.append(model.training)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(adapter, "outputs", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        explain_series(adapter, series(2), "saliency")
+    assert seen == [False] and model.training
+
+
+# ----------------------------------------------------------------------------- explanation
+def test_views_and_round_trips(tmp_path):
+    adapter = SeriesAdapter(tiny_series_model("patchtst", "prediction"), channel_names=["x", "y", "z"])
+    x = series(2)
+    x[0, 3, 1] = np.nan  # unobserved
+    expls = explain_series(adapter, x, "integrated_gradients", n_steps=8)
+    expl = expls[0]
+    assert expl.observed is not None and not expl.observed[3, 1] and expl.values[3, 1] == 0
+    grid = expl.grid(1)
+    assert list(expl.channel_totals(1)) == ["x", "y", "z"]
+    assert sum(expl.channel_totals(1).values()) == pytest.approx(float(grid.sum(dtype=np.float64)), abs=1e-6)
+    np.testing.assert_allclose(expl.time_totals(1), grid.sum(1), atol=1e-6)
+    assert expl.top_cells(1, row=1)[0][2] == pytest.approx(float(grid.flat[np.abs(grid).argmax()]))
+    assert SeriesExplanation.from_dict(expl.to_dict()) == expl
+    ds = series_explanations_to_dataset(expls, labels=[1, 0])
+    ds.save_to_disk(tmp_path / "ds")
+    import datasets
+
+    assert dataset_to_series_explanations(datasets.load_from_disk(tmp_path / "ds")) == expls
+    with pytest.raises(InvalidParameterError, match="3 rows"):
+        expl.grid(3)
+
+
+# ----------------------------------------------------------------------------- exactness
+@pytest.fixture(scope="module")
+def plain():
+    """A PatchTST classifier without scaling, with its forward function for Captum."""
+    model = tiny_series_model(scaling=None)
+    return SeriesAdapter(model), lambda v: model(past_values=v).prediction_logits
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mean", "blur"])
+def test_integrated_gradients_equals_captum(plain, baseline):
+    from captum.attr import IntegratedGradients
+
+    from hf_seqinterp.timeseries.baselines import baseline_values
+
+    adapter, forward = plain
+    x = torch.tensor(series(2))
+    ours = explain_series(adapter, x.numpy(), "integrated_gradients", target=1, n_steps=20, baseline=baseline)
+    base = baseline_values(x, torch.ones_like(x, dtype=torch.bool), baseline)
+    ref = IntegratedGradients(forward).attribute(x, baselines=base, target=1, n_steps=20, method="gausslegendre")
+    for i in range(2):
+        np.testing.assert_allclose(ours[i].attributions[0], ref[i].detach().numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, shape, stride", [("each", (4, 1), 2), ("all", (4, 3), 4)])
+def test_occlusion_equals_captum(plain, channels, shape, stride):
+    from captum.attr import Occlusion
+
+    adapter, forward = plain
+    x = torch.tensor(series(2))
+    ours = explain_series(adapter, x.numpy(), "occlusion", target=2, window=4, stride=stride, channels=channels)
+    ref = Occlusion(forward).attribute(x, sliding_window_shapes=shape, strides=(stride, shape[1]), baselines=0.0, target=2)
+    for i in range(2):
+        np.testing.assert_allclose(ours[i].attributions[0], ref[i].detach().numpy(), atol=1e-4)
+
+
+def test_channel_erasure_equals_captum_feature_ablation_and_exact_channel_shapley(plain):
+    from captum.attr import FeatureAblation
+
+    adapter, forward = plain
+    x = torch.tensor(series(2))
+    erased = explain_series(adapter, x.numpy(), "channel_erasure", target=0, baseline="zero")
+    ref = FeatureAblation(forward).attribute(x, baselines=0.0, target=0, feature_mask=torch.arange(3).expand(1, 24, 3))
+    # PatchTST is channel-independent with a linear head: the logit is a sum over channels, so a
+    # channel's erasure drop is its exact Shapley value (KernelSHAP enumerates all 2^3 coalitions)
+    shap = explain_series(adapter, x.numpy(), "kernel_shap", target=0, window=24, n_samples=10)
+    for i in range(2):
+        totals = np.array(list(erased[i].channel_totals().values()))
+        np.testing.assert_allclose(totals, ref[i, 0].detach().numpy(), atol=1e-5)
+        assert shap[i].rows[0]["exact"]
+        np.testing.assert_allclose(list(shap[i].channel_totals().values()), totals, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["patchtst", "patchtsmixer"])
+def test_integrated_gradients_is_complete_per_row(family):
+    adapter = SeriesAdapter(tiny_series_model(family, "prediction"))
+    expl = explain_series(adapter, series(1)[0], "integrated_gradients", baseline="blur")
+    assert expl.n_rows == 3 and not expl.warnings
+    for k, row in enumerate(expl.rows):
+        gap = row["input_score"] - row["baseline_score"]
+        total = float(expl.attributions[k].sum(dtype=np.float64))
+        assert abs(total - gap) <= 1e-2 * abs(gap) and row["convergence_delta"] == pytest.approx(total - gap, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "shapley_sampling"])
+def test_shapley_estimators_are_efficient_per_row(method):
+    adapter = SeriesAdapter(tiny_series_model("patchtsmixer", "regression"))
+    expl = explain_series(adapter, series(1)[0], method, **FAST[method])
+    for k, row in enumerate(expl.rows):
+        assert float(expl.attributions[k].sum(dtype=np.float64)) == pytest.approx(
+            row["input_score"] - row["baseline_score"], abs=1e-5)
+
+
+@pytest.mark.parametrize("method", series_methods())
+def test_batch_equals_one_by_one(method):
+    adapter = SeriesAdapter(tiny_series_model())
+    x = series(3)
+    targets = [0, "LABEL_3", None]
+    params = FAST.get(method, {})
+    batched = explain_series(adapter, x, method, target=targets, **params)
+    for i in range(3):
+        alone = explain_series(adapter, x[i], method, target=targets[i], **params)
+        np.testing.assert_allclose(batched[i].attributions, alone.attributions, atol=1e-5)
+        assert batched[i].rows[0]["target"] == alone.rows[0]["target"]
+
+
+# ----------------------------------------------------------------------------- ground truth
+def test_box_task_ground_truth():
+    """A PatchTST trained on the box task (recipes/train_patchtst.py): IG, occlusion and TSR put their
+    weight on the box, well above a random ranking, and TSR improves raw saliency's AUP."""
+    threads = torch.get_num_threads()
+    try:
+        model = train_box_model()
+    finally:
+        torch.set_num_threads(threads)
+    test_x, test_y, box = box_task(400, seed=2)
+    assert accuracy(model, test_x, test_y) >= 0.95
+    x, y, _ = box_task(12, seed=1)
+    adapter = SeriesAdapter(model)
+    chance = float(box.mean())  # AUP and top-k precision of a random ranking (about 0.12)
+    aup = {}
+    for method, params in [("saliency", {}), ("integrated_gradients", {"n_steps": 16}), ("occlusion", {"window": 4}),
+                           ("tsr", {})]:
+        expls = explain_series(adapter, x, method, target=y.tolist(), **params)
+        aup[method] = np.mean([precision_recall_areas(e.grid(), box)[0] for e in expls])
+        if method != "saliency":
+            assert aup[method] > 2.5 * chance, (method, aup)
+            assert np.mean([top_k_precision(e.grid(), box) for e in expls]) > 2 * chance, method
+    assert aup["tsr"] > aup["saliency"] + 0.1, aup
+
+
+def test_precision_recall_areas_on_known_grids():
+    box = np.zeros((4, 2), dtype=bool)
+    box[:2, 0] = True
+    inside = box.astype(float)
+    # two equal box cells: S_p is one of them for p <= 0.5 (recall 1/2), both above (recall 1); trapezoid over 9 shares
+    assert precision_recall_areas(inside, box) == pytest.approx((1.0, (0.5 * 4 + 0.75 + 1.0 * 3) / 8))
+    assert precision_recall_areas(1 - inside, box)[0] == 0.0
+    assert top_k_precision(inside + 0.1, box) == 1.0 and top_k_precision(1 - inside, box) == 0.0
+
+
+def test_pictures_draw_the_grid_and_the_channel_totals(tmp_path):
+    adapter = SeriesAdapter(tiny_series_model(), channel_names=["x", "y", "z"])
+    expl = explain_series(adapter, series(1)[0], "gradient_x_input")
+    figure = expl.plot(path=tmp_path / "grid.png")
+    strips = [axis.images[0].get_array() for axis in figure.axes if axis.images]
+    np.testing.assert_allclose(np.concatenate(strips).T, expl.grid(), atol=0)
+    scale = float(np.abs(expl.grid()).max())
+    assert figure.axes[0].images[0].get_clim() == (-scale, scale)
+    bars = expl.plot_channels(path=tmp_path / "bars.png")
+    heights = {tick.get_text(): patch.get_width() for tick, patch in zip(bars.axes[0].get_yticklabels(), bars.axes[0].patches)}
+    assert heights == pytest.approx(expl.channel_totals())
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "bars.png").stat().st_size > 0
