@@ -43,7 +43,8 @@ from .errors import (
 )
 from .heads import Target, head_for, saved_head
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
-from .validation import normalize_inputs
+from .utils import length_grouped_batches
+from .validation import Item, normalize_inputs
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -394,9 +395,9 @@ class ModelAdapter:
                 f"{self._arch['no_gradients']}. Use a perturbation method (e.g. 'erasure', 'kernel_shap')."
             )
 
-    def require_single_row(self, feature: str) -> None:
-        """Refuse `feature` for heads with a target axis, which it does not handle yet."""
-        if self.head.multi_row:
+    def require_classifier(self, feature: str) -> None:
+        """Refuse `feature` for heads other than a sequence classifier's, which it does not handle yet."""
+        if self.head.kind != "sequence_classification":
             raise UnsupportedModelError(
                 f"{feature} handles sequence classifiers; {self.head.model_class} has a "
                 f"{self.head.kind.replace('_', ' ')} head. Explain its inputs with "
@@ -430,12 +431,17 @@ class ModelAdapter:
 
     # ----------------------------------------------------------------- tokenisation
     def encode(
-        self, texts: str | Sequence[str] | Sequence[tuple[str, str]], *, truncation: bool = True
+        self,
+        texts: str | Sequence[str] | Sequence[tuple[str, str]],
+        *,
+        truncation: bool = True,
+        pair_truncation: Literal["longest_first", "only_second"] = "longest_first",
     ) -> list[Encoding]:
         """Tokenise texts or text pairs with offsets, word ids, segments and special-token flags (no
         padding). A pair is a `(text, text_pair)` tuple or a `{"text": ..., "text_pair": ...}` dict.
 
-        Inputs longer than `max_length` are truncated with a warning recorded on the Encoding, or
+        Inputs longer than `max_length` are truncated with a warning recorded on the Encoding (pairs:
+        the longer segment first, or the second only with `pair_truncation="only_second"`), or
         rejected with `InputTooLongError` when `truncation=False`.
         """
         items, _ = normalize_inputs(texts)
@@ -446,6 +452,7 @@ class ModelAdapter:
             truncation_side=self.truncation_side,
             truncation=truncation,
             truncating=lambda: self._truncating_tokenizer,
+            pair_truncation=pair_truncation,
         )
 
     @functools.cached_property
@@ -554,14 +561,15 @@ class ModelAdapter:
             kwargs.setdefault("global_attention_mask", _first_token_mask(batch.attention_mask))
         if inputs_embeds is None and self.pooling == "last" and self._accepts_inputs_embeds():
             inputs_embeds = self.embed(batch.input_ids)
+        call = self.head.call_inputs
         with self._batchable(), self._without_padding_warning():
             if inputs_embeds is None:
-                return self.model(input_ids=batch.input_ids, **kwargs)
+                return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
             inputs_embeds = inputs_embeds.clone()  # some models scale it in place (CTRL)
             if not self._embeds_through_ids:
-                return self.model(inputs_embeds=inputs_embeds, **kwargs)
+                return self.model(**call({"inputs_embeds": inputs_embeds, **kwargs}))
             with self._substituted_embeddings([(self.embeddings, batch.input_ids, inputs_embeds)]):
-                return self.model(input_ids=batch.input_ids, **kwargs)
+                return self.model(**call({"input_ids": batch.input_ids, **kwargs}))
 
     @property
     def _embeds_through_ids(self) -> bool:
@@ -606,6 +614,24 @@ class ModelAdapter:
                 "so it cannot be run from embeddings; use a perturbation method (e.g. 'erasure')."
             )
 
+    def run_encodings(
+        self, encodings: Sequence[Encoding], read: Callable[[Any, Batch], Sequence[Any]], *, max_batch_tokens: int = 8192
+    ) -> list[Any]:
+        """`read(output, batch)` (one value per row of the batch) for every encoding, in order: the model
+        run without gradients, in eval mode, on length-sorted batches of at most `max_batch_tokens`
+        padded tokens. For what a head needs to know before explaining (a QA model's answer, every
+        option's logit)."""
+        out: list[Any] = [None] * len(encodings)
+        groups = length_grouped_batches(
+            [len(e) for e in encodings], 512, max_batch_tokens, equal_lengths=self.padding_sensitive
+        )
+        with model_lock(self.model), self.evaluating(), torch.no_grad():
+            for group in groups:
+                batch = self.collate([encodings[i] for i in group])
+                for i, value in zip(group, read(self.forward(batch), batch)):
+                    out[i] = value
+        return out
+
     def logits(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         """The head's row logits (see `heads`): (rows, num_labels) for a classifier, (rows, T, vocab)
         for a causal LM, which then projects only the positions its rows read where its forward takes
@@ -642,7 +668,7 @@ class ModelAdapter:
         """One short input ("a b") as the head prepares it (with one generated output token where the
         head explains outputs), to trace what the model runs."""
         options = {"generation": {"max_new_tokens": 1}} if "generation" in self.head.options else {}
-        encodings, _ = self.prepare([("a b", None)], None, **options)
+        encodings, _ = self.prepare([self.head.probe_item], None, **options)
         return self.collate(encodings)
 
     @functools.cached_property

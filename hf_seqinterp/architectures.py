@@ -89,8 +89,6 @@ CLASSIFIER_POOLING: dict[str, str] = {"cls": "first", "bos": "first", "mean": "m
 #: class-name endings of heads other than sequence classification, and what they are
 OTHER_HEADS: dict[str, str] = {
     "ForMaskedLM": "a masked language-modelling head",
-    "ForQuestionAnswering": "a question-answering head (answer start and end)",
-    "ForMultipleChoice": "a multiple-choice head",
     "ForPreTraining": "a pre-training head",
     "ForNextSentencePrediction": "a next-sentence-prediction head",
 }

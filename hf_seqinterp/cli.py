@@ -4,6 +4,8 @@
     hf-seqinterp explain "text" --model PATH_OR_HUB_ID --method integrated_gradients -p n_steps=32
     hf-seqinterp explain "text" --json          # Explanations as JSON on stdout
     hf-seqinterp explain "text" --html out.html  # self-contained HTML page
+    hf-seqinterp explain --model QA_MODEL --question "who?" --context "..."    # question answering
+    hf-seqinterp explain "context" --model MC_MODEL --choice "one" --choice "two"  # multiple choice
     hf-seqinterp methods                         # registered methods with one-line descriptions
     hf-seqinterp evaluate data.tsv --model PATH --limit 200        # rank every applicable method
     hf-seqinterp evaluate val.jsonl --eraser-docs docs/ --metrics token_f1,iou_f1,auprc
@@ -47,8 +49,9 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def _read_texts(args: argparse.Namespace) -> list[str]:
-    """The texts from the arguments, then --file, in order; blank lines are kept (and skipped later)."""
-    texts = list(args.texts)
+    """The texts from the arguments (and --question), then --file, in order; blank lines are kept
+    (and skipped later)."""
+    texts = list(args.texts) + list(getattr(args, "question", None) or [])
     if args.file == "-":
         texts += [line.rstrip("\r\n") for line in sys.stdin]
     elif args.file:
@@ -121,6 +124,10 @@ def add_head_arguments(parser: argparse.ArgumentParser) -> None:
         help="token classifiers: explain entities grouped as the token-classification pipeline groups them "
         "(default: one row per word not predicted O)",
     )
+    parser.add_argument(
+        "--max-answer-len", type=positive_int,
+        help="question answering: the longest answer, in tokens, the model's answer may be (default 15)",
+    )
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,13 +137,25 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
         "--text-pair", action="append", metavar="TEXT",
         help="second segment of a sentence pair (NLI, paraphrase): once for every text, or once per text, in order",
     )
+    qa = parser.add_argument_group("question answering and multiple choice")
+    qa.add_argument("--question", action="append", metavar="TEXT", help="a question (the same as a text), repeatable")
+    qa.add_argument(
+        "--context", action="append", metavar="TEXT",
+        help="the context of the questions: once for every question, or once per question (as --text-pair)",
+    )
+    qa.add_argument(
+        "--choice", action="append", metavar="TEXT",
+        help="an option of a multiple-choice model, repeatable: every text is explained with these options",
+    )
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled sentiment model)")
     add_method_arguments(parser)
     parser.add_argument(
         "--target",
         help="class id or label name to explain (default: the predicted class); for a causal LM or an "
         "encoder–decoder, the continuation or target text to explain (default: the one it generates); for a token "
-        "classifier, a label or entity type, or a word index (default: every word not predicted O)",
+        "classifier, a label or entity type, or a word index (default: every word not predicted O); for question "
+        "answering, the answer's text (default: the model's answer); for multiple choice, an option's index or text "
+        "(default: the model's choice)",
     )
     add_head_arguments(parser)
     parser.add_argument(
@@ -160,6 +179,7 @@ def _head_options(args: argparse.Namespace) -> dict[str, Any]:
         "contrast": args.contrast,
         "chat_template": args.chat_template or None,
         "aggregation_strategy": args.aggregation_strategy,
+        "max_answer_len": args.max_answer_len,
     }
     return {name: value for name, value in options.items() if value is not None}
 
@@ -175,15 +195,20 @@ def run_explain(args: argparse.Namespace) -> int:
     kept = [i for i, text in enumerate(texts) if text.strip()]
     blank = [i for i, text in enumerate(texts) if not text.strip()]
     results: dict[int, list] = {i: [] for i in kept}
-    pairs = args.text_pair
+    if args.text_pair and args.context:
+        raise SeqInterpError("give the second segments with --text-pair or with --context, not both")
+    if args.choice and (args.text_pair or args.context):
+        raise SeqInterpError("--choice gives a multiple-choice model's options; it takes no --text-pair or --context")
+    pairs = args.text_pair or args.context
     if pairs and len(pairs) == len(texts) > 1:
         pairs = [pairs[i] for i in kept]
     elif pairs and len(pairs) == 1:
         pairs = pairs[0]
+    inputs = [(texts[i], args.choice) if args.choice else texts[i] for i in kept]
     for name, params in specs.items():
         explainer = get_explainer(name).create(adapter, **params)
         explained = explainer.explain(
-            [texts[i] for i in kept], target, text_pair=pairs, batch_size=args.batch_size,
+            inputs, target, text_pair=pairs, batch_size=args.batch_size,
             truncation=not args.no_truncation, progress=None, **_head_options(args),
         )
         for i, expl in zip(kept, explained):

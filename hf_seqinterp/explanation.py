@@ -6,9 +6,10 @@ attributions, the model's prediction on the full input, and everything needed to
 (method, parameters, score space, model name/revision, library version).
 
 The target axis: a classifier's explanation has one target and one float32 attribution per token.
-Heads with several explained outputs per input (a causal LM: one row per continuation token) hold
-attributions of shape (rows, tokens) and a description of each row in `rows`; `row(k)` is row k as
-a one-target Explanation, so every single-target view (words, top-k, HTML) applies to it.
+Heads with several explained outputs per input (a causal LM: one row per continuation token; a QA
+model: the answer's start, end and span) hold attributions of shape (rows, tokens) and a description
+of each row in `rows`; `row(k)` is row k as a one-target Explanation, so every single-target view
+(words, top-k, HTML) applies to it.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ class Explanation(TokenizedText):
     With a target axis (`rows` set): `attributions` is (len(rows), tokens); row k describes its
     target in `rows[k]` ("target" id, "label", "probability", "position" of the output it reads,
     "visible": how many leading tokens it can see — later ones score exactly 0 — and per-row
-    extras such as IG's "convergence_delta"); `target` is -1, `target_label` the continuation
-    text and `probabilities` each row's probability of its target.
+    extras such as IG's "convergence_delta"); `target` is -1, `target_label` what the rows explain
+    together (a causal LM's continuation, a QA model's answer) and `probabilities` each row's
+    probability of its target.
     """
 
     attributions: np.ndarray
@@ -192,7 +194,7 @@ class Explanation(TokenizedText):
     def _single(self, view: str) -> None:
         if self.rows is not None:
             raise InvalidParameterError(
-                f"This explanation has {len(self.rows)} rows (one per explained output token); {view} applies to "
+                f"This explanation has {len(self.rows)} rows (one per explained output); {view} applies to "
                 f"one row: use explanation.row(k){view}, or explanation.row_views()."
             )
 

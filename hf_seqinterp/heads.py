@@ -10,8 +10,11 @@ softmax, multi-label sigmoid, regression) has no row axis, (rows, C), the one-ro
 `CausalLMHead` (`*ForCausalLM`, `*LMHeadModel`) has one row per continuation token, its C classes
 the vocabulary, `Seq2SeqLMHead` (text encoder–decoders, `*ForConditionalGeneration`) one row per
 target token, and `TokenClassificationHead` one row per word, token or entity, each reading several
-tokens: (rows, T, U, J, C) logits, one score per row. Scores and targets have the row logits' shape
-without the class axis. `HEADS` maps a model class's name to its head description.
+tokens: (rows, T, U, J, C) logits, one score per row. `QuestionAnsweringHead` (`*ForQuestionAnswering`)
+reads a start and an end distribution over the input's positions and explains three rows (start, end,
+span); `MultipleChoiceHead` (`*ForMultipleChoice`) is a one-row classifier over an input's options.
+Scores and targets have the row logits' shape without the class axis (except where a row combines
+others: the QA span). `HEADS` maps a model class's name to its head description.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ Target = int | str | None
 class OneSequenceHead:
     """Defaults of the heads whose model reads each input as one token sequence."""
 
+    #: whether inputs end in a continuation that the rows explain (integrated gradients' baseline_on="prompt")
+    continuation: ClassVar[bool] = False
+    #: the explained rows of a head with a row axis, in words (for messages)
+    rows_text: ClassVar[str] = "several explained rows per input"
+    #: a short input of this head, to trace what the model runs (`ModelAdapter._probe_batch`)
+    probe_item: ClassVar[tuple[str, Any]] = ("a b", None)
+
     @classmethod
     def config_problem(cls, config: Any) -> str | None:
         """Why a model with this config cannot have this head (None: it can)."""
@@ -41,6 +51,17 @@ class OneSequenceHead:
 
     def model_inputs(self, adapter: Any, batch: Any, inputs_embeds: Any, attention_mask: Any) -> None:
         """The model's inputs for a batch; None: the batch is its one sequence, laid out by the adapter."""
+
+    def call_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of the model's forward, from the (batch, L) inputs the adapter built."""
+        return inputs
+
+    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
+        return {}
+
+    def explained_text(self, encoding: Any) -> str | None:
+        """What the rows of a multi-row head explain together: the continuation (None: no text)."""
+        return encoding.text_pair
 
 
 @dataclass
@@ -80,8 +101,9 @@ class ClassificationHead(OneSequenceHead):
     def num_labels(self) -> int:
         return len(self.labels)
 
-    def forward_kwargs(self, batch: Any) -> dict[str, Any]:
-        return {}
+    def labels_for(self, encoding: Any) -> list[str]:
+        """The names of an input's classes."""
+        return self.labels
 
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(rows, num_labels): the classifier's logits (no row axis)."""
@@ -205,6 +227,8 @@ class CausalLMHead(OneSequenceHead):
 
     kind: ClassVar[str] = "causal_lm"
     multi_row: ClassVar[bool] = True
+    continuation: ClassVar[bool] = True
+    rows_text: ClassVar[str] = "one explained row per output token"
     rows_survive_deletion: ClassVar[bool] = True  # a deleted readout token reads the token before it
     suffixes: ClassVar[tuple[str, ...]] = ("ForCausalLM", "LMHeadModel")
     description: ClassVar[str] = "causal language models (*ForCausalLM, *LMHeadModel)"
@@ -410,6 +434,7 @@ class Seq2SeqLMHead(CausalLMHead):
         *,
         truncation: bool = True,
         generation: dict[str, Any] | None = None,
+        **_: Any,
     ) -> tuple[list[Any], list[tuple[int, ...]]]:
         """Sources and targets (forced, or generated where the target is None) as one Encoding each
         (`continuation.encode_targets`); a row's target is its target token."""
@@ -479,6 +504,7 @@ class TokenClassificationHead(ClassificationHead):
     """
 
     kind: ClassVar[str] = "token_classification"
+    rows_text: ClassVar[str] = "one explained row per word, token or entity"
     multi_row: ClassVar[bool] = True
     rows_survive_deletion: ClassVar[bool] = False
     suffixes: ClassVar[tuple[str, ...]] = ("ForTokenClassification",)
@@ -507,6 +533,7 @@ class TokenClassificationHead(ClassificationHead):
                     for t in part:
                         weights[i, k, batch.starts[i] + t] += 1.0 / (len(row.positions) * len(part))
         return weights.to(batch.input_ids.device)
+
     def prepare(
         self,
         adapter: Any,
@@ -580,6 +607,220 @@ class TokenClassificationHead(ClassificationHead):
         ]
 
 
+@dataclass
+class QuestionAnsweringHead(OneSequenceHead):
+    r"""The output of an extractive question-answering model: a start and an end logit per token.
+
+    An input is a question q and a context c, encoded as the pair (q, c). The explained answer is a
+    span of context tokens s ≤ e, and it has three rows:
+
+        start: z^start_s      end: z^end_e      span: z^start_s + z^end_e        (score="logit")
+
+    With score="log_prob" / "prob" each distribution is a softmax over the positions an answer can
+    take — the context tokens and [CLS], SQuAD 2's "no answer" — as transformers' question-answering
+    pipeline normalises them: p_s = softmax(z^start)_s, p_e = softmax(z^end)_e, and the span row is
+    log p_s + log p_e (or p_s · p_e, the pipeline's answer score). One forward scores all three rows.
+    Targets: None (the span the pipeline picks: the highest p_s · p_e over context spans
+    s ≤ e < s + `max_answer_len`), the answer's text (its first occurrence in the context) or its
+    [start, end) characters in the context; see `hf_seqinterp.answers`. Rows read the outputs at
+    the answer's positions, so perturbations keep every position (no token deletion).
+    """
+
+    kind: ClassVar[str] = "question_answering"
+    multi_row: ClassVar[bool] = True
+    rows_survive_deletion: ClassVar[bool] = False
+    rows_text: ClassVar[str] = "three explained rows per input (the answer's start, its end and the span)"
+    suffixes: ClassVar[tuple[str, ...]] = ("ForQuestionAnswering",)
+    description: ClassVar[str] = "extractive question answering (*ForQuestionAnswering)"
+    auto_class: ClassVar[str] = "AutoModelForQuestionAnswering"
+    hub_task: ClassVar[str] = "question-answering"
+    options: ClassVar[tuple[str, ...]] = ("max_answer_len",)
+    probe_item: ClassVar[tuple[str, Any]] = ("a", "b")
+    #: the explained rows, in order
+    ROWS: ClassVar[tuple[str, ...]] = ("start", "end", "span")
+
+    model_class: str = "the model"
+    problem_type: str = "single_label_classification"  # softmaxes over positions
+    labels: list[str] = field(default_factory=list)  # no label names: the classes are the positions
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> QuestionAnsweringHead:
+        return cls(model_class)
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, 2, W): the start and the end logits at each input's positions (W: the longest input
+        of the batch), −inf where no answer can be (the question, special tokens, padding)."""
+        width = max(len(enc) for enc in batch.encodings)
+        device = output.start_logits.device
+        index = torch.as_tensor(batch.starts, device=device)[:, None] + torch.arange(width, device=device)
+        index = index.clamp(max=output.start_logits.shape[1] - 1)
+        logits = torch.stack([output.start_logits.gather(1, index), output.end_logits.gather(1, index)], dim=1)
+        allowed = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, enc in enumerate(batch.encodings):
+            allowed[row, : len(enc)] = torch.as_tensor(enc.head_data["candidates"])
+        return logits.masked_fill(~allowed[:, None, :].to(device), float("-inf"))
+
+    def prepare(
+        self,
+        adapter: Any,
+        items: list[tuple[str, Any]],
+        target: Any,
+        *,
+        truncation: bool = True,
+        max_answer_len: int | None = None,
+        **_: Any,
+    ) -> tuple[list[Any], list[tuple[int, int]]]:
+        """(question, context) pairs tokenised, and each one's answer as (start, end) token positions."""
+        from .answers import encode_questions
+
+        return encode_questions(
+            adapter, items, self.check_targets(target, len(items)), truncation=truncation, max_answer_len=max_answer_len
+        )
+
+    def check_target(self, target: Any) -> Any:
+        """The answer: None (the model's), its text, or its [start, end) characters in the context."""
+        if target is None or (isinstance(target, str) and target.strip()) or _is_char_span(target):
+            return target
+        raise UnknownTargetError(
+            f"target={target!r}: a question-answering target is the answer's text (as it occurs in the context), "
+            "its (start, end) character span in the context, or None for the model's answer."
+        )
+
+    def check_targets(self, target: Any, n: int) -> list[Any]:
+        """One answer per input; a single value (a text, a span or None) applies to every input."""
+        values = list(target) if isinstance(target, list) else [target] * n
+        if len(values) != n:
+            raise UnknownTargetError(f"Got {len(values)} targets for {n} inputs; pass one per input or a single one.")
+        return [self.check_target(value) for value in values]
+
+    def readout_weights(self, batch: Any) -> torch.Tensor:
+        """(inputs, 3, L): the start row reads the answer's start token, the end row its end token, and
+        the span row both, half each (attention methods read these rows of the attention matrices)."""
+        _, positions = batch.row_index
+        weights = torch.zeros((*positions.shape, batch.input_ids.shape[1]), device=batch.input_ids.device)
+        weights.scatter_(2, positions[..., None].to(weights.device), 1.0)
+        weights[:, 2] = 0.5 * (weights[:, 0] + weights[:, 1])
+        return weights
+
+    def pick_targets(self, requested: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        """(rows, 2): the answer's start and end positions."""
+        return torch.tensor([list(r) for r in requested], dtype=torch.long, device=logits.device)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.detach().float(), dim=-1)
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, space: str = "logit") -> torch.Tensor:
+        """(rows, 3): the start row's score, the end row's, and the span's (their sum; the product of
+        the probabilities for score="prob")."""
+        ends = _gather_score(logits, targets, space, sigmoid=False)
+        span = ends.prod(-1) if space == "prob" else ends.sum(-1)
+        return torch.cat([ends, span[:, None]], dim=1)
+
+    def check_score_space(self, space: str) -> str:
+        return _check_space(space)
+
+    def describe_rows(self, logits: np.ndarray, chosen: Sequence[int], encoding: Any) -> list[dict[str, Any]]:
+        """Per row: its name, the position it explains ("target", the span's start for the span row), a
+        label, its probability and the answer (text, [start, end) characters in the context)."""
+        log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)
+        start, end = (int(t) for t in chosen)
+        logs = [float(log_p[0, start]), float(log_p[1, end])]
+        answer = self.explained_text(encoding)
+        common = {
+            "answer": answer,
+            "answer_start": encoding.offsets[start][0],
+            "answer_end": encoding.offsets[end][1],
+            "visible": len(encoding),
+        }
+        return [
+            {"row": name, "target": position, "label": label, "probability": float(np.exp(log)), "position": position,
+             **common}
+            for name, position, label, log in zip(
+                self.ROWS, (start, end, start), (f"start: {answer}", f"end: {answer}", answer), (*logs, sum(logs))
+            )
+        ]
+
+    def explained_text(self, encoding: Any) -> str:
+        """The answer: the context's characters from its start token to its end token."""
+        start, end = encoding.readout[:2]
+        return encoding.text_pair[encoding.offsets[start][0] : encoding.offsets[end][1]]
+
+
+def _is_char_span(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in value)
+    )
+
+
+@dataclass
+class MultipleChoiceHead(ClassificationHead):
+    r"""The output of a multiple-choice model: one logit per (context, option) pair.
+
+    An input is a context x with options o_1 … o_n; the model scores every pair on its own,
+    z_k = g(x, o_k), and its choice is the argmax of softmax(z). It is explained as a one-row
+    classifier over the options: the Encoding is the pair (x, o_c) of the explained option c (target
+    None: the model's choice; or an option's index or text), and the other options' logits are
+    computed once, on the unperturbed input, and held fixed:
+
+        f = z_c                                   (score="logit": depends on (x, o_c) alone, exactly)
+        f = z_c − log Σ_k exp(z_k),  z_{k≠c} fixed    (score="log_prob"; "prob" is its exp)
+
+    The model takes (batch, n_choices, L); each explained pair goes in as one choice of its own.
+    """
+
+    kind: ClassVar[str] = "multiple_choice"
+    suffixes: ClassVar[tuple[str, ...]] = ("ForMultipleChoice",)
+    description: ClassVar[str] = "multiple choice (*ForMultipleChoice)"
+    auto_class: ClassVar[str] = "AutoModelForMultipleChoice"
+    hub_task: ClassVar[str] = "multiple-choice"
+    options: ClassVar[tuple[str, ...]] = ()
+    probe_item: ClassVar[tuple[str, Any]] = ("a", ("b", "c"))
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, model_class: str) -> MultipleChoiceHead:
+        return cls([], "single_label_classification", model_class)
+
+    def call_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Every per-token input gets the choice axis: (batch, 1, L), one choice per row."""
+        return {k: v.unsqueeze(1) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+    def labels_for(self, encoding: Any) -> list[str]:
+        """The input's options."""
+        return list(encoding.head_data["choices"])
+
+    def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
+        """(rows, n): every option's fixed logit, the explained option's computed by this forward (n:
+        the most options in the batch; −inf beyond an input's own)."""
+        width = max(len(enc.head_data["logits"]) for enc in batch.encodings)
+        live = output.logits[:, :1]
+        fixed = torch.full((len(batch), width), float("-inf"), dtype=live.dtype, device=live.device)
+        for row, enc in enumerate(batch.encodings):
+            fixed[row, : len(enc.head_data["logits"])] = torch.as_tensor(enc.head_data["logits"], dtype=live.dtype)
+        chosen = torch.tensor([[enc.head_data["choice"]] for enc in batch.encodings], device=live.device)
+        return fixed.scatter(1, chosen, live)
+
+    def prepare(
+        self, adapter: Any, items: list[tuple[str, Any]], target: Any, *, truncation: bool = True, **_: Any
+    ) -> tuple[list[Any], list[int]]:
+        """The explained (context, option) pair of every input, and the option's index."""
+        from .choices import encode_choices
+
+        return encode_choices(adapter, items, self.check_targets(target, len(items)), truncation=truncation)
+
+    def check_target(self, target: Target) -> int | str | None:
+        """None (the model's choice), an option's index, or an option's text (checked per input)."""
+        if target is None or (isinstance(target, str) and target) or (
+            isinstance(target, (int, np.integer)) and not isinstance(target, bool) and target >= 0
+        ):
+            return target
+        raise UnknownTargetError(
+            f"target={target!r}: a multiple-choice target is an option's index (0, 1, ...), its text, or None for "
+            "the model's choice."
+        )
+
+
 def _padded(nested: Sequence[Sequence[Sequence[Sequence[int]]]], fill: int | None, shape: Sequence[int] | None = None) -> torch.Tensor:
     """(inputs, T, U, J) long tensor from inputs → rows → parts → token values. Missing rows repeat
     the last one; missing parts and tokens are `fill`, or repeat the last one where `fill` is None."""
@@ -601,7 +842,9 @@ def _padded(nested: Sequence[Sequence[Sequence[Sequence[int]]]], fill: int | Non
 
 
 #: every head description; a new head is a class added here
-HEAD_TYPES: tuple[type, ...] = (ClassificationHead, CausalLMHead, Seq2SeqLMHead, TokenClassificationHead)
+HEAD_TYPES: tuple[type, ...] = (
+    ClassificationHead, CausalLMHead, Seq2SeqLMHead, TokenClassificationHead, QuestionAnsweringHead, MultipleChoiceHead
+)
 
 #: every head's `explain` options
 HEAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for head in HEAD_TYPES for o in head.options))

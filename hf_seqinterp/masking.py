@@ -23,7 +23,7 @@ All variants of all texts are scored together in length-sorted forward batches o
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,7 +40,8 @@ EmptyInput = Literal["error", "pad"]
 
 
 def check_replacement(adapter: ModelAdapter, replacement: str) -> str:
-    """Validate a replacement mode for this model (e.g. 'mask' needs a mask token)."""
+    """Validate a replacement mode for this model (e.g. 'mask' needs a mask token; 'delete' needs a
+    head whose rows do not read the outputs at given positions)."""
     if replacement not in REPLACEMENTS:
         raise InvalidParameterError(f"replacement={replacement!r} is not one of {', '.join(REPLACEMENTS)}.")
     if replacement == "delete" and not adapter.head.rows_survive_deletion:
@@ -130,8 +131,7 @@ def score_variants(
     all held at once.
     """
     adapter.check_score_space(score)
-    out = [np.empty((len(k), *([len(t)] if isinstance(t, (list, tuple)) else [])), dtype=np.float64)
-           for k, t in zip(keeps, targets)]
+    out = [np.empty((len(k), *_row_axis(text, t)), dtype=np.float64) for k, text, t in zip(keeps, texts, targets)]
     for picked, logits in _variant_batches(
         adapter, texts, keeps, replacement=replacement, max_batch_tokens=max_batch_tokens,
         max_batch_rows=max_batch_rows, progress=progress, empty=empty,
@@ -141,6 +141,15 @@ def score_variants(
         for (t, v), row in zip(picked, values):
             out[t][v] = row[: out[t].shape[1]] if out[t].ndim == 2 else row
     return out
+
+
+def _row_axis(text: TokenizedText, target: Any) -> tuple[int, ...]:
+    """The shape of one variant's scores: () for one explained score, (rows,) with a row axis (one
+    per readout position, or one per target of a head whose rows read several tokens)."""
+    readout = getattr(text, "readout", None)
+    if readout is not None:
+        return (len(readout),)
+    return (len(target),) if isinstance(target, (list, tuple)) else ()
 
 
 def target_scores(adapter: ModelAdapter, logits: np.ndarray, target: int, score: str) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -171,6 +171,9 @@ class Encoding(TokenizedText):
     readout: list[int] | None = field(default=None, kw_only=True)
     #: ... and the class each row explains (e.g. the continuation token a causal LM predicts there)
     row_targets: list[int] | None = field(default=None, kw_only=True)
+    #: what the head recorded for this input when preparing it and reads on every forward (question
+    #: answering: "candidates", where an answer can be; multiple choice: "choices", "logits", "choice")
+    head_data: dict[str, Any] = field(default_factory=dict, kw_only=True)
     #: a token classifier's rows, each reading the outputs at one or more tokens (`TokenRow`)
     token_rows: list[TokenRow] | None = field(default=None, kw_only=True)
 
@@ -194,16 +197,25 @@ def tokenize(
     truncation_side: str,
     truncation: bool = True,
     truncating: Callable[[], Any] | None = None,
+    pair_truncation: Literal["longest_first", "only_second"] = "longest_first",
     add_special_tokens: bool = True,
 ) -> list[Encoding]:
     """Tokenise texts and text pairs with offsets, word ids, segments and special-token flags (no
     padding). With `add_special_tokens=False` (text that holds its special tokens already, such as a
-    rendered chat template) none are added, and the special tokens found in the text are flagged. Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the
-    longer segment first) with a warning on the Encoding, or rejected with `InputTooLongError` when
-    `truncation=False`. The caller's tokenizer is never modified: when it truncates on another side,
-    `truncating()` supplies a copy that truncates on `truncation_side` (see `side_copy`)."""
+    rendered chat template) none are added, and the special tokens found in the text are flagged.
+    Inputs longer than `max_length` are cut to the `truncation_side`'s end (pairs: the longer segment
+    first, or with `pair_truncation="only_second"` the second segment alone) with a warning on the
+    Encoding, or rejected with `InputTooLongError` when `truncation=False`. The caller's tokenizer is
+    never modified: when it truncates on another side, `truncating()` supplies a copy that truncates
+    on `truncation_side` (see `side_copy`)."""
     from .errors import InputTooLongError
 
+    for i, (_, pair) in enumerate(items):
+        if pair is not None and not isinstance(pair, str):
+            raise InvalidInputError(
+                f"Input {i} has options (a multiple-choice input); only a *ForMultipleChoice model takes them. "
+                "Pass a text or a (text, text_pair) pair."
+            )
     singles = [i for i, (_, pair) in enumerate(items) if pair is None]
     pairs = [i for i, (_, pair) in enumerate(items) if pair is not None]
     out: list[Encoding | None] = [None] * len(items)
@@ -227,23 +239,36 @@ def tokenize(
             cutter = tokenizer
             if getattr(tokenizer, "truncation_side", "right") != truncation_side:
                 cutter = truncating() if truncating is not None else side_copy(tokenizer, truncation_side)
-            cut = _call(cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length, add_special_tokens)
+            strategy = pair_truncation if rows is pairs else "longest_first"
+            try:
+                cut = _call(
+                    cutter, {k: [v[j] for j in too_long] for k, v in call.items()}, max_length, add_special_tokens, strategy
+                )
+            except Exception as err:  # the tokenizers library refuses: the first segment alone is too long
+                raise InputTooLongError(
+                    f"Input {rows[too_long[0]]}: its first segment alone does not fit in {max_length} tokens "
+                    f"({str(err).strip()}); shorten it."
+                ) from None
+        only = " (the second segment only)" if rows is pairs and pair_truncation == "only_second" else ""
         for j, i in enumerate(rows):
             source, row, warnings = full, j, []
             if cut is not None and j in too_long:
                 source, row = cut, too_long.index(j)
-                warnings.append(f"truncated from {len(full['input_ids'][j])} to the {kept} {max_length} tokens")
+                warnings.append(f"truncated from {len(full['input_ids'][j])} to the {kept} {max_length} tokens{only}")
             out[i] = _encoding(tokenizer, items[i], source, row, warnings, i)
     return out  # type: ignore[return-value]
 
 
-def _call(tokenizer: Any, call: dict[str, list[str]], max_length: int | None, add_special_tokens: bool) -> Any:
+def _call(
+    tokenizer: Any, call: dict[str, list[str]], max_length: int | None, add_special_tokens: bool,
+    strategy: str = "longest_first",
+) -> Any:
     out = tokenizer(
         **call,
         add_special_tokens=add_special_tokens,
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
-        truncation=max_length is not None,
+        truncation=strategy if max_length is not None else False,
         max_length=max_length,
         verbose=False,
     )

@@ -9,8 +9,10 @@ finite numbers (`inf`, `nan` and strings are refused), and counts that size an a
 upper bound whose message states the memory the value would need.
 
 Inputs: a string, a sequence of strings, or the sentence-pair forms transformers' text-classification
-pipeline takes: a `(text, text_pair)` 2-tuple of strings, or a dict `{"text": ..., "text_pair": ...}`.
-`normalize_inputs` turns any of them into one `(text, text_pair or None)` per input.
+pipeline takes: a `(text, text_pair)` 2-tuple of strings, or a dict `{"text": ..., "text_pair": ...}`;
+the question-answering pipeline's `{"question": ..., "context": ...}` (the pair (question, context));
+and multiple-choice inputs, `{"text": ..., "choices": [...]}` or `(text, [option, ...])`.
+`normalize_inputs` turns any of them into one `(text, text_pair or options or None)` per input.
 
 This module imports only the standard library, so the CLI can use it before loading torch.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError, InvalidParameterError
@@ -38,8 +40,18 @@ PAIR_KEYS = ("text", "text_pair")
 #: how a token classifier's rows are grouped into entities, as transformers' token-classification
 #: pipeline's `aggregation_strategy` (see `token_rows`)
 AGGREGATION_STRATEGIES: tuple[str, ...] = ("none", "simple", "first", "average", "max")
-#: one model input: a text, or a (text, text_pair) sentence pair
-TextInput = str | tuple[str, str]
+#: the dict forms of an input: the keys of its first and its second part ("choices": a list of options)
+DICT_INPUTS: dict[frozenset[str], tuple[str, str | None]] = {
+    frozenset({"text"}): ("text", None),
+    frozenset({"text", "text_pair"}): ("text", "text_pair"),
+    frozenset({"question", "context"}): ("question", "context"),
+    frozenset({"text", "choices"}): ("text", "choices"),
+}
+#: one model input: a text, a (text, text_pair) sentence pair, a (text, [options]) multiple-choice
+#: input, or one of the `DICT_INPUTS` dicts
+TextInput = str | tuple[str, str] | tuple[str, Sequence[str]] | Mapping[str, Any]
+#: a normalised input: the text and its second segment, its options, or None
+Item = tuple[str, str | tuple[str, ...] | None]
 
 
 # --------------------------------------------------------------------------- numbers
@@ -146,13 +158,14 @@ def check_batch_size(value: Any, *, name: str = "batch_size") -> int | None:
 
 
 # --------------------------------------------------------------------------- inputs
-def normalize_inputs(inputs: Any) -> tuple[list[tuple[str, str | None]], bool]:
-    """One `(text, text_pair or None)` per input, and whether `inputs` was a single item.
+def normalize_inputs(inputs: Any) -> tuple[list[Item], bool]:
+    """One `(text, text_pair or options or None)` per input, and whether `inputs` was a single item.
 
-    Single items: a string, a `(text, text_pair)` 2-tuple of strings, or a dict with the key "text"
-    (and optionally "text_pair"). Anything else must be a non-empty sequence of such items; a list
-    of 2-tuples or dicts is a batch of pairs. Bytes, None, numbers, other dicts, empty or
-    whitespace-only texts and texts with lone surrogates raise `InvalidInputError` naming the item.
+    Single items: a string, a `(text, text_pair)` 2-tuple of strings, a `(text, [options])` 2-tuple,
+    or a dict of `DICT_INPUTS` ({"text"}, {"text", "text_pair"}, {"question", "context"}, {"text",
+    "choices"}). Anything else must be a non-empty sequence of such items; a list of 2-tuples or
+    dicts is a batch of pairs. Bytes, None, numbers, other dicts, empty or whitespace-only texts and
+    texts with lone surrogates raise `InvalidInputError` naming the item.
     """
     if _is_single(inputs):
         return [_item(0, inputs, single=True)], True
@@ -214,25 +227,40 @@ def _is_pair_tuple(value: Any) -> bool:
     return isinstance(value, tuple) and len(value) == 2
 
 
-def _item(index: int, value: Any, *, single: bool) -> tuple[str, str | None]:
+def _item(index: int, value: Any, *, single: bool) -> Item:
     if isinstance(value, Mapping):
         keys = list(value)
-        if "text" not in value or any(k not in PAIR_KEYS for k in keys):
+        form = DICT_INPUTS.get(frozenset(keys))
+        if form is None:
             raise InvalidInputError(
                 f"Input {index} is a dict with keys {keys!r}; a dict input takes the key 'text' and optionally "
-                "'text_pair' (as transformers' text-classification pipeline). Pass a string for a single text."
+                "'text_pair' (as transformers' text-classification pipeline), the keys 'question' and 'context' "
+                "(question answering), or 'text' and 'choices' (multiple choice). Pass a string for a single text."
             )
-        pair = value.get("text_pair")
-        return check_text(index, value["text"]), None if pair is None else check_text(index, pair, role="text_pair of input")
+        first, second = form
+        return check_text(index, value[first]), _second(index, None if second is None else value[second], second)
     if _is_pair_tuple(value):  # (text, None) is a single text, as normalize_inputs returns it
-        pair = value[1]
-        return check_text(index, value[0]), None if pair is None else check_text(index, pair, role="text_pair of input")
+        second = "choices" if isinstance(value[1], (list, tuple)) else "text_pair"
+        return check_text(index, value[0]), _second(index, value[1], second)
     if not single and isinstance(value, (tuple, list)):
         raise InvalidInputError(
             f"Input {index} is a {type(value).__name__} of {len(value)} items ({_describe(value)}); a sentence "
             "pair is a (text, text_pair) tuple of two strings."
         )
     return check_text(index, value), None
+
+
+def _second(index: int, value: Any, key: str | None) -> str | tuple[str, ...] | None:
+    """The second part of input `index`: a text (`text_pair`, `context`) or a non-empty list of options."""
+    if value is None and key != "choices":
+        return None
+    if key != "choices":
+        return check_text(index, value, role=f"{key} of input")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise InvalidInputError(
+            f"The choices of input {index} are {_describe(value)}; pass a non-empty list of option texts."
+        )
+    return tuple(check_text(k, option, role=f"Input {index}, option") for k, option in enumerate(value))
 
 
 def _describe(value: Any) -> str:

@@ -45,7 +45,7 @@ def test_bert_keeps_the_pad_baseline_and_is_not_scale_invariant():
 
 @pytest.mark.parametrize(
     ("head", "kind"),
-    [("BertForQuestionAnswering", "question-answering"), ("BertForMaskedLM", "masked language-modelling")],
+    [("BertForNextSentencePrediction", "next-sentence-prediction"), ("BertForMaskedLM", "masked language-modelling")],
 )  # fmt: skip
 def test_other_heads_are_refused_at_adapter_creation(head, kind):
     import transformers

@@ -185,15 +185,24 @@ def tiny_model(model_type: str, seed: int = 0):
 @functools.cache
 def tiny_causal_lm(model_type: str = "llama", seed: int = 0):
     """(model, tokenizer) of a causal LM of `model_type` (one of `DECODERS`): random weights, eval mode, float32."""
-    from transformers import AutoModelForCausalLM
+    return tiny_head_model("AutoModelForCausalLM", model_type, seed)
+
+
+@functools.cache
+def tiny_head_model(auto_class: str, model_type: str = "bert", seed: int = 0):
+    """(model, tokenizer) of `model_type` with the head `auto_class` loads (e.g. "AutoModelForQuestionAnswering"):
+    random weights, eval mode, float32."""
+    import transformers
 
     overrides, make_tokenizer = ARCHITECTURES[model_type]
     tokenizer = make_tokenizer()
     config = AutoConfig.for_model(
-        model_type, **_SIZE, vocab_size=len(tokenizer), max_position_embeddings=MAX_POSITIONS, **overrides
+        model_type, **{**_SIZE, "vocab_size": len(tokenizer), "max_position_embeddings": MAX_POSITIONS, **overrides}
     )
+    if tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config).eval(), tokenizer
+    return getattr(transformers, auto_class).from_config(config).eval(), tokenizer
 
 
 @functools.cache

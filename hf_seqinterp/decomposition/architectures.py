@@ -263,6 +263,11 @@ def model_spec(adapter: ModelAdapter) -> ModelSpec:
         "contextual_decomposition", model, ARCHITECTURES, MISSING_RULES, "no per-architecture adapter names its modules"
     )
     model_type = adapter.config.model_type
+    if adapter.head.kind != "sequence_classification":
+        raise UnsupportedModelError(
+            f"contextual_decomposition splits the logits of a sequence classifier's head; {type(model).__name__} has "
+            f"a {adapter.head.kind.replace('_', ' ')} head. Use 'attnlrp' or a gradient or perturbation method."
+        )
     if adapter.pooling not in ("first", "last"):
         raise UnsupportedModelError(
             f"contextual_decomposition reads one position, but {type(model).__name__} pools with {adapter.pooling!r}."

@@ -258,7 +258,7 @@ class Explainer:
             usable = ", ".join(name for name in list_methods() if _REGISTRY[name].explains_rows_of(adapter))
             raise UnsupportedModelError(
                 f"Method {cls.name!r} explains one score per input, but {adapter.head.model_class} has a "
-                f"{adapter.head.kind.replace('_', ' ')} head with one explained row per output token. "
+                f"{adapter.head.kind.replace('_', ' ')} head with {adapter.head.rows_text}. "
                 f"Methods for it: {usable}."
             )
 
@@ -306,12 +306,16 @@ class Explainer:
 
         Args:
             texts: a string, a sentence pair `(text, text_pair)` or `{"text": ..., "text_pair": ...}`,
-                or a list of these; for a causal LM, prompts.
+                or a list of these; for a causal LM, prompts; for question answering,
+                `{"question": ..., "context": ...}` dicts or (question, context) pairs; for multiple
+                choice, `{"text": ..., "choices": [...]}` dicts or (text, [option, ...]) pairs.
             target: class to explain: None (the predicted class), a class id, a label name, or one
                 of these per input. For a causal LM: the continuation to explain (a string,
                 teacher-forced), or None to explain the one the model generates. For a token
                 classifier: None (every word not predicted "O"), a label name or entity type, a
-                word index, or {word index or (start, end) span: label or None}.
+                word index, or {word index or (start, end) span: label or None}. Question
+                answering: the answer's text or (start, end) characters in the context, or None
+                (the model's answer). Multiple choice: an option's index or text, or None.
             text_pair: the second segment of every input (one string, or one per text), as the
                 tokenizer's `text_pair`; an alternative to passing pairs in `texts`.
             batch_size: inputs per batch (sorted by length, so padding stays small).
@@ -325,6 +329,8 @@ class Explainer:
                 template: render each prompt as a chat's user turn). Token classifiers:
                 `aggregation_strategy` (rows as transformers' token-classification pipeline groups
                 them: "none", "simple", "first", "average", "max"; default one row per word).
+                Question answering: `max_answer_len` (the longest answer, in tokens, the model's
+                answer may be when target is None; default 15, as transformers' pipeline).
         """
         items, single = pair_inputs(texts, text_pair)
         encodings, targets = self.adapter.prepare(items, target, truncation=truncation, **head_options)
@@ -427,25 +433,26 @@ class Explainer:
         }
         if head.multi_row:
             extras = dict(row.extras)
-            per_row = extras.pop("rows", None) or [{} for _ in row.target]
-            rows = [{**described, **more} for described, more in zip(head.describe_rows(row.logits, row.target, enc), per_row)]
+            described = head.describe_rows(row.logits, row.target, enc)
+            per_row = extras.pop("rows", None) or [{} for _ in described]
+            rows = [{**d, **more} for d, more in zip(described, per_row)]
             return Explanation(
                 **token_fields,
                 attributions=row.attributions,
                 target=-1,
-                target_label=enc.text_pair,
+                target_label=head.explained_text(enc),
                 probabilities=np.asarray([r["probability"] for r in rows]),
                 rows=rows,
                 extras={"head": head.kind, **extras},
                 **common,
             )
-        labels = self.adapter.labels
+        labels = head.labels_for(enc)
         return Explanation(
             **token_fields,
             attributions=row.attributions,
             target=int(row.target),
             target_label=labels[row.target] if row.target < len(labels) else None,
-            probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy(),
+            probabilities=self.adapter.probabilities(torch.as_tensor(row.logits)).numpy()[: len(labels)],
             labels=labels,
             extras=row.extras,
             **common,

@@ -189,6 +189,11 @@ class IntegratedGradients(Explainer):
     ):
         if baseline_on not in ("all", "prompt"):
             raise InvalidParameterError(f"baseline_on={baseline_on!r}; use 'all' or 'prompt'.")
+        if baseline_on == "prompt" and not adapter.head.continuation:
+            raise InvalidParameterError(
+                f"baseline_on='prompt' keeps a causal LM's continuation out of the baseline; {adapter.head.model_class} "
+                "has no continuation. Use baseline_on='all'."
+            )
         self.baseline_on = baseline_on
         if baseline == "auto":
             baseline = adapter.auto_baseline
