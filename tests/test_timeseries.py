@@ -238,6 +238,50 @@ def test_integrated_gradients_equals_captum(plain, baseline):
         np.testing.assert_allclose(ours[i].attributions[0], ref[i].detach().numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("method, reference", [("saliency", "Saliency"), ("gradient_x_input", "InputXGradient")])
+@pytest.mark.parametrize("max_batch_series", [256, 1])  # the batch's own forward differentiated, or separate chunks
+def test_one_pass_gradients_equal_captum(plain, method, reference, max_batch_series):
+    import captum.attr
+
+    adapter, forward = plain
+    x = torch.tensor(series(3))
+    ours = explain_series(adapter, x.numpy(), method, target=[1, 2, None], max_batch_series=max_batch_series)
+    predicted = int(forward(x[2:]).argmax())
+    explainer = getattr(captum.attr, reference)(forward)
+    for i, target in enumerate([1, 2, predicted]):
+        kwargs = {"abs": True} if reference == "Saliency" else {}
+        ref = explainer.attribute(x[i : i + 1].clone().requires_grad_(), target=target, **kwargs)
+        np.testing.assert_allclose(ours[i].attributions[0], ref[0].detach().numpy(), atol=1e-6)
+        assert ours[i].rows[0]["target"] == target
+
+
+def test_tsr_equals_its_definition_computed_mask_by_mask(plain):
+    """Δ_t, the relevant steps and Δ_{t,c} recomputed from single saliency maps of masked copies."""
+    adapter, _ = plain
+    x = series(2, seed=4)
+    ours = explain_series(adapter, x, "tsr", target=1, time_quantile=0.5)
+
+    def saliency(values):
+        return explain_series(adapter, values, "saliency", target=1).attributions[0].astype(np.float64)
+
+    for i in range(2):
+        reference = saliency(x[i])
+        delta_t = np.zeros(len(x[i]))
+        for t in range(len(x[i])):
+            masked = x[i].copy()
+            masked[t] = 0.0
+            delta_t[t] = np.abs(saliency(masked) - reference).sum()
+        relevant = delta_t >= np.quantile(delta_t, 0.5)
+        expected = np.zeros_like(reference)
+        for t in np.flatnonzero(relevant):
+            for c in range(x.shape[2]):
+                masked = x[i].copy()
+                masked[t, c] = 0.0
+                expected[t, c] = delta_t[t] * np.abs(saliency(masked) - reference).sum()
+        assert ours[i].rows[0]["relevant_steps"] == np.flatnonzero(relevant).tolist()
+        np.testing.assert_allclose(ours[i].attributions[0], expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("channels, shape, stride", [("each", (4, 1), 2), ("all", (4, 3), 4)])
 def test_occlusion_equals_captum(plain, channels, shape, stride):
     from captum.attr import Occlusion

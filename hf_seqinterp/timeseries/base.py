@@ -9,6 +9,7 @@ the unperturbed forward once (the targets' rows and f(x)), restores the model's 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ def explain_series(
 class SeriesBatch:
     """Series of one length with their rows: values and observed (N, T, C), row weights (N, R, K)
     (series with fewer rows padded with zero rows), the rows' descriptions, y = the outputs (N, K)
-    and f(x) = the rows' scores (N, R)."""
+    and f(x) = the rows' scores (N, R). For a method that `differentiates_input`, `values` requires
+    gradients and `input_scores` keeps the graph to them (one forward picks the targets and is
+    differentiated)."""
 
     values: torch.Tensor
     observed: torch.Tensor
@@ -100,6 +103,8 @@ class SeriesExplainer:
 
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
+    #: differentiates the scores of the unperturbed input: the batch's forward keeps its graph to `values`
+    differentiates_input: ClassVar[bool] = False
     default_batch_size: ClassVar[int] = 32
 
     def __init__(self, adapter: SeriesAdapter, *, score: str = "auto", max_batch_series: int = 256):
@@ -112,13 +117,15 @@ class SeriesExplainer:
         return (inspect.getdoc(cls) or cls.name).strip().splitlines()[0]
 
     @classmethod
-    def parameter_names(cls) -> list[str]:
+    @functools.cache
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The keyword-only parameters of the constructors along the class hierarchy (cached)."""
         names: list[str] = []
         for klass in cls.__mro__:
             if "__init__" in vars(klass) and klass is not object:
                 params = inspect.signature(klass.__init__).parameters.values()
                 names += [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name not in names]
-        return names
+        return tuple(names)
 
     @classmethod
     def create(cls, adapter: SeriesAdapter, **params: Any) -> SeriesExplainer:
@@ -167,9 +174,10 @@ class SeriesExplainer:
     def _batch(self, inputs: Sequence[SeriesInput]) -> SeriesBatch:
         values = torch.as_tensor(np.stack([x.values for x in inputs]))
         observed = torch.as_tensor(np.stack([x.observed for x in inputs]))
-        with torch.no_grad():
-            outputs = self.adapter.outputs(values, observed)
-        plans = [self.adapter.row_weights(x.target, y) for x, y in zip(inputs, outputs.numpy())]
+        track = self.differentiates_input and len(inputs) <= self.max_batch_series
+        with torch.enable_grad() if track else torch.no_grad():
+            outputs = self.adapter.outputs(values.requires_grad_(track), observed)
+        plans = [self.adapter.row_weights(x.target, y) for x, y in zip(inputs, outputs.detach().numpy())]
         n_rows = max(len(rows) for _, rows in plans)
         weights = np.zeros((len(inputs), n_rows, outputs.shape[1]))
         for i, (w, _) in enumerate(plans):
@@ -193,8 +201,9 @@ class SeriesExplainer:
 
     def _to_explanation(self, item: SeriesInput, batch: SeriesBatch, i: int, result: SeriesResult) -> SeriesExplanation:
         rows = batch.rows[i]
+        scores = batch.input_scores[i].detach()
         described = [
-            {**row, "input_score": float(batch.input_scores[i, r]), **(result.row_extras[r] if r < len(result.row_extras) else {})}
+            {**row, "input_score": float(scores[r]), **(result.row_extras[r] if r < len(result.row_extras) else {})}
             for r, row in enumerate(rows)
         ]
         return SeriesExplanation(

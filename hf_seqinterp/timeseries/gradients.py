@@ -24,6 +24,7 @@ class _SeriesGradientMethod(SeriesExplainer):
     """Attributions from gradients at the input: `attribute_inputs` is what `_explain` runs on X."""
 
     needs_gradients = True
+    differentiates_input = True
 
     def _cells(self, values: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -39,8 +40,12 @@ class _SeriesGradientMethod(SeriesExplainer):
         return torch.cat(parts)
 
     def _explain(self, batch: SeriesBatch) -> list[SeriesResult]:
-        cells = self.attribute_inputs(batch, batch.values, torch.arange(len(batch))).numpy()
-        return [SeriesResult(a, [], {}, []) for a in cells]
+        if batch.values.requires_grad:  # the batch's own forward: differentiate it
+            x = batch.values
+            cells = row_gradients(batch.input_scores, x, lambda g: self._cells(x.detach(), g))
+        else:
+            cells = self.attribute_inputs(batch, batch.values, torch.arange(len(batch)))
+        return [SeriesResult(a, [], {}, []) for a in cells.detach().numpy()]
 
 
 @register_series_method("saliency")
@@ -74,6 +79,7 @@ class SeriesIntegratedGradients(_SeriesGradientMethod):
     """
 
     default_batch_size = 8
+    differentiates_input = False
 
     def __init__(
         self,

@@ -66,28 +66,37 @@ class TemporalSaliencyRescaling(SeriesExplainer):
 
     def _explain(self, batch: SeriesBatch) -> list[SeriesResult]:
         n_series, n_time, n_channels = batch.values.shape
-        base = baseline_values(batch.values, batch.observed, self.baseline, self.sigma)
-        results = []
-        for i in range(n_series):
-            one = torch.tensor([i])
-            x, xb = batch.values[i], base[i]
-            steps = torch.eye(n_time, dtype=torch.bool)[:, :, None].expand(n_time, n_time, n_channels)
-            masked = torch.where(steps, xb, x)  # (T, T, C): step t replaced
-            saliency = self._base.attribute_inputs(batch, torch.cat([x[None], masked]), one.repeat(n_time + 1))
-            reference = saliency[0]
-            delta_t = (saliency[1:] - reference).abs().sum((2, 3)).T  # (R, T)
-            relevant = delta_t >= torch.quantile(delta_t, self.time_quantile, dim=1, keepdim=True)
-            union = torch.nonzero(relevant.any(0)).flatten()
-            cells = torch.zeros(len(union), n_channels, n_time, n_channels, dtype=torch.bool)
-            for k, t in enumerate(union):
-                cells[k, torch.arange(n_channels), t, torch.arange(n_channels)] = True
-            cells = cells.reshape(-1, n_time, n_channels)
-            masked_cells = torch.where(cells, xb, x)
-            cell_saliency = self._base.attribute_inputs(batch, masked_cells, one.repeat(len(masked_cells)))
-            delta_tc = (cell_saliency - reference).abs().sum((2, 3)).reshape(len(union), n_channels, -1)  # (U, C, R)
-            grid = torch.zeros(delta_t.shape[0], n_time, n_channels, dtype=delta_t.dtype)
+        x = batch.values
+        base = baseline_values(x, batch.observed, self.baseline, self.sigma)
+        # 1. R(X) and R(X̄^{(t)}) for every series and step, in one batched evaluation
+        steps = torch.eye(n_time, dtype=torch.bool)[:, :, None].expand(n_time, n_time, n_channels)
+        masked = torch.where(steps[None], base[:, None], x[:, None])  # (N, T, T, C): step t replaced
+        inputs = torch.cat([x[:, None], masked], 1).reshape(-1, n_time, n_channels)
+        saliency = self._base.attribute_inputs(batch, inputs, torch.arange(n_series).repeat_interleave(n_time + 1))
+        saliency = saliency.reshape(n_series, n_time + 1, *saliency.shape[1:])  # (N, 1 + T, R, T, C)
+        reference = saliency[:, 0]
+        delta_t = (saliency[:, 1:] - reference[:, None]).abs().sum((3, 4)).transpose(1, 2)  # (N, R, T)
+        relevant = delta_t >= torch.quantile(delta_t, self.time_quantile, dim=2, keepdim=True)
+        # 2. R(X̄^{(t,c)}) for the cells of each series' relevant steps (the union over its rows)
+        unions = [torch.nonzero(relevant[i].any(0)).flatten() for i in range(n_series)]
+        cells, owners = [], []
+        for i, union in enumerate(unions):
+            mask = torch.zeros(len(union), n_channels, n_time, n_channels, dtype=torch.bool)
+            channels = torch.arange(n_channels)
+            mask[torch.arange(len(union))[:, None], channels, union[:, None], channels] = True  # (t_k, c) of copy (k, c)
+            cells.append(torch.where(mask.reshape(-1, n_time, n_channels), base[i], x[i]))
+            owners.append(torch.full((len(union) * n_channels,), i))
+        cell_saliency = self._base.attribute_inputs(batch, torch.cat(cells), torch.cat(owners))
+        # 3. R^TSR = Δ_t · Δ_{t,c} on the relevant steps
+        results, offset = [], 0
+        for i, union in enumerate(unions):
+            n_cells = len(union) * n_channels
+            part = cell_saliency[offset : offset + n_cells]
+            offset += n_cells
+            delta_tc = (part - reference[i]).abs().sum((2, 3)).reshape(len(union), n_channels, -1)  # (U, C, R)
+            grid = torch.zeros(delta_t.shape[1], n_time, n_channels, dtype=delta_t.dtype)
             grid[:, union] = delta_tc.permute(2, 0, 1)
-            grid = grid * delta_t[:, :, None] * relevant[:, :, None]
-            extras = [{"relevant_steps": torch.nonzero(relevant[r]).flatten().tolist()} for r in range(len(batch.rows[i]))]
-            results.append(SeriesResult(grid.numpy(), extras, {"n_evaluations": 1 + n_time + len(masked_cells)}, []))
+            grid = grid * delta_t[i, :, :, None] * relevant[i, :, :, None]
+            extras = [{"relevant_steps": torch.nonzero(relevant[i, r]).flatten().tolist()} for r in range(len(batch.rows[i]))]
+            results.append(SeriesResult(grid.numpy(), extras, {"n_evaluations": 1 + n_time + n_cells}, []))
         return results
