@@ -122,6 +122,7 @@ SPEED = {  # method -> (params, passes per series on 100 × 6 inputs, gradients)
     "channel_erasure": ({}, 6 + 1, False),
     "kernel_shap": ({"window": 10, "n_samples": 500}, 500 + 1, False),
     "shapley_sampling": ({"window": 10, "n_samples": 10}, 10 * 59 + 1, False),
+    "tsr": ({}, None, True),  # 1 + T + C·|relevant steps| saliency passes: read from the explanations
 }
 
 
@@ -132,6 +133,8 @@ def speed_part(adapter: SeriesAdapter, x: np.ndarray, repeats: int = 3) -> str:
     with adapter.evaluating():
         for method, (params, passes, gradients) in SPEED.items():
             explainer = get_series_method(method).create(adapter, **params)
+            if passes is None:
+                passes = round(np.mean([e.extras["n_evaluations"] for e in explainer.explain(x, progress=False)]))
             ours, floor = float("inf"), float("inf")
             for _ in range(repeats):
                 ours = min(ours, _timed(lambda e=explainer: e.explain(x, progress=False)))

@@ -3,7 +3,7 @@
     from hf_seqinterp.timeseries import SeriesAdapter, explain_series, load_ts
     adapter = SeriesAdapter(model, channel_names=[...])
     expl = explain_series(adapter, series, "integrated_gradients")   # SeriesExplanation
-    expl.channel_totals(), expl.time_totals(), expl.grid(), expl.plot()
+    expl.channel_totals(), expl.time_totals(), expl.grid(), expl.plot(), expl.to_html()
 """
 
 from . import gradients, perturbation, tsr  # noqa: F401 - register the methods
@@ -17,6 +17,7 @@ from .explanation import (
     dataset_to_series_explanations,
     series_explanations_to_dataset,
 )
+from .render import render_series_html, save_series_html
 
 __all__ = [
     "BASELINES",
@@ -32,6 +33,8 @@ __all__ = [
     "get_series_method",
     "load_ts",
     "register_series_method",
+    "render_series_html",
+    "save_series_html",
     "series_dataset",
     "series_explanations_to_dataset",
     "series_methods",

@@ -113,6 +113,16 @@ class SeriesExplanation:
         return self.to_dict() == other.to_dict()
 
     # ----------------------------------------------------------------- rendering
+    def to_html(self, *, full_page: bool = False) -> str:
+        """Self-contained HTML of every row: the time × channel grid behind each channel's series and
+        the channel totals (see `hf_seqinterp.timeseries.render`)."""
+        from .render import render_series_html
+
+        return render_series_html(self, full_page=full_page)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
     def plot(self, row: int = 0, **kwargs: Any) -> Any:
         """Heat map of the row over time × channel under each channel's series (matplotlib Figure);
         see `hf_seqinterp.timeseries.plot.plot_series`."""
