@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, SHARED
-from timeseries_models import tiny_series_model
+from timeseries_models import FORECASTERS, HORIZON, forecaster_inputs, tiny_forecaster, tiny_series_model
 
 from hf_seqinterp.errors import (
     InvalidInputError,
@@ -182,7 +182,7 @@ def test_the_model_is_left_as_it_was_also_after_a_failure(monkeypatch):
     assert model.training and not any(p.grad is not None for p in model.parameters())
     seen = []
 
-    def failing(values, observed=None):
+    def failing(values, observed=None, covariates=None):
         seen.append(model.training)
         raise RuntimeError("out of memory")
 
@@ -342,6 +342,94 @@ def test_batch_equals_one_by_one(method):
         alone = explain_series(adapter, x[i], method, target=targets[i], **params)
         np.testing.assert_allclose(batched[i].attributions, alone.attributions, atol=1e-5)
         assert batched[i].rows[0]["target"] == alone.rows[0]["target"]
+
+
+# ----------------------------------------------------------------------------- encoder–decoder forecasters
+def forecaster_call(model, item: dict, future: np.ndarray, channels: int) -> np.ndarray:
+    """The model called directly with `future` as its future values: the mean of each step's distribution."""
+    squeeze = (lambda a: a[..., 0]) if channels == 1 else (lambda a: a)
+    pv = squeeze(torch.tensor(item["past_values"])[None])
+    with torch.no_grad():
+        out = model(past_values=pv, past_observed_mask=torch.ones_like(pv), future_values=squeeze(torch.tensor(future)[None]),
+                    past_time_features=torch.tensor(item["past_time_features"])[None],
+                    future_time_features=torch.tensor(item["future_time_features"])[None])
+        return model.output_distribution(out.params, loc=out.loc, scale=out.scale).mean.reshape(HORIZON, channels).numpy()
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+@pytest.mark.parametrize("model_type", sorted(FORECASTERS))
+def test_forecast_is_the_greedy_mean_path_of_direct_model_calls(model_type, channels):
+    """Step h of the explained forecast equals the model's mean at h when called with the forecast's first
+    h steps as future values and junk after them (the decoder reads only earlier steps)."""
+    model = tiny_forecaster(model_type, channels)
+    adapter = SeriesAdapter(model)
+    items = forecaster_inputs(2, channels)
+    tolerance = 5e-4 if model_type == "autoformer" else 1e-5  # Autoformer's FFT autocorrelation varies ~1e-4 with the batch
+    expls = explain_series(adapter, items, "saliency", target=[(h, c) for h in range(HORIZON) for c in range(channels)][:1] * 2)
+    for item, expl in zip(items, expls):
+        forecast = np.asarray(expl.outputs, dtype=np.float64).reshape(HORIZON, channels)
+        for h in range(HORIZON):
+            future = forecast.astype(np.float32).copy()
+            future[h:] = np.random.default_rng(h).normal(5.0, 3.0, size=future[h:].shape)  # junk step h must not read
+            np.testing.assert_allclose(forecaster_call(model, item, future, channels)[h], forecast[h], rtol=tolerance, atol=1e-6)
+        assert expl.rows[0]["input_score"] == pytest.approx(forecast[0, 0], rel=tolerance)
+
+
+@pytest.mark.parametrize("model_type", sorted(FORECASTERS))
+def test_forecaster_integrated_gradients_is_complete_and_equals_captum(model_type):
+    from captum.attr import IntegratedGradients
+
+    adapter = SeriesAdapter(tiny_forecaster(model_type))
+    items = forecaster_inputs(2)
+    ours = explain_series(adapter, items, "integrated_gradients", target=(2, 1), baseline="mean", n_steps=24)
+    inputs, _ = adapter.prepare(items, None)
+    values = torch.tensor(np.stack([x.values for x in inputs]))
+    covariates = {k: torch.tensor(np.stack([x.covariates[k] for x in inputs])) for k in inputs[0].covariates}
+
+    def forward(v, past_time_features, future_time_features):
+        return adapter.outputs(v, None, {"past_time_features": past_time_features, "future_time_features": future_time_features})
+
+    from hf_seqinterp.timeseries.baselines import baseline_values
+
+    base = baseline_values(values, torch.ones_like(values, dtype=torch.bool), "mean")
+    with adapter.evaluating():
+        ref = IntegratedGradients(forward).attribute(
+            values, baselines=base, target=2 * 2 + 1, n_steps=24, method="gausslegendre",
+            additional_forward_args=(covariates["past_time_features"], covariates["future_time_features"]))
+    for i, expl in enumerate(ours):
+        np.testing.assert_allclose(expl.attributions[0], ref[i].detach().numpy(), atol=1e-5)
+        row = expl.rows[0]
+        assert float(expl.attributions[0].sum(dtype=np.float64)) == pytest.approx(row["input_score"] - row["baseline_score"], abs=1e-5)
+        assert abs(row["input_score"] - row["baseline_score"]) > 1e-4  # a non-trivial difference to complete
+
+
+@pytest.mark.parametrize("method", series_methods())
+def test_forecaster_batch_equals_one_by_one(method):
+    adapter = SeriesAdapter(tiny_forecaster("time_series_transformer"))
+    items = forecaster_inputs(3, seed=2)
+    targets = [(0, 1), ((1, 3), None), None]
+    params = {**FAST.get(method, {}), **({"window": 5} if method in ("occlusion", "kernel_shap", "shapley_sampling") else {})}
+    batched = explain_series(adapter, items, method, target=targets, **params)
+    for i in range(3):
+        alone = explain_series(adapter, items[i], method, target=targets[i], **params)
+        np.testing.assert_allclose(batched[i].attributions, alone.attributions, atol=1e-5)
+        assert [r["label"] for r in batched[i].rows] == [r["label"] for r in alone.rows]
+        assert np.isfinite(batched[i].attributions).all()
+
+
+def test_forecaster_inputs_are_checked():
+    adapter = SeriesAdapter(tiny_forecaster("informer"))
+    item = forecaster_inputs(1)[0]
+    with pytest.raises(InvalidInputError, match="missing: future_time_features"):
+        explain_series(adapter, {k: v for k, v in item.items() if k != "future_time_features"}, "saliency")
+    with pytest.raises(InvalidInputError, match="takes past_time_features, future_time_features"):
+        explain_series(adapter, item["past_values"], "saliency")
+    with pytest.raises(InvalidInputError, match=r"future_time_features has shape \(3, 2\)"):
+        explain_series(adapter, {**item, "future_time_features": item["future_time_features"][:3]}, "saliency")
+    with pytest.raises(InvalidInputError, match="not model inputs: future_values"):
+        explain_series(adapter, {**item, "future_values": item["future_time_features"]}, "saliency")
+    with pytest.raises(InvalidInputError, match=r"exactly 15 \(context_length 12 \+ max\(lags_sequence\) 3\)"):
+        explain_series(adapter, {**item, "past_values": item["past_values"][1:]}, "saliency")
 
 
 # ----------------------------------------------------------------------------- ground truth

@@ -35,3 +35,34 @@ def tiny_series_model(family: str = "patchtst", kind: str = "classification", **
     else:
         config = PatchTSMixerConfig(num_layers=1, **common)
     return CLASSES[family, kind](config).eval()
+
+
+FORECASTERS = {"time_series_transformer": "TimeSeriesTransformer", "informer": "Informer", "autoformer": "Autoformer"}
+LAGS, HORIZON, TIME_FEATURES = [1, 2, 3], 4, 2
+
+
+def tiny_forecaster(model_type: str = "time_series_transformer", channels: int = 2, **overrides):
+    """A random tiny encoder–decoder forecaster: context 12 (+ 3 lags) steps, horizon 4, 2 time features."""
+    import transformers
+
+    torch.manual_seed(0)
+    name = FORECASTERS[model_type]
+    config = getattr(transformers, f"{name}Config")(
+        prediction_length=HORIZON, context_length=12, input_size=channels, lags_sequence=LAGS,
+        num_time_features=TIME_FEATURES, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, **overrides,
+    )
+    return getattr(transformers, f"{name}ForPrediction")(config).eval()
+
+
+def forecaster_inputs(n: int, channels: int = 2, seed: int = 0, past: int = 15) -> list[dict]:
+    """Series as dicts of model inputs for `tiny_forecaster` (time features included)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [
+        {"past_values": rng.normal(size=(past, channels)).astype(np.float32) + 3.0,
+         "past_time_features": rng.normal(size=(past, TIME_FEATURES)).astype(np.float32),
+         "future_time_features": rng.normal(size=(HORIZON, TIME_FEATURES)).astype(np.float32)}
+        for _ in range(n)
+    ]

@@ -16,6 +16,18 @@ of the forecast summed is w = 1 on its entries. One forward of N inputs gives ev
 
 Missing values (NaN) are given to the model as 0 with an observed mask of 0, under the argument
 name the model's `forward` takes (`past_observed_mask` or `observed_mask`).
+
+**Encoder–decoder forecasters** (TimeSeriesTransformer, Informer, Autoformer `…ForPrediction`)
+predict a distribution per future step from `past_values` of context_length + max(lags_sequence)
+steps and the covariates their config asks for (`past_time_features`, `future_time_features`,
+`static_categorical_features`, `static_real_features`). Their forecast y is the **mean** of the
+predicted distribution, decoded greedily for the models whose decoder reads its own past
+(TimeSeriesTransformer, Informer: the mean of step h is fed back as the value of step h before step
+h + 1 is predicted, H decoder passes over one encoder pass, all differentiable); Autoformer's
+decoder does not read future values, so one pass gives every step. Covariates are held fixed:
+attributions are over `past_values` only. Such a series is given as a dict of the model's input
+names, e.g. `{"past_values": (T, C) array, "past_time_features": (T, F), "future_time_features":
+(H, F)}`; the forward keeps the model's mean-scaling of the context (its `loc` and `scale`).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +59,15 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "prediction": ("prediction_outputs",),
 }
 MASK_ARGUMENTS: tuple[str, ...] = ("past_observed_mask", "observed_mask")
+#: encoder–decoder forecasters (model_type -> whether the decoder reads its own past forecast)
+AUTOREGRESSIVE: dict[str, bool] = {"time_series_transformer": True, "informer": True, "autoformer": False}
+#: covariates of the encoder–decoder forecasters: name -> (config field that asks for it, steps: "past", "future" or None)
+COVARIATES: dict[str, tuple[str, str | None]] = {
+    "past_time_features": ("num_time_features", "past"),
+    "future_time_features": ("num_time_features", "future"),
+    "static_categorical_features": ("num_static_categorical_features", None),
+    "static_real_features": ("num_static_real_features", None),
+}
 SCORE_SPACES: dict[str, tuple[str, ...]] = {
     "classification": ("logit", "log_prob", "prob"),
     "regression": ("value",),
@@ -59,12 +80,13 @@ SeriesTarget = int | str | tuple | None
 
 @dataclass
 class SeriesInput:
-    """One series ready for a model: values (time, channels) with NaN as 0, the observed mask, and
-    the requested target."""
+    """One series ready for a model: values (time, channels) with NaN as 0, the observed mask, the
+    requested target and the fixed covariates (model input name -> array)."""
 
     values: np.ndarray
     observed: np.ndarray
     target: SeriesTarget
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -79,19 +101,29 @@ class SeriesAdapter:
         self.model_class = type(model).__name__
         self.config = model.config
         kind = next((k for suffix, k in SERIES_HEADS.items() if self.model_class.endswith(suffix)), None)
-        if kind is None or not hasattr(self.config, "num_input_channels"):
+        model_type = getattr(self.config, "model_type", None)
+        #: None for PatchTST / PatchTSMixer; for encoder–decoder forecasters, whether decoding is autoregressive
+        self.autoregressive: bool | None = AUTOREGRESSIVE.get(model_type) if kind == "prediction" else None
+        if kind is None or not (hasattr(self.config, "num_input_channels") or self.autoregressive is not None):
             raise UnsupportedModelError(
                 f"{self.model_class} is not a supported time-series model; pass a PatchTST or PatchTSMixer model "
-                "with a classification, regression or prediction head (e.g. PatchTSTForClassification)."
+                "with a classification, regression or prediction head (e.g. PatchTSTForClassification), or a "
+                "TimeSeriesTransformer, Informer or Autoformer ForPrediction model."
             )
-        if kind != "classification" and getattr(self.config, "loss", "mse") == "nll":
+        if self.autoregressive is None and kind != "classification" and getattr(self.config, "loss", "mse") == "nll":
             raise UnsupportedModelError(
                 f"{self.model_class} has a distribution head (loss='nll'): its output is distribution parameters, "
                 "not one value per target. Explain a point model (loss='mse')."
             )
         self.kind = kind
-        self.n_channels = int(self.config.num_input_channels)
-        self.context_length = int(self.config.context_length)
+        if self.autoregressive is None:
+            self.n_channels = int(self.config.num_input_channels)
+            self.context_length = int(self.config.context_length)
+            self.covariates: tuple[str, ...] = ()
+        else:
+            self.n_channels = int(self.config.input_size)
+            self.context_length = int(self.config.context_length) + max(self.config.lags_sequence)
+            self.covariates = tuple(name for name, (field_name, _) in COVARIATES.items() if getattr(self.config, field_name, 0))
         names = list(channel_names) if channel_names is not None else [f"dim_{c}" for c in range(self.n_channels)]
         if len(names) != self.n_channels:
             raise InvalidParameterError(f"Got {len(names)} channel names for a model with {self.n_channels} channels.")
@@ -117,36 +149,65 @@ class SeriesAdapter:
 
     # ----------------------------------------------------------------- inputs
     def prepare(self, series: Any, target: SeriesTarget | Sequence[SeriesTarget]) -> tuple[list[SeriesInput], bool]:
-        """Series (one (time, channels) array, or a list / (series, time, channels) array of them) with
-        one target each (a single target applies to all); whether a single series was given."""
-        single = isinstance(series, np.ndarray | torch.Tensor) and np.ndim(series) == 2 or (
-            isinstance(series, list) and len(series) > 0 and np.ndim(series[0]) == 1
+        """Series with one target each (a single target applies to all); whether a single series was
+        given. A series is a (time, channels) array, or a dict of model inputs with `past_values` and
+        the covariates the model takes; pass one, or a list / (series, time, channels) array of them."""
+        single = isinstance(series, dict) or (isinstance(series, np.ndarray | torch.Tensor) and np.ndim(series) == 2) or (
+            isinstance(series, list) and len(series) > 0 and not isinstance(series[0], dict) and np.ndim(series[0]) == 1
         )
-        arrays = [np.asarray(series, dtype=np.float32)] if single else [np.asarray(s, dtype=np.float32) for s in series]
-        if not arrays:
+        items = [series] if single else list(series)
+        if not items:
             raise InvalidInputError("No series given: pass a (time, channels) array or a list of them.")
-        for i, values in enumerate(arrays):
-            if values.ndim != 2 or values.shape[1] != self.n_channels:
-                raise InvalidInputError(
-                    f"Series {i} has shape {values.shape}; {self.model_class} takes (time, {self.n_channels}) arrays "
-                    "(time steps × channels, as `past_values`)."
-                )
-            if len(values) != self.context_length:
-                raise InvalidInputError(
-                    f"Series {i} has {len(values)} time steps; {self.model_class} takes exactly context_length="
-                    f"{self.context_length}. Cut or pad it with hf_seqinterp.timeseries.fixed_length(values, "
-                    f"{self.context_length})."
-                )
+        parsed = [self._parse(i, item) for i, item in enumerate(items)]
         if isinstance(target, list):
-            if len(target) != len(arrays):
-                raise UnknownTargetError(f"Got {len(target)} targets for {len(arrays)} series; pass one per series or a single one.")
+            if len(target) != len(items):
+                raise UnknownTargetError(f"Got {len(target)} targets for {len(items)} series; pass one per series or a single one.")
             targets = target
         else:
-            targets = [target] * len(arrays)
+            targets = [target] * len(items)
         for t in targets:
             self.row_weights(t, np.zeros(len(self.labels)))  # validates before any work
-        inputs = [SeriesInput(np.nan_to_num(v, nan=0.0), ~np.isnan(v), t) for v, t in zip(arrays, targets)]
+        inputs = [SeriesInput(np.nan_to_num(v, nan=0.0), ~np.isnan(v), t, c) for (v, c), t in zip(parsed, targets)]
         return inputs, single
+
+    def _parse(self, i: int, item: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(values (time, channels), covariates) of series i, checked against the model."""
+        given = dict(item) if isinstance(item, dict) else {"past_values": item}
+        if "past_values" not in given:
+            raise InvalidInputError(f"Series {i} is a dict without 'past_values'; give the series under that key.")
+        values = np.asarray(given.pop("past_values"), dtype=np.float32)
+        if values.ndim == 1 and self.n_channels == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[1] != self.n_channels:
+            raise InvalidInputError(
+                f"Series {i} has shape {values.shape}; {self.model_class} takes (time, {self.n_channels}) arrays "
+                "(time steps × channels, as `past_values`)."
+            )
+        if len(values) != self.context_length:
+            lags = "" if self.autoregressive is None else f" (context_length {self.config.context_length} + max(lags_sequence) {max(self.config.lags_sequence)})"
+            raise InvalidInputError(
+                f"Series {i} has {len(values)} time steps; {self.model_class} takes exactly {self.context_length}{lags}. "
+                f"Cut or pad it with hf_seqinterp.timeseries.fixed_length(values, {self.context_length})."
+            )
+        unknown, missing = sorted(set(given) - set(self.covariates)), [n for n in self.covariates if n not in given]
+        if unknown or missing:
+            wanted = ", ".join(self.covariates) or "nothing besides past_values"
+            raise InvalidInputError(
+                f"Series {i}: {self.model_class} takes {wanted}"
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+                + (f"; not model inputs: {', '.join(unknown)}" if unknown else "")
+                + ". Give a series as a dict of model inputs, e.g. {'past_values': ..., 'past_time_features': ...}."
+            )
+        covariates = {}
+        for name in self.covariates:
+            array = np.asarray(given[name], dtype=np.int64 if name == "static_categorical_features" else np.float32)
+            steps = {"past": self.context_length, "future": int(self.config.prediction_length), None: None}[COVARIATES[name][1]]
+            size = int(getattr(self.config, COVARIATES[name][0]))
+            expected = (size,) if steps is None else (steps, size)
+            if array.shape != expected:
+                raise InvalidInputError(f"Series {i}: {name} has shape {array.shape}; {self.model_class} takes {expected}.")
+            covariates[name] = array
+        return values, covariates
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
@@ -156,14 +217,37 @@ class SeriesAdapter:
             yield
 
     # ----------------------------------------------------------------- outputs and scores
-    def outputs(self, values: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
-        """y: (N, K) for inputs (N, time, channels)."""
-        kwargs = {}
-        if self.mask_argument is not None and observed is not None:
-            kwargs[self.mask_argument] = observed.to(values.dtype)
+    def outputs(
+        self, values: torch.Tensor, observed: torch.Tensor | None = None, covariates: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """y: (N, K) for inputs (N, time, channels) and their covariates (name -> (N, ...))."""
+        kwargs = dict(covariates or {})
+        if self.mask_argument is not None:
+            kwargs[self.mask_argument] = (observed if observed is not None else torch.ones_like(values)).to(values.dtype)
+        if self.autoregressive is not None:
+            return self._forecast_mean(values, kwargs)
         output = self.model(past_values=values, **kwargs)
         name = next(f for f in OUTPUT_FIELDS[self.kind] if getattr(output, f, None) is not None)
         return getattr(output, name).reshape(len(values), -1)
+
+    def _forecast_mean(self, values: torch.Tensor, kwargs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The mean forecast (N, H·C) of an encoder–decoder forecaster (see the module docstring)."""
+        univariate = self.n_channels == 1
+        if univariate:
+            values = values[..., 0]
+            kwargs = {k: v[..., 0] if k == "past_observed_mask" else v for k, v in kwargs.items()}
+        horizon = int(self.config.prediction_length)
+        future = torch.zeros((len(values), horizon, *values.shape[2:]), dtype=values.dtype)
+        encoded = None
+        for h in range(horizon if self.autoregressive else 1):
+            output = self.model(past_values=values, future_values=future, encoder_outputs=encoded, **kwargs)
+            encoded = (output.encoder_last_hidden_state,)
+            mean = self.model.output_distribution(output.params, loc=output.loc, scale=output.scale).mean
+            if not self.autoregressive:
+                future = mean
+                break
+            future = torch.cat([future[:, :h], mean[:, h : h + 1], future[:, h + 1 :]], 1)
+        return future.reshape(len(values), -1)
 
     def check_score_space(self, space: str) -> str:
         """The score space for this head ("auto": "logit" for classifiers, "value" otherwise)."""

@@ -78,6 +78,7 @@ class SeriesBatch:
 
     values: torch.Tensor
     observed: torch.Tensor
+    covariates: dict[str, torch.Tensor]
     weights: torch.Tensor
     rows: list[list[dict[str, Any]]]
     outputs: torch.Tensor
@@ -174,9 +175,10 @@ class SeriesExplainer:
     def _batch(self, inputs: Sequence[SeriesInput]) -> SeriesBatch:
         values = torch.as_tensor(np.stack([x.values for x in inputs]))
         observed = torch.as_tensor(np.stack([x.observed for x in inputs]))
+        covariates = {name: torch.as_tensor(np.stack([x.covariates[name] for x in inputs])) for name in inputs[0].covariates}
         track = self.differentiates_input and len(inputs) <= self.max_batch_series
         with torch.enable_grad() if track else torch.no_grad():
-            outputs = self.adapter.outputs(values.requires_grad_(track), observed)
+            outputs = self.adapter.outputs(values.requires_grad_(track), observed, covariates)
         plans = [self.adapter.row_weights(x.target, y) for x, y in zip(inputs, outputs.detach().numpy())]
         n_rows = max(len(rows) for _, rows in plans)
         weights = np.zeros((len(inputs), n_rows, outputs.shape[1]))
@@ -184,11 +186,12 @@ class SeriesExplainer:
             weights[i, : len(w)] = w
         weights_t = torch.as_tensor(weights, dtype=values.dtype)
         scores = self.adapter.scores(outputs, weights_t, self.score)
-        return SeriesBatch(values, observed, weights_t, [rows for _, rows in plans], outputs, scores)
+        return SeriesBatch(values, observed, covariates, weights_t, [rows for _, rows in plans], outputs, scores)
 
     def _scores(self, batch: SeriesBatch, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Row scores (M, R) of inputs `values` (M, T, C), input m a variant of series `index[m]`."""
-        outputs = self.adapter.outputs(values, batch.observed[index])
+        covariates = {name: tensor[index] for name, tensor in batch.covariates.items()}
+        outputs = self.adapter.outputs(values, batch.observed[index], covariates)
         return self.adapter.scores(outputs, batch.weights[index], self.score)
 
     def _scores_chunked(self, batch: SeriesBatch, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
