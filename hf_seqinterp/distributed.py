@@ -148,10 +148,38 @@ def explain_dataset(
         "mixed_precision": accelerator.mixed_precision,
     }
     plan = plan_shards([len(t) for t in source.texts], shard_size)
-    store, lock, done = _claim(Path(output_dir), manifest, plan, len(explainers), accelerator, overwrite)
+
+    def explain_shard(rows: Sequence[int], on_batch: Callable[[int], None] | None) -> pa.Table:
+        return _explain_shard(explainers, source, rows, batch_size, truncation, head_options,
+                              accelerator.mixed_precision, on_batch)
+
+    return run_sharded(Path(output_dir), manifest, plan, list(explainers), explain_shard, accelerator,
+                       overwrite=overwrite, progress=progress, started=started)
+
+
+#: explains the given source rows with every method: (rows, progress callback) -> an Arrow table
+ShardFunction = Callable[[Sequence[int], "Callable[[int], None] | None"], pa.Table]
+
+
+def run_sharded(
+    root: Path,
+    manifest: dict[str, Any],
+    plan: list[list[int]],
+    methods: list[str],
+    explain_shard: ShardFunction,
+    accelerator: Any,
+    *,
+    features: datasets.Features = EXPLANATION_FEATURES,
+    overwrite: bool = False,
+    progress: bool = True,
+    started: float | None = None,
+) -> datasets.Dataset:
+    """The run of `plan` in `root` (claimed, resumed, sealed and merged into rows of `features`),
+    whatever the rows explain: `explain_shard` is the only part that knows the inputs."""
+    started = time.perf_counter() if started is None else started
+    store, lock, done = _claim(root, manifest, plan, len(methods), accelerator, overwrite, features)
     try:
-        return _run(store, manifest, plan, done, explainers, source, dataset, batch_size, truncation, head_options,
-                    accelerator, progress, started)
+        return _run(store, manifest, plan, done, methods, explain_shard, accelerator, progress, started)
     finally:
         if lock is not None:
             lock.release()
@@ -162,39 +190,33 @@ def _run(
     manifest: dict[str, Any],
     plan: list[list[int]],
     done: set[int],
-    explainers: dict[str, Explainer],
-    source: _SourceColumns,
-    dataset: datasets.Dataset,
-    batch_size: int | None,
-    truncation: bool,
-    head_options: dict[str, Any],
+    methods: list[str],
+    explain_shard: ShardFunction,
     accelerator: Any,
     progress: bool,
     started: float,
 ) -> datasets.Dataset:
     """The shards of `plan` not in `done`, round robin over the processes; then the merged dataset."""
+    n_rows = sum(len(rows) for rows in plan)
     if accelerator.is_main_process:
         logger.info(
             "explain_dataset: %d rows, %d shards (%d already on disk), %d process(es), methods %s",
-            len(dataset), len(plan), len(done), accelerator.num_processes, ", ".join(explainers),
+            n_rows, len(plan), len(done), accelerator.num_processes, ", ".join(methods),
         )
     log = RunLog(rank=accelerator.process_index, world_size=accelerator.num_processes, shards_reused=len(done))
     # round robin over the longest-first plan: every process gets long and short shards alike
     mine = [k for k in range(len(plan)) if k not in done][accelerator.process_index :: accelerator.num_processes]
     # the bar counts explanations (rows x methods) and moves after every batch, not every shard
-    per_row = len(explainers)
+    per_row = len(methods)
     with progress_bar(
-        len(dataset) * per_row, "explain_dataset", unit="expl", initial=sum(len(plan[k]) for k in done) * per_row,
+        n_rows * per_row, "explain_dataset", unit="expl", initial=sum(len(plan[k]) for k in done) * per_row,
         enabled=progress and accelerator.is_main_process,
-    ) as bar, _report_interrupt(store, plan, per_row, len(dataset)):
+    ) as bar, _report_interrupt(store, plan, per_row, n_rows):
         on_batch = bar.update if accelerator.is_main_process else None
         for k in mine:
             tick = time.perf_counter()
             with accelerator.autocast():
-                table = _explain_shard(
-                    explainers, source, plan[k], batch_size, truncation, head_options, accelerator.mixed_precision,
-                    on_batch,
-                )
+                table = explain_shard(plan[k], on_batch)
             wrote = time.perf_counter()
             path = store.write(k, len(plan), table)
             log.add_shard(len(plan[k]), explain_s=wrote - tick, write_s=time.perf_counter() - wrote)
@@ -205,7 +227,7 @@ def _run(
         log.wall_s = time.perf_counter() - started
         store.write_log(log)
         accelerator.wait_for_everyone()
-        bar.update(len(dataset) * per_row - bar.n)
+        bar.update(n_rows * per_row - bar.n)
 
     seal(store, manifest, plan, accelerator)
     with accelerator.main_process_first():
@@ -234,7 +256,8 @@ def _report_interrupt(store: ShardStore, plan: list[list[int]], n_methods: int, 
 
 
 def _claim(
-    root: Path, manifest: dict, plan: list[list[int]], n_methods: int | None, accelerator: Any, overwrite: bool
+    root: Path, manifest: dict, plan: list[list[int]], n_methods: int | None, accelerator: Any, overwrite: bool,
+    features: datasets.Features = EXPLANATION_FEATURES,
 ) -> tuple[ShardStore, OutputLock | None, set[int]]:
     """Make `root` this run's output folder: (its store, the lock the main process holds, the plan's
     shards already done there and intact).
@@ -251,7 +274,7 @@ def _claim(
     if accelerator.is_main_process:
         try:
             lock = OutputLock(root).acquire()
-            store = ShardStore(root, run_id=lock.run_id)
+            store = ShardStore(root, run_id=lock.run_id, features=features)
             conflicts = store.manifest_conflicts(manifest)
             if conflicts and not overwrite:
                 raise InvalidParameterError(
@@ -276,7 +299,7 @@ def _claim(
     if isinstance(outcome[0], SeqInterpError):
         raise outcome[0]
     run_id, done = outcome[0]
-    return ShardStore(root, run_id=run_id), lock, done
+    return ShardStore(root, run_id=run_id, features=features), lock, done
 
 
 def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:

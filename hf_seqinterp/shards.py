@@ -231,9 +231,10 @@ def _pid_alive(pid: Any) -> bool:  # pragma: no cover - Windows fallback only
 class ShardStore:
     """Reads and writes the files of one run under `root`; `run_id` names its temporary files."""
 
-    def __init__(self, root: str | os.PathLike, run_id: str | None = None):
+    def __init__(self, root: str | os.PathLike, run_id: str | None = None, features: datasets.Features = EXPLANATION_FEATURES):
         self.root = Path(root)
         self.run_id = run_id or new_run_id()
+        self.features = features  # the rows' schema (text explanations, or series explanations)
 
     def shard_path(self, index: int, total: int) -> Path:
         return self.root / f"shard-{index:06d}-of-{total:06d}.parquet"
@@ -306,7 +307,7 @@ class ShardStore:
             table = pq.read_table(path)
         except Exception as err:  # noqa: BLE001 - any pyarrow failure means an unreadable shard
             return f"it cannot be read ({type(err).__name__}: {err})"
-        if table.schema.names != EXPLANATION_FEATURES.arrow_schema.names:
+        if table.schema.names != self.features.arrow_schema.names:
             return f"its columns {table.schema.names} are not the explanation schema"
         if rows is not None and table.num_rows != rows:
             return f"it holds {table.num_rows} rows where the plan has {rows}"
@@ -415,5 +416,5 @@ class ShardStore:
                 )
         files = [str(p) for p in paths]
         with quiet_datasets():
-            merged = datasets.Dataset.from_parquet(files, features=EXPLANATION_FEATURES, cache_dir=str(self.root / ".cache"))
+            merged = datasets.Dataset.from_parquet(files, features=self.features, cache_dir=str(self.root / ".cache"))
             return in_source_order(merged).flatten_indices()

@@ -15,9 +15,11 @@ from .explanation import (
     SERIES_FEATURES,
     SeriesExplanation,
     dataset_to_series_explanations,
+    series_explanation_to_row,
     series_explanations_to_dataset,
 )
 from .render import render_series_html, save_series_html
+from .runs import explain_series_dataset
 
 __all__ = [
     "BASELINES",
@@ -29,6 +31,7 @@ __all__ = [
     "channel_names",
     "dataset_to_series_explanations",
     "explain_series",
+    "explain_series_dataset",
     "fixed_length",
     "get_series_method",
     "load_ts",
@@ -36,6 +39,7 @@ __all__ = [
     "render_series_html",
     "save_series_html",
     "series_dataset",
+    "series_explanation_to_row",
     "series_explanations_to_dataset",
     "series_methods",
 ]

@@ -164,18 +164,24 @@ SERIES_FEATURES = Features(
 _JSON_COLUMNS = ("params", "rows", "extras")
 
 
+def series_explanation_to_row(expl: SeriesExplanation, *, source_index: int, label: int | None = None) -> dict[str, Any]:
+    """One dataset row (a dict matching `SERIES_FEATURES`) for a SeriesExplanation."""
+    data = expl.to_dict()
+    data.pop("schema_version")
+    return {
+        "schema_version": SCHEMA_VERSION, "source_index": source_index, "label": label,
+        **data, **{k: json.dumps(data[k]) for k in _JSON_COLUMNS},
+    }
+
+
 def series_explanations_to_dataset(
     explanations: list[SeriesExplanation], *, labels: list[int | None] | None = None
 ) -> datasets.Dataset:
     """A Dataset with `SERIES_FEATURES`, one row per explanation (`source_index` = its position)."""
-    rows = []
-    for i, expl in enumerate(explanations):
-        data = expl.to_dict()
-        data.pop("schema_version")
-        rows.append({
-            "schema_version": SCHEMA_VERSION, "source_index": i, "label": None if labels is None else labels[i],
-            **data, **{k: json.dumps(data[k]) for k in _JSON_COLUMNS},
-        })
+    rows = [
+        series_explanation_to_row(expl, source_index=i, label=None if labels is None else labels[i])
+        for i, expl in enumerate(explanations)
+    ]
     return datasets.Dataset.from_list(rows, features=SERIES_FEATURES)
 
 
