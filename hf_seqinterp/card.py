@@ -73,17 +73,34 @@ def card_metadata(
         info["source_dataset"] = source_dataset
     if metrics:
         info["metrics"] = {m: {k: float(v) for k, v in values.items()} for m, values in metrics.items()}
-    names = list(configs)
+    return card_data(
+        info, configs, split=split, rows=len(dataset), task_categories=sorted({HUB_TASKS[k] for k in info["heads"] if k in HUB_TASKS}),
+        license=license, source_dataset=source_dataset, pretty_name=pretty_name or _title(info, source_dataset),
+    )
+
+
+def card_data(
+    info: dict[str, Any],
+    configs: Mapping[str, Sequence[str]],
+    *,
+    split: str,
+    rows: int,
+    task_categories: list[str],
+    license: str | None,
+    source_dataset: str | None,
+    pretty_name: str,
+) -> DatasetCardData:
+    """The card's YAML: the standard fields, the configs and their files, and the `hf_seqinterp` block."""
     return DatasetCardData(
         license=license,
-        pretty_name=pretty_name or _title(info, source_dataset),
-        task_categories=sorted({HUB_TASKS[kind] for kind in info["heads"] if kind in HUB_TASKS}),
+        pretty_name=pretty_name,
+        task_categories=task_categories,
         tags=["explainability", "interpretability", "feature-attribution", "hf-seqinterp"],
-        size_categories=[size_category(len(dataset))],
+        size_categories=[size_category(rows)],
         source_datasets=[source_dataset] if source_dataset else None,
         configs=[
-            {"config_name": name, "data_files": [{"split": split, "path": list(configs[name])}], "default": i == 0}
-            for i, name in enumerate(names)
+            {"config_name": name, "data_files": [{"split": split, "path": list(files)}], "default": i == 0}
+            for i, (name, files) in enumerate(configs.items())
         ],
         hf_seqinterp=info,
     )

@@ -70,8 +70,8 @@ def push_explanations_to_hub(
     """Upload an explanation dataset with its card; returns the URL of the commit.
 
     Args:
-        dataset: an explanation dataset (from `explain_dataset`), Explanations, or an
-            `explain_dataset` output folder.
+        dataset: an explanation dataset (from `explain_dataset` or `explain_series_dataset`),
+            Explanations or SeriesExplanations, or an output folder of either.
         repo_id: "namespace/name" of the dataset repo (created if missing).
         config_by: one config per "method" or per "model" (model name, made config-safe).
         split: split name of the data in every config.
@@ -141,7 +141,7 @@ def load_explanation_dataset(
     local folder (`explain_dataset` output, or `save_to_disk`)."""
     path = Path(source).expanduser()
     if path.is_dir():
-        store = ShardStore(path)
+        store = _store(path)
         return store.merge() if store.shards() else datasets.load_from_disk(str(path))
     if public_model_name(str(source)) != str(source) or path.suffix in (".parquet", ".json", ".arrow"):
         raise InvalidInputError(
@@ -169,9 +169,15 @@ def load_explanation_dataset(
     return in_source_order(datasets.concatenate_datasets(parts))  # configs one after another -> source order
 
 
-def load_explanations(source: str | Path, config: str | None = None, **kwargs: Any) -> list[Explanation]:
-    """The Explanations of a published (or local) explanation dataset; see `load_explanation_dataset`."""
-    return dataset_to_explanations(load_explanation_dataset(source, config, **kwargs))
+def load_explanations(source: str | Path, config: str | None = None, **kwargs: Any) -> list[Any]:
+    """The Explanations (SeriesExplanations for series) of a published or local explanation dataset;
+    see `load_explanation_dataset`."""
+    dataset = load_explanation_dataset(source, config, **kwargs)
+    if _is_series(dataset):
+        from .timeseries.explanation import dataset_to_series_explanations
+
+        return dataset_to_series_explanations(dataset)
+    return dataset_to_explanations(dataset)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -187,12 +193,37 @@ def _require_online(repo_id: str, what: str) -> None:
         )
 
 
-def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Explanation] | str | Path) -> datasets.Dataset:
+def _is_series(dataset: datasets.Dataset) -> bool:
+    """Rows of series explanations (`SERIES_FEATURES`) rather than text explanations."""
+    return "channel_names" in dataset.column_names
+
+
+def _store(folder: str | Path) -> ShardStore:
+    """The shard store of an output folder, with the schema its manifest's run wrote."""
+    store = ShardStore(folder)
+    if (store.read_manifest() or {}).get("kind") == "series":
+        from .timeseries.explanation import SERIES_FEATURES
+
+        store.features = SERIES_FEATURES
+    return store
+
+
+def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Any] | str | Path) -> datasets.Dataset:
+    """The rows to publish (text or series explanations), checked, with public model names."""
     if isinstance(dataset, (str, Path)):
-        dataset = ShardStore(dataset).merge()
+        dataset = _store(dataset).merge()
     if not isinstance(dataset, datasets.Dataset):
-        dataset = explanations_to_dataset(dataset)
-    missing = sorted(set(EXPLANATION_FEATURES) - set(dataset.column_names))
+        items = list(dataset)
+        if items and not isinstance(items[0], Explanation):
+            from .timeseries.explanation import series_explanations_to_dataset
+
+            dataset = series_explanations_to_dataset(items)
+        else:
+            dataset = explanations_to_dataset(items)
+    features = EXPLANATION_FEATURES
+    if _is_series(dataset):
+        from .timeseries.explanation import SERIES_FEATURES as features
+    missing = sorted(set(features) - set(dataset.column_names))
     if missing:
         raise InvalidInputError(f"Not an explanation dataset: the columns {missing} are missing.")
     if len(dataset) == 0:
@@ -201,8 +232,8 @@ def _as_explanation_dataset(dataset: datasets.Dataset | Iterable[Explanation] | 
     public = [public_model_name(name) for name in names]
     if public != names:  # rows written by earlier versions record local paths
         dataset = dataset.remove_columns("model_name").add_column("model_name", public)
-    dataset = dataset.select_columns(list(EXPLANATION_FEATURES))
-    return dataset if dataset.features == EXPLANATION_FEATURES else dataset.cast(EXPLANATION_FEATURES)
+    dataset = dataset.select_columns(list(features))
+    return dataset if dataset.features == features else dataset.cast(features)
 
 
 def _file_plan(dataset: datasets.Dataset, config_by: str, split: str) -> dict[str, list[tuple[str, datasets.Dataset]]]:
@@ -224,6 +255,10 @@ def _file_plan(dataset: datasets.Dataset, config_by: str, split: str) -> dict[st
 
 def _card(dataset, plan, repo_id, *, split, config_by, **metadata) -> DatasetCard:
     files = {config: [path for path, _ in items] for config, items in plan.items()}
+    if _is_series(dataset):
+        from .timeseries.card import series_card
+
+        return series_card(dataset, files, repo_id, split=split, config_by=config_by, **metadata)
     data = card_metadata(dataset, files, split=split, config_by=config_by, **metadata)
     return render_card(dataset, data, repo_id, split=split)
 

@@ -138,29 +138,29 @@ class SeriesExplanation:
 
 
 # ----------------------------------------------------------------------------- datasets
-#: one row per (series, method); arrays as nested lists, JSON for the per-method parts
-SERIES_FEATURES = Features(
-    {
-        "schema_version": Value("int32"),
-        "source_index": Value("int64"),
-        "label": Value("int64"),
-        "method": Value("string"),
-        "kind": Value("string"),
-        "params": Value("string"),
-        "attributions": List(List(List(Value("float32")))),
-        "values": List(List(Value("float32"))),
-        "observed": List(List(Value("bool"))),
-        "channel_names": List(Value("string")),
-        "times": List(Value("float64")),
-        "rows": Value("string"),
-        "outputs": List(Value("float32")),
-        "output_labels": List(Value("string")),
-        "model_name": Value("string"),
-        "warnings": List(Value("string")),
-        "extras": Value("string"),
-        "library_version": Value("string"),
-    }
-)
+#: one row per (series, method); arrays as nested lists, JSON for the per-method parts.
+#: column -> (feature, description): the documented schema (docs and dataset cards)
+SERIES_SCHEMA: dict[str, tuple[Any, str]] = {
+    "schema_version": (Value("int32"), "version of this schema"),
+    "source_index": (Value("int64"), "position of the explained series in the source dataset"),
+    "label": (Value("int64"), "gold label of the source series (null when none was given)"),
+    "method": (Value("string"), "registered series method"),
+    "kind": (Value("string"), "the model head: classification, regression or prediction"),
+    "params": (Value("string"), "every parameter of the method, incl. the score space, as a JSON object"),
+    "attributions": (List(List(List(Value("float32")))), "rows × time × channels; positive supports the row's target"),
+    "values": (List(List(Value("float32"))), "the explained series, time × channels (unobserved cells as 0)"),
+    "observed": (List(List(Value("bool"))), "time × channels, false at unobserved cells (null when all were observed)"),
+    "channel_names": (List(Value("string")), "name of each channel"),
+    "times": (List(Value("float64")), "time stamp of each step"),
+    "rows": (Value("string"), "the explained targets as a JSON list: target, label, input_score, method extras"),
+    "outputs": (List(Value("float32")), "model output on the series: class probabilities, or the raw values"),
+    "output_labels": (List(Value("string")), "a name for each output"),
+    "model_name": (Value("string"), "model name (Hub id or folder name)"),
+    "warnings": (List(Value("string")), "e.g. an integrated-gradients completeness gap"),
+    "extras": (Value("string"), "method-specific outputs as a JSON object"),
+    "library_version": (Value("string"), "hf_seqinterp version that computed the row"),
+}
+SERIES_FEATURES = Features({name: feature for name, (feature, _) in SERIES_SCHEMA.items()})
 _JSON_COLUMNS = ("params", "rows", "extras")
 
 
