@@ -344,6 +344,49 @@ def test_batch_equals_one_by_one(method):
         assert batched[i].rows[0]["target"] == alone.rows[0]["target"]
 
 
+# ----------------------------------------------------------------------------- attention rollout
+@pytest.mark.parametrize("kind, use_cls_token", [("classification", False), ("classification", True), ("prediction", False)])
+def test_attention_rollout_equals_a_brute_force_rollout_of_output_attentions(kind, use_cls_token):
+    from transformers import PatchTSTConfig
+
+    model = tiny_series_model(kind=kind, context_length=26, patch_length=4, patch_stride=3, use_cls_token=use_cls_token,
+                              num_hidden_layers=2)
+    assert isinstance(model.config, PatchTSTConfig) and model.config._attn_implementation == "sdpa"
+    adapter = SeriesAdapter(model)
+    x = series(2, t=26)
+    ours = explain_series(adapter, x, "attention_rollout", target="all" if kind == "classification" else None)
+    assert model.config._attn_implementation == "sdpa"  # switched to eager for the call only
+    model.config._attn_implementation = "eager"
+    try:
+        with torch.no_grad():
+            attentions = model(past_values=torch.tensor(x), output_attentions=True).attentions
+    finally:
+        model.config._attn_implementation = "sdpa"
+    n_patches = 8  # (26 - 4) // 3 + 1 patches; the first 26 - (7·3 + 4) = 1 step is cut
+    for i in range(2):
+        for c in range(3):
+            rollout = np.eye(n_patches + use_cls_token)
+            for layer in attentions:
+                fused = layer[i * 3 + c].double().mean(0).numpy()
+                rollout = (0.5 * fused + 0.5 * np.eye(len(fused))) @ rollout
+            readout = np.eye(len(rollout))[0] if use_cls_token else np.full(len(rollout), 1 / len(rollout))
+            patches = (readout @ rollout)[use_cls_token:]
+            expected = np.zeros(26)
+            for t in range(26):
+                covering = [p for p in range(n_patches) if 1 + 3 * p <= t < 1 + 3 * p + 4]
+                expected[t] = sum(patches[p] for p in covering) / max(1, len(covering))
+            for r in range(ours[i].n_rows):
+                np.testing.assert_allclose(ours[i].attributions[r, :, c], expected, atol=1e-6)
+            assert ours[i].attributions[0, 0, c] == 0.0  # before the first patch
+
+
+def test_attention_rollout_refuses_models_it_cannot_follow():
+    with pytest.raises(UnsupportedModelError, match="PatchTSMixer mixes patches with MLPs"):
+        explain_series(SeriesAdapter(tiny_series_model("patchtsmixer")), series(1)[0], "attention_rollout")
+    with pytest.raises(UnsupportedModelError, match="channel_attention=False"):
+        explain_series(SeriesAdapter(tiny_series_model(channel_attention=True)), series(1)[0], "attention_rollout")
+
+
 # ----------------------------------------------------------------------------- encoder–decoder forecasters
 def forecaster_call(model, item: dict, future: np.ndarray, channels: int) -> np.ndarray:
     """The model called directly with `future` as its future values: the mean of each step's distribution."""
@@ -408,6 +451,10 @@ def test_forecaster_batch_equals_one_by_one(method):
     adapter = SeriesAdapter(tiny_forecaster("time_series_transformer"))
     items = forecaster_inputs(3, seed=2)
     targets = [(0, 1), ((1, 3), None), None]
+    if method == "attention_rollout":  # PatchTST's patches only
+        with pytest.raises(UnsupportedModelError, match="TimeSeriesTransformerForPrediction has another architecture"):
+            explain_series(adapter, items, method)
+        return
     params = {**FAST.get(method, {}), **({"window": 5} if method in ("occlusion", "kernel_shap", "shapley_sampling") else {})}
     batched = explain_series(adapter, items, method, target=targets, **params)
     for i in range(3):

@@ -6,7 +6,7 @@
     expl.channel_totals(), expl.time_totals(), expl.grid(), expl.plot(), expl.to_html()
 """
 
-from . import gradients, perturbation, tsr  # noqa: F401 - register the methods
+from . import attention, gradients, perturbation, tsr  # noqa: F401 - register the methods
 from .adapter import SERIES_HEADS, SeriesAdapter
 from .base import SeriesExplainer, explain_series, get_series_method, register_series_method, series_methods
 from .baselines import BASELINES
