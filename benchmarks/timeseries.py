@@ -48,6 +48,7 @@ BOX_METHODS = {
     "shapley_sampling (4 × channel)": {"window": 4, "n_samples": 10},
     "tsr (saliency)": {},
     "tsr (integrated_gradients)": {"base_method": "integrated_gradients", "base_params": {"n_steps": 8}},
+    "attention_rollout": {},
 }
 
 
@@ -123,6 +124,7 @@ SPEED = {  # method -> (params, passes per series on 100 × 6 inputs, gradients)
     "kernel_shap": ({"window": 10, "n_samples": 500}, 500 + 1, False),
     "shapley_sampling": ({"window": 10, "n_samples": 10}, 10 * 59 + 1, False),
     "tsr": ({}, None, True),  # 1 + T + C·|relevant steps| saliency passes: read from the explanations
+    "attention_rollout": ({}, 1, False),  # one eager forward (the floor's is SDPA)
 }
 
 

@@ -39,6 +39,7 @@ from hf_seqinterp.timeseries import (
 from hf_seqinterp.timeseries.metrics import precision_recall_areas, top_k_precision
 
 sys.path.insert(0, str(REPO / "recipes"))
+from train_forecaster import CHANNELS, copied_values, copy_r2, hits, lagged_copy, train_forecaster
 from train_patchtst import accuracy, box_task, train_box_model
 
 TS_DIR = SHARED / "data" / "timeseries"
@@ -502,6 +503,23 @@ def test_box_task_ground_truth():
             assert aup[method] > 2.5 * chance, (method, aup)
             assert np.mean([top_k_precision(e.grid(), box) for e in expls]) > 2 * chance, method
     assert aup["tsr"] > aup["saliency"] + 0.1, aup
+
+
+@pytest.mark.slow
+def test_forecaster_ground_truth_lagged_copy():
+    """A forecaster trained in-process on the lagged-copy task (recipes/train_forecaster.py): the forecast
+    of `copy` can only come from one cell of `source`; the methods find it."""
+    model = train_forecaster()
+    past, future = lagged_copy(1000, seed=1)
+    assert copy_r2(model, past, future) > 0.98
+    adapter = SeriesAdapter(model, channel_names=CHANNELS)
+    x = past[:60]
+    large = copied_values(x, 2) > 0.25
+    for method, params, overall in [("saliency", {}, 0.95), ("integrated_gradients", {"n_steps": 16}, 0.85),
+                                    ("occlusion", {"window": 1}, 0.85)]:
+        found = hits(explain_series(adapter, x, method, target=(2, "copy"), **params), 2)
+        assert found.mean() >= overall, method
+        assert found[large].mean() >= 0.95, method
 
 
 def test_precision_recall_areas_on_known_grids():
