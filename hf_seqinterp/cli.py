@@ -524,6 +524,135 @@ def run_top_activations(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_explain_series_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="a .ts file (UEA/sktime), a .npy array (series, time, channels), or a save_to_disk folder")
+    parser.add_argument("--model", required=True, help="a time-series model folder (PatchTST, PatchTSMixer, ...) or Hub id")
+    parser.add_argument("--method", action="append", help="series method, repeatable (default: integrated_gradients)")
+    parser.add_argument(
+        "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
+        help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all",
+    )
+    parser.add_argument(
+        "--target", type=series_target,
+        help="a class id or label, 'all', an output index, or for forecasters STEP,CHANNEL (STEP an index or A:B, "
+        "CHANNEL a name, an index or 'all'; e.g. 0,acc_y or 0:6,all); default: the predicted class / every output",
+    )
+    parser.add_argument("--channels", help="comma-separated channel names (default: those the data records)")
+    parser.add_argument("--label-column", default=None, help="column of gold class ids copied into label (datasets)")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N series")
+    parser.add_argument("--batch-size", type=batch_size_arg, help="series per batch (default: each method's own)")
+    parser.add_argument("--html", help="write the HTML view of the explanations to this file")
+    parser.add_argument("--json", help="write the explanations as JSON (one object per series and method) to this file")
+    parser.add_argument("--output-dir", help="explain as a resumable dataset run into this folder (shards, manifest)")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="with --output-dir: publish the result with its card")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def series_target(text: str) -> Any:
+    """--target for series: an int, a label or 'all'; STEP,CHANNEL for forecasters."""
+    if "," not in text:
+        return int(text) if text.lstrip("-").isdigit() else text
+    step, channel = (part.strip() for part in text.split(",", 1))
+    if ":" in step:
+        start, stop = step.split(":", 1)
+        step_value: Any = (int(start), int(stop))
+    else:
+        step_value = None if step in ("", "all") else int(step)
+    channel_value: Any = None if channel in ("", "all") else int(channel) if channel.isdigit() else channel
+    return (step_value, channel_value)
+
+
+def _load_series(path: str, channels: list[str] | None, label_column: str | None):
+    """(dataset with past_values, label column or None) from a .ts file, a .npy array or a dataset folder."""
+    import datasets
+    import numpy as np
+
+    from .timeseries import load_ts, series_dataset
+
+    if path.endswith(".ts"):
+        return load_ts(path, channel_names=channels), label_column or "label"
+    if path.endswith(".npy"):
+        return series_dataset(np.load(path), channel_names=channels), None
+    if Path(path).is_dir():
+        return datasets.load_from_disk(path), label_column
+    raise SeqInterpError(f"{path}: give a .ts file, a .npy array of shape (series, time, channels) or a save_to_disk folder.")
+
+
+def run_explain_series(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from transformers import AutoConfig
+
+    from .timeseries import (
+        SeriesAdapter,
+        dataset_to_series_explanations,
+        explain_series_dataset,
+        get_series_method,
+        save_series_html,
+    )
+    from .timeseries.data import channel_names as recorded_channels
+    from .visualize import terminal_safe
+
+    methods = list(dict.fromkeys(args.method or ["integrated_gradients"]))
+    for name in methods:
+        get_series_method(name)
+    specs = method_params(methods, args.param)
+    channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
+    dataset, label_column = _load_series(args.data, channels, args.label_column)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    import transformers
+
+    config = AutoConfig.from_pretrained(args.model)  # the model class its config names (PatchTSTForClassification, ...)
+    architecture = (config.architectures or [None])[0]
+    if architecture is None or not hasattr(transformers, architecture):
+        raise SeqInterpError(f"{args.model}: its config names no transformers architecture to load.")
+    from .adapter import _quiet_loading
+
+    with _quiet_loading(args.verbose):
+        model = getattr(transformers, architecture).from_pretrained(args.model)
+    recorded = recorded_channels(dataset)
+    fits = len(recorded) == getattr(config, "num_input_channels", getattr(config, "input_size", None))
+    adapter = SeriesAdapter(model, channel_names=channels or (recorded if fits else None))  # else: the shape error
+    if label_column is not None and label_column not in dataset.column_names:
+        label_column = None
+    if args.output_dir:
+        result = explain_series_dataset(
+            adapter, dataset, specs, output_dir=args.output_dir, label_column=label_column, target=args.target,
+            batch_size=args.batch_size, cpu=True if args.cpu else None, progress=not args.no_progress,
+        )
+        if PartialState().is_main_process:
+            print(f"{len(result)} explanations in {args.output_dir}", file=sys.stderr)
+            if args.push_to_hub:
+                from .hub import push_explanations_to_hub
+
+                print(f"pushed to {push_explanations_to_hub(result, args.push_to_hub)}", file=sys.stderr)
+        expls = dataset_to_series_explanations(result)
+    else:
+        if args.push_to_hub:
+            raise SeqInterpError("--push-to-hub needs --output-dir (the run that is published).")
+        import numpy as np
+
+        values = [np.asarray(v, dtype=np.float32) for v in dataset["past_values"]]
+        per_method = [
+            get_series_method(name).create(adapter, **params).explain(
+                values, args.target, batch_size=args.batch_size, progress=not args.no_progress
+            )
+            for name, params in specs.items()
+        ]
+        expls = [e for group in zip(*per_method) for e in group]
+    for i, expl in enumerate(expls):
+        totals = ", ".join(f"{name} {value:+.3g}" for name, value in sorted(expl.channel_totals().items(), key=lambda kv: -abs(kv[1])))
+        print(f"series {i // len(specs)} · {expl.method} · {expl.rows[0]['label']}: {terminal_safe(totals, newlines=False)}")
+    if args.html:
+        save_series_html(expls, args.html)
+        print(f"wrote {args.html}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps([e.to_dict() for e in expls]), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 class _AboveProgressBar(logging.Handler):
     """Writes log records to stderr above a running tqdm bar instead of through it."""
 
@@ -570,6 +699,14 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     ),
     "evaluate": ("rank explanation methods on faithfulness and plausibility metrics", add_evaluate_arguments,
                  run_evaluate),
+    "explain-series": (
+        (
+            "explain time-series models (PatchTST, PatchTSMixer, TimeSeriesTransformer, ...) over time × channel; "
+            "print variable importance, write HTML/JSON, or run a resumable dataset run"
+        ),
+        add_explain_series_arguments,
+        run_explain_series,
+    ),
 }
 
 
@@ -591,8 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def preflight(args: argparse.Namespace) -> None:
-    """Check what can be checked without torch: method and parameter names, input files, model folders."""
-    methods = _method_list(args)
+    """Check what can be checked without torch: method and parameter names, input files, model folders
+    (series methods are checked against their own registry when the command runs)."""
+    methods = _method_list(args) if args.command != "explain-series" else []
     for name in [*methods, *getattr(args, "exclude", [])]:
         if name not in METHODS:
             raise SeqInterpError(unknown_method_message(name, list(METHODS)))
