@@ -54,9 +54,7 @@ def card_metadata(
     from . import __version__
 
     models = [(public_model_name(name), rev) for name, rev in _unique(dataset, ["model_name", "model_revision"])]
-    methods: dict[str, list[dict[str, Any]]] = {}
-    for method, params in _unique(dataset, ["method", "params"]):
-        methods.setdefault(method, []).append(json.loads(params))
+    methods = methods_with_params(dataset)
     info: dict[str, Any] = {
         "library_version": __version__,
         "schema_version": DATASET_SCHEMA_VERSION,
@@ -199,6 +197,14 @@ def _metrics_section(metrics: Mapping[str, Mapping[str, float]]) -> str:
     for method, values in metrics.items():
         lines.append(f"| {markdown_code(method)} | " + " | ".join(f"{values[n]:.4g}" if n in values else "" for n in names) + " |")
     return "## Faithfulness\n\n" + "\n".join(lines)
+
+
+def methods_with_params(dataset: datasets.Dataset) -> dict[str, list[dict[str, Any]]]:
+    """{method: [each distinct parameter set it ran with]}, in order of appearance."""
+    methods: dict[str, list[dict[str, Any]]] = {}
+    for method, params in _unique(dataset, ["method", "params"]):
+        methods.setdefault(method, []).append(json.loads(params))
+    return methods
 
 
 def _unique(dataset: datasets.Dataset, columns: list[str]) -> list[tuple]:

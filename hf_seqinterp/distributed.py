@@ -109,14 +109,8 @@ def explain_dataset(
     if len(dataset) == 0:
         raise InvalidInputError("The dataset has no rows; there is nothing to explain.")
     column = find_text_column(dataset, text_column)
-    for name in (text_pair_column, id_column, label_column, target_column):
-        if name is not None and name not in dataset.column_names:
-            raise InvalidInputError(f"The dataset has no column {name!r}; its columns are {dataset.column_names}.")
-    if target is not None and target_column is not None:
-        raise InvalidParameterError("Pass target= or target_column=, not both.")
-    specs = method_specs(methods)
-    for name in specs:
-        get_explainer(name)  # an unknown method fails before the model is loaded
+    specs = checked_specs(dataset, (text_pair_column, id_column, label_column, target_column), target, target_column,
+                          methods, get_explainer)
     adapter = as_adapter(model, tokenizer)
     head_options = dict(head_options or {})
     adapter.check_head_options(head_options)
@@ -300,6 +294,24 @@ def _claim(
         raise outcome[0]
     run_id, done = outcome[0]
     return ShardStore(root, run_id=run_id, features=features), lock, done
+
+
+def checked_specs(
+    dataset: datasets.Dataset, columns: Sequence[str | None], target: Any, target_column: str | None,
+    methods: Methods, lookup: Callable[[str], Any],
+) -> dict[str, dict[str, Any]]:
+    """{method: params} of a run, after checking that the named columns exist, that at most one of
+    target / target_column is given and (with `lookup`, the registry's) that every method exists:
+    bad arguments fail before the model is touched."""
+    for name in columns:
+        if name is not None and name not in dataset.column_names:
+            raise InvalidInputError(f"The dataset has no column {name!r}; its columns are {dataset.column_names}.")
+    if target is not None and target_column is not None:
+        raise InvalidParameterError("Pass target= or target_column=, not both.")
+    specs = method_specs(methods)
+    for name in specs:
+        lookup(name)
+    return specs
 
 
 def method_specs(methods: Methods) -> dict[str, dict[str, Any]]:

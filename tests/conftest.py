@@ -71,3 +71,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def crash_after_shards(monkeypatch: pytest.MonkeyPatch, n: int) -> list[tuple[int, int]]:
+    """Make `ShardStore.write` raise KeyboardInterrupt (a simulated crash) once `n` shards are written;
+    returns the list of (index, total) written, filled as the run goes. `monkeypatch.undo()` restores it."""
+    from hf_seqinterp.shards import ShardStore
+
+    written: list[tuple[int, int]] = []
+    real_write = ShardStore.write
+
+    def write(self, index, total, table):
+        if len(written) == n:
+            raise KeyboardInterrupt("simulated crash")
+        written.append((index, total))
+        return real_write(self, index, total, table)
+
+    monkeypatch.setattr(ShardStore, "write", write)
+    return written

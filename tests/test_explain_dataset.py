@@ -8,6 +8,7 @@ import json
 import datasets
 import numpy as np
 import pytest
+from conftest import crash_after_shards
 from tiny_models import random_texts, save_tiny_model, tiny_model
 
 import hf_seqinterp as hsi
@@ -87,19 +88,10 @@ def test_shards_hold_rows_of_similar_length_and_every_method(uninterrupted):
 
 
 def test_resume_after_a_crash_recomputes_only_missing_shards(adapter, source, uninterrupted, tmp_path, monkeypatch):
-    written = []
-    real_write = ShardStore.write
-
-    def crash_after_two(self, index, total, table):
-        if len(written) == 2:
-            raise KeyboardInterrupt("simulated crash")
-        written.append((index, total))
-        return real_write(self, index, total, table)
-
-    monkeypatch.setattr(ShardStore, "write", crash_after_two)
+    written = crash_after_shards(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(adapter, source, tmp_path)
-    monkeypatch.setattr(ShardStore, "write", real_write)
+    monkeypatch.undo()
     store = ShardStore(tmp_path)
     assert list(store.shards()) == [(0, 5), (1, 5)] and written == [(0, 5), (1, 5)]
     before = {key: path.stat().st_mtime_ns for key, path in store.shards().items()}

@@ -13,7 +13,13 @@ from huggingface_hub import DatasetCard
 from timeseries_models import tiny_series_model
 
 from hf_seqinterp.hub import dataset_card, load_explanations, push_explanations_to_hub
-from hf_seqinterp.timeseries import SERIES_FEATURES, SeriesAdapter, dataset_to_series_explanations, explain_series_dataset, series_dataset
+from hf_seqinterp.timeseries import (
+    SERIES_FEATURES,
+    SeriesAdapter,
+    dataset_to_series_explanations,
+    explain_series_dataset,
+    series_dataset,
+)
 
 CHANNELS = ["acc_x", "<b>gyro</b>", "temp | °C"]
 X = np.random.default_rng(11).normal(size=(5, 24, 3)).astype(np.float32)
@@ -68,7 +74,7 @@ def test_push_then_load_round_trip_with_card(hub, run):
             assert float(cell) == pytest.approx(want, rel=1e-3)
     namespace: dict = {}
     for block in re.findall(r"```python\n(.*?)```", card.text, re.DOTALL):
-        exec(block, namespace)
+        exec(block, namespace)  # noqa: S102 - the card's own usage snippets
     assert namespace["explanations"] == expls
     assert hub.server.unhandled_requests == []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datasets
 import numpy as np
 import pytest
+from conftest import crash_after_shards
 from timeseries_models import forecaster_inputs, tiny_forecaster, tiny_series_model
 
 from hf_seqinterp.errors import InvalidInputError, InvalidParameterError
@@ -68,22 +69,13 @@ def test_rows_equal_explain_series_in_source_order(adapter, uninterrupted):
 
 
 def test_resume_after_a_crash_recomputes_only_missing_shards(adapter, source, uninterrupted, tmp_path, monkeypatch):
-    written = []
-    real_write = ShardStore.write
-
-    def crash_after_two(self, index, total, table):
-        if len(written) == 2:
-            raise KeyboardInterrupt("simulated crash")
-        written.append(index)
-        return real_write(self, index, total, table)
-
-    monkeypatch.setattr(ShardStore, "write", crash_after_two)
+    written = crash_after_shards(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(adapter, source, tmp_path)
-    monkeypatch.setattr(ShardStore, "write", real_write)
+    monkeypatch.undo()
     store = ShardStore(tmp_path)
     before = {key: path.stat().st_mtime_ns for key, path in store.shards().items()}
-    assert len(before) == 2
+    assert len(before) == 2 and [index for index, _ in written] == sorted(k for k, _ in before)
 
     resumed = run(adapter, source, tmp_path)
 

@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 from huggingface_hub import DatasetCard
 
-from ..card import _metrics_section, _params_text, _type_name, _unique, card_data
+from ..card import _metrics_section, _params_text, _type_name, _unique, card_data, methods_with_params
 from ..explanation import public_model_name
 from ..visualize import markdown_code, markdown_text
 from .explanation import SCHEMA_VERSION, SERIES_SCHEMA
@@ -46,9 +46,7 @@ def series_card(
     from .. import __version__
 
     models = [public_model_name(name) for (name,) in _unique(dataset, ["model_name"])]
-    methods: dict[str, list[dict[str, Any]]] = {}
-    for method, params in _unique(dataset, ["method", "params"]):
-        methods.setdefault(method, []).append(json.loads(params))
+    methods = methods_with_params(dataset)
     channels = dataset[0]["channel_names"]
     kinds = sorted(set(dataset["kind"]))
     info: dict[str, Any] = {

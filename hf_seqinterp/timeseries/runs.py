@@ -24,8 +24,8 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from ..distributed import Methods, _has_accelerator, _json_params, method_specs, run_sharded
-from ..errors import InvalidInputError, InvalidParameterError
+from ..distributed import Methods, _has_accelerator, _json_params, checked_specs, run_sharded
+from ..errors import InvalidInputError
 from ..shards import plan_shards
 from ..validation import check_batch_size, check_int
 from .adapter import SeriesAdapter, SeriesTarget
@@ -83,14 +83,8 @@ def explain_series_dataset(
         dataset = load_ts(dataset, channel_names=channel_names)
     if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
         raise InvalidInputError("Pass a datasets.Dataset of series (or a .ts file) with at least one row.")
-    for name in (values_column, label_column, target_column):
-        if name is not None and name not in dataset.column_names:
-            raise InvalidInputError(f"The dataset has no column {name!r}; its columns are {dataset.column_names}.")
-    if target is not None and target_column is not None:
-        raise InvalidParameterError("Pass target= or target_column=, not both.")
-    specs = method_specs(methods)
-    for name in specs:
-        get_series_method(name)  # an unknown method fails before any work
+    specs = checked_specs(dataset, (values_column, label_column, target_column), target, target_column, methods,
+                          get_series_method)
     adapter = model if isinstance(model, SeriesAdapter) else SeriesAdapter(
         model, channel_names=channel_names or dataset_channel_names(dataset) or None
     )
