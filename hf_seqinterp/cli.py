@@ -32,7 +32,7 @@ from typing import Any
 
 from .checks import check_model_source, unknown_method_message, unknown_parameters_message
 from .errors import RunInterrupted, SeqInterpError
-from .method_table import DEFAULT_METHOD, METHODS
+from .method_table import DEFAULT_METHOD, METHODS, SERIES_METHODS
 from .validation import AGGREGATION_STRATEGIES, batch_size_arg, positive_int
 
 
@@ -527,7 +527,10 @@ def run_top_activations(args: argparse.Namespace) -> int:
 def add_explain_series_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="a .ts file (UEA/sktime), a .npy array (series, time, channels), or a save_to_disk folder")
     parser.add_argument("--model", required=True, help="a time-series model folder (PatchTST, PatchTSMixer, ...) or Hub id")
-    parser.add_argument("--method", action="append", help="series method, repeatable (default: integrated_gradients)")
+    parser.add_argument(
+        "--method", action="append",
+        help=f"series method, repeatable (default: {DEFAULT_METHOD}); one of {', '.join(SERIES_METHODS)}",
+    )
     parser.add_argument(
         "-p", "--param", action="append", type=parse_param, default=[], metavar="[METHOD.]KEY=VALUE",
         help="method parameter, repeatable; METHOD.KEY=VALUE sets it for one method, KEY=VALUE for all",
@@ -543,6 +546,7 @@ def add_explain_series_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=batch_size_arg, help="series per batch (default: each method's own)")
     parser.add_argument("--html", help="write the HTML view of the explanations to this file")
     parser.add_argument("--json", help="write the explanations as JSON (one object per series and method) to this file")
+    parser.add_argument("--plot", metavar="PNG", help="save the first explanation's time × channel heat map (matplotlib)")
     parser.add_argument("--output-dir", help="explain as a resumable dataset run into this folder (shards, manifest)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="with --output-dir: publish the result with its card")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
@@ -593,10 +597,7 @@ def run_explain_series(args: argparse.Namespace) -> int:
     from .timeseries.data import channel_names as recorded_channels
     from .visualize import terminal_safe
 
-    methods = list(dict.fromkeys(args.method or ["integrated_gradients"]))
-    for name in methods:
-        get_series_method(name)
-    specs = method_params(methods, args.param)
+    specs = method_params(list(dict.fromkeys(args.method or [DEFAULT_METHOD])), args.param)
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
     dataset, label_column = _load_series(args.data, channels, args.label_column)
     if args.limit is not None:
@@ -650,6 +651,9 @@ def run_explain_series(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([e.to_dict() for e in expls]), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.plot:
+        expls[0].plot(path=args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -728,22 +732,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def preflight(args: argparse.Namespace) -> None:
-    """Check what can be checked without torch: method and parameter names, input files, model folders
-    (series methods are checked against their own registry when the command runs)."""
-    methods = _method_list(args) if args.command != "explain-series" else []
+    """Check what can be checked without torch: method and parameter names (series methods against
+    their own table), input files, model folders."""
+    table = SERIES_METHODS if args.command == "explain-series" else METHODS
+    methods = _method_list(args)
     for name in [*methods, *getattr(args, "exclude", [])]:
-        if name not in METHODS:
-            raise SeqInterpError(unknown_method_message(name, list(METHODS)))
+        if name not in table:
+            raise SeqInterpError(unknown_method_message(name, list(table)))
     if args.command == "evaluate":
         specs = scoped_params(args.param)
-    elif args.command in ("explain", "explain-dataset"):
+    elif args.command in ("explain", "explain-dataset", "explain-series"):
         specs = method_params(methods or [DEFAULT_METHOD], args.param)
     else:
         specs = {}
     for name, params in specs.items():
-        if name not in METHODS:
-            raise SeqInterpError(unknown_method_message(name, list(METHODS)))
-        accepted = list(METHODS[name]["parameters"])
+        if name not in table:
+            raise SeqInterpError(unknown_method_message(name, list(table)))
+        accepted = list(table[name]["parameters"])
         unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise SeqInterpError(unknown_parameters_message(name, unknown, accepted))

@@ -142,3 +142,92 @@ METHODS: dict[str, dict] = {
         },
     },
 }
+
+# the series methods (hf_seqinterp.timeseries), the same way
+SERIES_METHODS: dict[str, dict] = {
+    "attention_rollout": {
+        "summary": "Attention rollout over PatchTST's patches, mapped back to time steps "
+        "(Abnar & Zuidema 2020).",
+        "parameters": {"score": "'auto'", "max_batch_series": "256"},
+    },
+    "channel_erasure": {
+        "summary": "Channel erasure: a whole variable replaced by the baseline; its score Δ_c "
+        "= f(x) − f(x with channel c",
+        "parameters": {"baseline": "'mean'", "sigma": "2.0", "score": "'auto'", "max_batch_series": "256"},
+    },
+    "gradient_x_input": {
+        "summary": "Gradient × input: a_{t,c} = x_{t,c} · ∂f/∂x_{t,c} (Shrikumar et al. "
+        "2016). 1 forward + 1 backward per row.",
+        "parameters": {"score": "'auto'", "max_batch_series": "256"},
+    },
+    "integrated_gradients": {
+        "summary": "Integrated gradients over (time, channel) cells (Sundararajan et al. 2017).",
+        "parameters": {
+            "baseline": "'zero'",
+            "sigma": "2.0",
+            "n_steps": "50",
+            "quadrature": "'gausslegendre'",
+            "score": "'auto'",
+            "max_batch_series": "256",
+        },
+    },
+    "kernel_shap": {
+        "summary": "KernelSHAP over (window × channel) groups (Lundberg & Lee 2017), efficiency "
+        "imposed exactly.",
+        "parameters": {
+            "n_samples": "None",
+            "window": "10",
+            "channels": "'each'",
+            "seed": "0",
+            "baseline": "'zero'",
+            "sigma": "2.0",
+            "score": "'auto'",
+            "max_batch_series": "256",
+        },
+    },
+    "occlusion": {
+        "summary": "Temporal occlusion: windows of `window` steps (stride `stride`) replaced by the "
+        "baseline (Zeiler & Fergus 2014).",
+        "parameters": {
+            "window": "10",
+            "stride": "None",
+            "channels": "'each'",
+            "baseline": "'zero'",
+            "sigma": "2.0",
+            "score": "'auto'",
+            "max_batch_series": "256",
+        },
+    },
+    "saliency": {
+        "summary": "Saliency: a_{t,c} = |∂f/∂x_{t,c}| (Simonyan et al. 2014). Unsigned. 1 forward + "
+        "1 backward per row.",
+        "parameters": {"score": "'auto'", "max_batch_series": "256"},
+    },
+    "shapley_sampling": {
+        "summary": "Shapley value sampling over (window × channel) groups (Castro et al. "
+        "2009): the mean marginal gain",
+        "parameters": {
+            "n_samples": "None",
+            "window": "10",
+            "channels": "'each'",
+            "seed": "0",
+            "baseline": "'zero'",
+            "sigma": "2.0",
+            "score": "'auto'",
+            "max_batch_series": "256",
+        },
+    },
+    "tsr": {
+        "summary": "Temporal saliency rescaling of a gradient method: R^TSR_{t,c} = Δ_t · Δ_{t,c} (Ismail "
+        "et al. 2020).",
+        "parameters": {
+            "base_method": "'saliency'",
+            "base_params": "None",
+            "time_quantile": "0.55",
+            "baseline": "'zero'",
+            "sigma": "2.0",
+            "score": "'auto'",
+            "max_batch_series": "256",
+        },
+    },
+}

@@ -1,8 +1,10 @@
-"""Small helpers shared across the package: length-grouped batching and progress bars."""
+"""Small helpers shared across the package: length-grouped batching, progress bars and a method's
+constructor parameters."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 
 from tqdm.auto import tqdm
@@ -74,3 +76,16 @@ def quiet_datasets() -> Iterator[None]:
     finally:
         if not was_disabled:
             datasets.utils.enable_progress_bars()
+
+
+def keyword_defaults(cls: type) -> dict[str, str]:
+    """The keyword-only parameters of `cls`'s constructors along its class hierarchy, subclass first:
+    name -> repr of the default ('' when it has none)."""
+    defaults: dict[str, str] = {}
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.kind == p.KEYWORD_ONLY and p.name not in defaults:
+                defaults[p.name] = "" if p.default is p.empty else repr(p.default)
+    return defaults

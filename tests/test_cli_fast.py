@@ -18,7 +18,8 @@ from hf_seqinterp.checks import is_hub_id, looks_local
 from hf_seqinterp.cli import main
 from hf_seqinterp.errors import ModelNotFoundError, RunInterrupted
 from hf_seqinterp.explainers.base import method_table
-from hf_seqinterp.method_table import DEFAULT_METHOD, METHODS
+from hf_seqinterp.method_table import DEFAULT_METHOD, METHODS, SERIES_METHODS
+from hf_seqinterp.timeseries.base import series_method_table
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "hf_seqinterp.adapter")
@@ -33,6 +34,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_method_table_equals_the_live_registry():
     assert METHODS == method_table(), "run `python -m hf_seqinterp.explainers` to regenerate method_table.py"
+    assert SERIES_METHODS == series_method_table(), "run `python -m hf_seqinterp.explainers` to regenerate it"
     assert DEFAULT_METHOD in METHODS and hsi.DEFAULT_METHOD == DEFAULT_METHOD
 
 
@@ -50,6 +52,9 @@ def test_method_table_equals_the_live_registry():
         (["evaluate", "data.tsv", "--methods", "saliency,lim"], "'lim' is not a registered explanation method"),
         (["explain-dataset", "x.tsv", "--output-dir", "o", "--exclude-nothing"], "unrecognized arguments"),
         (["methods"], "integrated_gradients"),
+        (["explain-series", "--help"], "kernel_shap"),
+        (["explain-series", "x.npy", "--model", "m", "--method", "kernelshap"], "Did you mean 'kernel_shap'?"),
+        (["explain-series", "x.npy", "--model", "m", "--method", "occlusion", "-p", "windw=4"], "Did you mean 'window'?"),
     ],
 )
 def test_cli_answers_without_importing_torch(argv, expected):

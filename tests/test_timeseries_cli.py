@@ -30,11 +30,11 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-def test_npy_to_json_html_and_printed_variable_importance(model_dir, tmp_path, capsys):
+def test_npy_to_json_html_plot_and_printed_variable_importance(model_dir, tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     argv = ["explain-series", str(tmp_path / "x.npy"), "--model", str(model_dir), "--method", "saliency",
             "--method", "channel_erasure", "--target", "1", "--channels", "a,b,c", "--json", str(tmp_path / "e.json"),
-            "--html", str(tmp_path / "e.html"), "--no-progress"]
+            "--html", str(tmp_path / "e.html"), "--plot", str(tmp_path / "e.png"), "--no-progress"]
     assert main(argv) == 0
     got = [SeriesExplanation.from_dict(d) for d in json.loads((tmp_path / "e.json").read_text())]
     adapter = SeriesAdapter(tiny_series_model(), channel_names=["a", "b", "c"])
@@ -48,6 +48,7 @@ def test_npy_to_json_html_and_printed_variable_importance(model_dir, tmp_path, c
     top = max(want[1].channel_totals().items(), key=lambda kv: abs(kv[1]))[0]
     assert printed[1].split(": ")[1].startswith(f"{top} ")
     assert (tmp_path / "e.html").read_text().count('class="hfsi-series"') == 6
+    assert (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_dataset_run_equals_python(model_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Rewrite `hf_seqinterp/method_table.py` from the live registry: `python -m hf_seqinterp.explainers`."""
+"""Rewrite `hf_seqinterp/method_table.py` from the live registries: `python -m hf_seqinterp.explainers`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..timeseries.base import series_method_table
 from . import DEFAULT_METHOD
 from .base import method_table
 
@@ -26,9 +27,11 @@ equals the live registry. Do not edit by hand.
 def table_source() -> str:
     """The text of method_table.py for the current registry."""
     methods = pprint.pformat(method_table(), width=108, sort_dicts=False)
+    series = pprint.pformat(series_method_table(), width=108, sort_dicts=False)
     return (
         f"{HEADER}DEFAULT_METHOD = {DEFAULT_METHOD!r}\n\n"
-        f"# name -> one-line summary and parameter -> repr of its default\nMETHODS: dict[str, dict] = {methods}\n"
+        f"# name -> one-line summary and parameter -> repr of its default\nMETHODS: dict[str, dict] = {methods}\n\n"
+        f"# the series methods (hf_seqinterp.timeseries), the same way\nSERIES_METHODS: dict[str, dict] = {series}\n"
     )
 
 

@@ -26,7 +26,7 @@ from ..explanation import Explanation, public_model_name
 from ..heads import HEAD_OPTIONS
 from ..method_table import DEFAULT_METHOD
 from ..text import Encoding, TokenizedText
-from ..utils import length_grouped_batches, progress_bar
+from ..utils import keyword_defaults, length_grouped_batches, progress_bar
 from ..validation import TextInput, check_batch_size, normalize_inputs
 
 _REGISTRY: dict[str, type[Explainer]] = {}
@@ -226,14 +226,7 @@ class Explainer:
     @classmethod
     def parameter_defaults(cls) -> dict[str, str]:
         """Parameter name -> repr of its default ('' when it has none), subclass parameters first."""
-        defaults: dict[str, str] = {}
-        for klass in cls.__mro__:
-            if klass is object or "__init__" not in vars(klass):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.kind == p.KEYWORD_ONLY and p.name not in defaults:
-                    defaults[p.name] = "" if p.default is p.empty else repr(p.default)
-        return defaults
+        return keyword_defaults(cls)
 
     @classmethod
     def create(cls, adapter: ModelAdapter, **params: Any) -> Explainer:

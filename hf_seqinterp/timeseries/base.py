@@ -21,7 +21,7 @@ import torch
 from ..checks import unknown_method_message, unknown_parameters_message
 from ..errors import InvalidParameterError
 from ..explanation import public_model_name
-from ..utils import chunks, length_grouped_batches, progress_bar
+from ..utils import chunks, keyword_defaults, length_grouped_batches, progress_bar
 from ..validation import check_batch_size, check_int
 from .adapter import SeriesAdapter, SeriesInput, SeriesTarget
 from .explanation import SeriesExplanation
@@ -46,6 +46,14 @@ def register_series_method(name: str) -> Callable[[E], E]:
 def series_methods() -> list[str]:
     """Names of the registered series methods, sorted."""
     return sorted(_REGISTRY)
+
+
+def series_method_table() -> dict[str, dict[str, Any]]:
+    """Every series method as data, {name: {"summary": ..., "parameters": {name: repr(default)}}}: the
+    command line's copy is `SERIES_METHODS` in `hf_seqinterp/method_table.py`."""
+    return {
+        name: {"summary": cls.summary(), "parameters": keyword_defaults(cls)} for name, cls in sorted(_REGISTRY.items())
+    }
 
 
 def get_series_method(name: str) -> type[SeriesExplainer]:
@@ -121,12 +129,7 @@ class SeriesExplainer:
     @functools.cache
     def parameter_names(cls) -> tuple[str, ...]:
         """The keyword-only parameters of the constructors along the class hierarchy (cached)."""
-        names: list[str] = []
-        for klass in cls.__mro__:
-            if "__init__" in vars(klass) and klass is not object:
-                params = inspect.signature(klass.__init__).parameters.values()
-                names += [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name not in names]
-        return tuple(names)
+        return tuple(keyword_defaults(cls))
 
     @classmethod
     def create(cls, adapter: SeriesAdapter, **params: Any) -> SeriesExplainer:
