@@ -12,6 +12,7 @@ from ..adapter import Batch, Encoding
 from ..errors import InvalidParameterError
 from ..masking import check_replacement, feature_groups, keep_masks, variant_logits
 from ..rationale import RationaleGenerator, load_generator
+from ..rationale.gates import select_words
 from ..validation import check_float
 from .base import Explainer, RowResult, register_explainer
 
@@ -21,7 +22,8 @@ class Rationale(Explainer):
     r"""Rationale: the words a trained generator selects as enough for the prediction (Lei et al. 2016).
 
     A `RationaleGenerator` gives every word j a selection probability p_j = P(z_j > 0); the rationale
-    is deterministic, z_j = 1[p_j > threshold] (default: the generator's own threshold, 0.5). Every
+    is deterministic: the round(Σ_j p_j) most probable words (threshold="expected", the generator's
+    default), or z_j = 1[p_j > threshold] for a number. Every
     token of a selected word gets attribution 1, all other tokens 0; special tokens are never
     selected (and always kept when the model reads the rationale).
 
@@ -42,7 +44,7 @@ class Rationale(Explainer):
         adapter,
         *,
         generator: str | Path | RationaleGenerator | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         replacement: str | None = None,
         score: str = "logit",
     ):
@@ -53,11 +55,12 @@ class Rationale(Explainer):
             )
         model = load_generator(generator)
         model.check_tokenizer(adapter.tokenizer)
-        if threshold is not None:
+        if threshold is not None and threshold != "expected":
             threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0, open_minimum=True, open_maximum=True)
         self._generator = model.to(adapter.device)
         self.generator = str(generator) if isinstance(generator, (str, Path)) else (model.name_or_path or "in-memory")
-        self.threshold = float(threshold if threshold is not None else model.config.threshold)
+        chosen = threshold if threshold is not None else model.config.threshold
+        self.threshold = chosen if chosen == "expected" else float(chosen)
         self.replacement = check_replacement(adapter, replacement or model.config.replacement)
         super().__init__(adapter, score=score)
 
@@ -67,7 +70,7 @@ class Rationale(Explainer):
         chosen, _ = self._targets(logits, targets)
         probabilities = self._generator.selection_probabilities(batch.encodings)
         groups = [feature_groups(enc, "word") for enc in batch.encodings]
-        selected = [p > self.threshold for p in probabilities]
+        selected = [select_words(p, self.threshold) for p in probabilities]
         keeps = [keep_masks(enc, s[None], g) for enc, s, g in zip(batch.encodings, selected, groups)]
         alone = np.concatenate(variant_logits(adapter, batch.encodings, keeps, replacement=self.replacement))
         alone_t = torch.as_tensor(alone, dtype=logits.dtype, device=logits.device)

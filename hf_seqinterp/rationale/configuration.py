@@ -40,10 +40,13 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     or the two shape parameters of a HardKuma gate (`estimator="hardkuma"`).
 
     Objective (see `hf_seqinterp.rationale.objectives`): task loss of the predictor on the selected
-    words, plus `sparsity` (λ1) × selection rate (REINFORCE) or a Lagrangian keeping the expected
-    selection rate at most `target_rate` (HardKuma), plus `coherence` (λ2) × transitions per word
-    boundary. `replacement` says how the predictor sees unselected words. At inference a word is
-    selected when P(z > 0) > `threshold`.
+    words, plus a Lagrangian holding the expected selection rate at `target_rate` (both estimators;
+    for REINFORCE, a `sparsity` > 0 instead gives Lei et al.'s fixed λ1 × selection rate), plus
+    `coherence` (λ2) × transitions per word boundary. A new generator's head starts at
+    `target_rate` (every gate's P(z > 0) = target_rate before training). `replacement` says how
+    the predictor sees unselected words. At inference the round(Σ P(z > 0)) most probable words are
+    selected (`threshold="expected"`, the default: as many as a draw selects on average), or, with a
+    number, the words with P(z > 0) > `threshold`.
 
     `tokenizer_*` identify the tokenizer the generator was trained for; `predictor_name` and
     `predictor_labels` the classifier it was trained against.
@@ -62,7 +65,7 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     sparsity: float = 0.0
     coherence: float = 0.0
     target_rate: float | None = 0.2
-    threshold: float = 0.5
+    threshold: float | str = "expected"
     stretch: list[float] | tuple[float, float] = (-0.1, 1.1)
     pad_token_id: int | None = 0
     tokenizer_name: str | None = None
@@ -93,8 +96,8 @@ class RationaleGeneratorConfig(PreTrainedConfig):
         for name in ("sparsity", "coherence"):
             if getattr(self, name) < 0:
                 raise InvalidParameterError(f"{name}={getattr(self, name)!r} must be >= 0.")
-        if not 0 < self.threshold < 1:
-            raise InvalidParameterError(f"threshold={self.threshold!r}: give a probability in (0, 1).")
+        if self.threshold != "expected" and not (isinstance(self.threshold, float | int) and 0 < self.threshold < 1):
+            raise InvalidParameterError(f"threshold={self.threshold!r}: give a probability in (0, 1) or 'expected'.")
         lower, upper = self.stretch
         if not (lower < 0 and upper > 1):
             raise InvalidParameterError(f"stretch={tuple(self.stretch)!r}: HardKuma needs l < 0 and r > 1.")
@@ -105,6 +108,11 @@ class RationaleGeneratorConfig(PreTrainedConfig):
         if not 0 <= self.dropout < 1:
             raise InvalidParameterError(f"dropout={self.dropout!r}: give a probability in [0, 1).")
         super().__post_init__(**kwargs)
+
+    @property
+    def holds_rate(self) -> bool:
+        """Whether training holds the selection rate at `target_rate` (else: REINFORCE's fixed `sparsity`)."""
+        return self.target_rate is not None and (self.estimator == "hardkuma" or self.sparsity == 0)
 
     def check_tokenizer(self, tokenizer: Any) -> None:
         """Raise `InvalidParameterError` unless `tokenizer` has the vocabulary this generator was trained for."""

@@ -12,7 +12,9 @@ the point masses have closed forms with the Kumaraswamy CDF F_K(x) = 1 − (1 �
     P(z = 0) = F_K(−l / (r − l)),        P(z = 1) = 1 − F_K((1 − l) / (r − l)).
 
 Both gates expose P(z_t > 0) (`selection_probability`): the deterministic selection at inference is
-z_t = 1[P(z_t > 0) > threshold], which at threshold 1/2 is "the gate's median is not zero".
+z_t = 1[P(z_t > 0) > threshold], which at threshold 1/2 is "the gate's median is not zero", or
+(`threshold="expected"`) the round(Σ_t P(z_t > 0)) most probable words: as many as a draw selects on
+average, for generators whose gates are not confident (REINFORCE's often stay near the target rate).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +48,10 @@ class BernoulliGate:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z_t) per word."""
         return -F.binary_cross_entropy_with_logits(self.logits, z, reduction="none")
+
+    def repeated(self, times: int) -> BernoulliGate:
+        """The same gates for `times` copies of the rows (copy-major)."""
+        return BernoulliGate(self.logits.repeat(times, 1))
 
 
 @dataclass
@@ -77,6 +84,10 @@ class HardKumaGate:
     def selection_probability(self) -> torch.Tensor:
         return 1.0 - self.prob_zero()
 
+    def repeated(self, times: int) -> HardKumaGate:
+        """The same gates for `times` copies of the rows (copy-major)."""
+        return HardKumaGate(self.a.repeat(times, 1), self.b.repeat(times, 1), self.lower, self.upper)
+
     def sample(self) -> torch.Tensor:
         """A reparameterised sample z ∈ [0, 1] (differentiable in a and b where 0 < z < 1)."""
         u = torch.rand_like(self.a).clamp(UNIFORM_EPS, 1.0 - UNIFORM_EPS)
@@ -85,3 +96,14 @@ class HardKumaGate:
 
 
 Gate = BernoulliGate | HardKumaGate
+
+
+def select_words(probabilities: np.ndarray, threshold: float | str) -> np.ndarray:
+    """The deterministic selection from P(z_j > 0): p_j > threshold, or with "expected" the
+    round(Σ_j p_j) largest (ties: the earlier word)."""
+    if threshold != "expected":
+        return probabilities > threshold
+    count = round(float(probabilities.sum()))
+    selected = np.zeros(len(probabilities), dtype=bool)
+    selected[np.argsort(-probabilities, kind="stable")[:count]] = True
+    return selected

@@ -11,6 +11,7 @@ through `AutoModel` once hf_seqinterp is imported) and `push_to_hub` work as for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,11 @@ class WordBatch:
             groups,
         )
 
+    def repeated(self, times: int) -> WordBatch:
+        """The batch's texts `times` times over (rows text-minor: copy k of text i is row k·n + i)."""
+        return WordBatch(self.input_ids.repeat(times, 1), self.lengths.repeat(times), self.word_index.repeat(times, 1),
+                         self.word_mask.repeat(times, 1), self.groups * times)
+
     def token_values(self, word_values: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         """Per-token values from per-word values (rows, words): each token gets its word's value,
         special tokens and padding get 1 (always kept). Laid out like `batch` when given (whose rows
@@ -79,6 +85,23 @@ class WordBatch:
         inside = (source >= 0) & (source < self.lengths.to(tokens.device)[:, None])
         picked = tokens.gather(1, source.clamp(0, tokens.shape[1] - 1))
         return torch.where(inside, picked, torch.ones_like(picked))
+
+
+def initial_head_bias(config: RationaleGeneratorConfig) -> torch.Tensor:
+    """The head bias that starts every gate at P(z > 0) = target_rate ρ*: the Bernoulli logit
+    log(ρ*/(1 − ρ*)); for HardKuma a = 1 and b with P(z ≠ 0) = (1 − x0)^b = ρ*, x0 = −l/(r − l), as raw
+    values before the softplus (softplus⁻¹(y) = y + log(1 − e^{−y}))."""
+    rate = float(config.target_rate)
+    rate = min(max(rate, 1e-4), 1 - 1e-4)
+    if config.estimator == "reinforce":
+        return torch.tensor([math.log(rate / (1 - rate))])
+    lower, upper = config.stretch
+    b = math.log(rate) / math.log1p(lower / (upper - lower))  # (1 − x0) = 1 + l/(r − l)
+    return torch.tensor([_softplus_inverse(1.0), _softplus_inverse(b)])
+
+
+def _softplus_inverse(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
 
 
 def pool_words(states: torch.Tensor, word_index: torch.Tensor, num_words: int) -> torch.Tensor:
@@ -129,6 +152,9 @@ class RationaleGenerator(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
+            if module is getattr(self, "head", None) and self.config.holds_rate:
+                with torch.no_grad():
+                    module.bias.copy_(initial_head_bias(self.config))
 
     # ----------------------------------------------------------------- construction
     @classmethod

@@ -36,7 +36,7 @@ from ..errors import InvalidInputError, InvalidParameterError, UnsupportedModelE
 from ..masking import soft_masked_logits
 from ..utils import length_grouped_batches, progress_bar
 from .modeling import RationaleGenerator
-from .objectives import HardKumaObjective, ReinforceObjective
+from .objectives import HardKumaObjective, RateLagrangian, ReinforceObjective
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.pt"
@@ -54,8 +54,14 @@ class RationaleTrainingArguments:
         train_predictor: train the predictor on gold labels with the generator (else it is frozen
             and the generator is trained to keep its predictions).
         max_grad_norm: gradient clipping (None: off).
-        baseline_momentum: REINFORCE's moving-average baseline, b ← m·b + (1 − m)·mean cost.
-        lagrange_lr, lagrange_alpha, lambda_init, lambda_max: HardKuma's Lagrangian (see objectives.py).
+        baseline_momentum: REINFORCE's moving-average baseline, b ← m·b + (1 − m)·mean cost (with one
+            sample per text).
+        samples_per_text: REINFORCE draws per text and step; with more than one, each draw's baseline
+            is the mean cost of the text's other draws (leave-one-out), a lower-variance estimate for
+            that many predictor forwards.
+        lagrange_lr, lagrange_alpha, lambda_init, lambda_max, rate_penalty: the augmented Lagrangian
+            that holds the selection rate at the generator's target_rate (η, α, the initial λ0, the
+            bound |λ0| ≤ λ_max and the quadratic weight μ; see objectives.py).
         save_steps: checkpoint every this many steps (None: at the end of each epoch).
         logging_steps: steps averaged into each `history` entry.
         resume_from_checkpoint: a `checkpoint-<step>` folder to continue from.
@@ -71,10 +77,12 @@ class RationaleTrainingArguments:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 5.0
     baseline_momentum: float = 0.9
+    samples_per_text: int = 1
     lagrange_lr: float = 0.05
     lagrange_alpha: float = 0.5
-    lambda_init: float = 0.01
+    lambda_init: float = 0.0
     lambda_max: float = 5.0
+    rate_penalty: float = 50.0
     seed: int = 0
     save_steps: int | None = None
     logging_steps: int = 10
@@ -83,7 +91,7 @@ class RationaleTrainingArguments:
     cpu: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "logging_steps"):
+        for name in ("epochs", "batch_size", "logging_steps", "samples_per_text"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InvalidParameterError(f"{name}={getattr(self, name)!r} must be a positive integer.")
         for name in ("max_steps", "save_steps"):
@@ -138,14 +146,17 @@ class _RationaleSystem(nn.Module):
         self._objective = objective
         self._train_predictor = train_predictor
 
-    def forward(self, encodings: Sequence[Encoding], targets: torch.Tensor):
+    def forward(self, encodings: Sequence[Encoding], targets: torch.Tensor, samples: int = 1):
+        """One step's loss; `samples` draws of the gates per text (rows sample-major)."""
         words = self.generator.word_batch(encodings)
         gate = self.generator.gate(words)
+        if samples > 1:  # the same distributions, drawn `samples` times
+            words, gate, encodings, targets = words.repeated(samples), gate.repeated(samples), list(encodings) * samples, targets.repeat(samples)
         z = gate.sample() * words.word_mask
         batch = self._adapter.collate(encodings)
         logits = soft_masked_logits(self._adapter, batch, words.token_values(z, batch), self.generator.config.replacement)
         task = F.cross_entropy(logits, targets, reduction="none")
-        loss, stats = self._objective.loss(task, gate, z, words.word_mask, self._train_predictor)
+        loss, stats = self._objective.loss(task, gate, z, words.word_mask, self._train_predictor, samples)
         stats["fidelity"] = (logits.detach().argmax(-1) == targets).float().mean()
         return loss, stats
 
@@ -153,16 +164,13 @@ class _RationaleSystem(nn.Module):
 def make_objective(generator: RationaleGenerator, args: RationaleTrainingArguments):
     """The objective the generator's config asks for, with the optimisation settings of `args`."""
     config = generator.config
+    lagrangian = None
+    if config.holds_rate:
+        lagrangian = RateLagrangian(config.target_rate, lr=args.lagrange_lr, alpha=args.lagrange_alpha,
+                                    initial=args.lambda_init, bound=args.lambda_max, quadratic=args.rate_penalty)
     if config.estimator == "reinforce":
-        return ReinforceObjective(config.sparsity, config.coherence, args.baseline_momentum)
-    return HardKumaObjective(
-        config.target_rate,
-        config.coherence,
-        lagrange_lr=args.lagrange_lr,
-        lagrange_alpha=args.lagrange_alpha,
-        lambda_init=args.lambda_init,
-        lambda_max=args.lambda_max,
-    )
+        return ReinforceObjective(config.sparsity, config.coherence, args.baseline_momentum, lagrangian)
+    return HardKumaObjective(config.coherence, lagrangian)
 
 
 def check_training_setup(adapter: ModelAdapter, generator: RationaleGenerator, train_predictor: bool) -> None:
@@ -334,7 +342,7 @@ class _Loop:
 
     def _step(self, rows: list[int], params: list[torch.nn.Parameter]) -> dict[str, float]:
         targets = self.targets[rows].to(self.accelerator.device)
-        loss, stats = self.system([self.encodings[i] for i in rows], targets)
+        loss, stats = self.system([self.encodings[i] for i in rows], targets, self.args.samples_per_text)
         self.accelerator.backward(loss)
         if self.args.max_grad_norm is not None:
             self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
@@ -343,8 +351,9 @@ class _Loop:
         reduced = {k: float(self.accelerator.reduce(v.detach().float(), "mean")) for k, v in stats.items()}
         self.objective.update(reduced)
         reduced["loss"] = float(loss.detach())
-        if isinstance(self.objective, HardKumaObjective):
-            reduced["lambda"] = self.objective.multiplier
+        lagrangian = getattr(self.objective, "lagrangian", None)
+        if lagrangian is not None:
+            reduced["lambda"] = lagrangian.multiplier
         return reduced
 
     def _log(self, stats: dict[str, float], epoch: int) -> None:

@@ -195,7 +195,7 @@ def test_explanations_are_binary_word_masks_with_consistent_extras(bert, estimat
 
 def test_rationale_prediction_is_the_model_on_the_rationale_alone(bert):
     """The rationale score equals f(rationale) from the sufficiency metric on the same masked input."""
-    generator = generator_for(bert, estimator="reinforce")
+    generator = generator_for(bert, estimator="reinforce", target_rate=0.5)  # gates start near P = 0.5
     explanations = hsi.explain(TEXTS, bert, method="rationale", generator=generator, score="prob")
     assert 0 < np.mean([e.extras["selection_rate"] for e in explanations]) < 1
     masks = [e.attributions > 0 for e in explanations]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 import torch
 from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from hf_seqinterp.rationale import BernoulliGate, HardKumaGate, HardKumaObjective, ReinforceObjective
-from hf_seqinterp.rationale.objectives import expected_transitions, selection_rate, transitions
+from hf_seqinterp.rationale.objectives import (
+    RateLagrangian,
+    expected_transitions,
+    selection_rate,
+    transitions,
+)
 
 
 def test_rate_and_transitions_ignore_padding_words():
@@ -100,30 +104,68 @@ def test_reinforce_baseline_is_a_moving_average_and_joint_training_adds_the_task
     assert not torch.autograd.grad(frozen, task, allow_unused=True)[0]
 
 
-def test_lagrange_multiplier_grows_above_and_decays_below_the_target():
-    objective = HardKumaObjective(0.2, 0.0, lagrange_lr=0.1, lagrange_alpha=0.5, lambda_init=1.0, lambda_max=5.0)
-    objective.update({"constraint": 0.4})
-    assert objective.constraint_average == pytest.approx(0.2)
-    assert objective.multiplier == pytest.approx(math.exp(0.1 * 0.2))
+def test_lagrange_multiplier_grows_above_and_turns_negative_below_the_target():
+    lagrangian = RateLagrangian(0.2, lr=0.1, alpha=0.5, initial=1.0, bound=5.0)
+    lagrangian.update(0.4)
+    assert lagrangian.constraint_average == pytest.approx(0.2)
+    assert lagrangian.multiplier == pytest.approx(1.0 + 0.1 * 0.2)
     for _ in range(200):
-        objective.update({"constraint": 1.0})
-    assert objective.multiplier == 5.0  # clipped at lambda_max
+        lagrangian.update(1.0)
+    assert lagrangian.multiplier == 5.0  # clipped at +bound
     for _ in range(400):
-        objective.update({"constraint": -0.5})
-    assert objective.multiplier < 1e-4
+        lagrangian.update(-0.5)
+    assert lagrangian.multiplier == -5.0  # below the target selecting is rewarded, down to -bound
+    penalty, constraint = lagrangian.penalty(torch.tensor(0.1))
+    assert constraint.item() == pytest.approx(-0.1) and penalty.item() == pytest.approx(0.5)
 
 
 def test_hardkuma_loss_is_the_task_loss_plus_the_weighted_constraint():
     torch.manual_seed(2)
     gate = HardKumaGate.from_raw(torch.randn(2, 4, 2), -0.1, 1.1)
     mask = torch.tensor([[True] * 4, [True, True, False, False]])
-    objective = HardKumaObjective(0.3, 0.5, lambda_init=0.7)
+    objective = HardKumaObjective(0.5, RateLagrangian(0.3, initial=0.7))
     task = torch.tensor([0.4, 0.2])
     loss, stats = objective.loss(task, gate, gate.sample(), mask, False)
     rate = selection_rate(1 - gate.prob_zero(), mask).mean()
     trans = expected_transitions(gate.prob_zero(), mask).mean()
     assert loss.item() == pytest.approx((task.mean() + 0.7 * (rate - 0.3) + 0.5 * trans).item(), abs=1e-6)
     assert stats["constraint"].item() == pytest.approx((rate - 0.3).item(), abs=1e-7)
+
+
+def test_reinforce_with_a_target_takes_rate_and_transitions_in_expectation():
+    """With a Lagrangian, the gradient is REINFORCE on the task loss plus the exact gradient of
+    λ0·(ρ̄ − target) + λ2·τ̄ with ρ̄ = mean σ(s), τ̄ the expected transitions."""
+    torch.manual_seed(3)
+    logits = torch.randn(2, 5, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    gate = BernoulliGate(logits)
+    z = gate.sample() * mask
+    task = torch.tensor([0.3, 0.9])
+    objective = ReinforceObjective(0.0, 0.25, momentum=0.9, lagrangian=RateLagrangian(0.4, initial=0.6))
+    objective.baseline = 0.5
+    loss, stats = objective.loss(task, gate, z, mask, False)
+    p = torch.sigmoid(logits)
+    expected = ((task - 0.5) * (gate.log_prob(z) * mask).sum(-1)).mean() + 0.6 * (selection_rate(p, mask).mean() - 0.4) \
+        + 0.25 * expected_transitions(1 - p, mask).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    (got,) = torch.autograd.grad(loss, logits)
+    (want,) = torch.autograd.grad(expected, logits)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert stats["constraint"].item() == pytest.approx((selection_rate(p, mask).mean() - 0.4).item(), abs=1e-6)
+
+
+def test_leave_one_out_baseline_of_several_samples():
+    """With k draws per text, each draw's baseline is the mean cost of that text's other draws."""
+    logits = torch.zeros(2, 3, requires_grad=True)
+    gate = BernoulliGate(logits).repeated(3)
+    z = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1], [0, 1, 0], [1, 0, 1]])
+    mask = torch.ones(6, 3, dtype=torch.bool)
+    task = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # draws of text 0: 0.1, 0.3, 0.5; text 1: 0.2, 0.4, 0.6
+    objective = ReinforceObjective(0.0, 0.0, lagrangian=RateLagrangian(0.5))
+    loss, _ = objective.loss(task, gate, z, mask, False, samples=3)
+    baselines = torch.tensor([0.4, 0.5, 0.3, 0.4, 0.2, 0.3])
+    expected = ((task - baselines) * gate.log_prob(z).sum(-1)).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
 def test_objectives_refuse_the_other_gate():
@@ -133,4 +175,4 @@ def test_objectives_refuse_the_other_gate():
     with pytest.raises(TypeError, match="Bernoulli"):
         ReinforceObjective(0.1, 0.0).loss(torch.zeros(1), kuma, torch.ones(1, 2), mask, False)
     with pytest.raises(TypeError, match="HardKuma"):
-        HardKumaObjective(0.1, 0.0).loss(torch.zeros(1), bernoulli, torch.ones(1, 2), mask, False)
+        HardKumaObjective(0.0, RateLagrangian(0.1)).loss(torch.zeros(1), bernoulli, torch.ones(1, 2), mask, False)
