@@ -200,7 +200,7 @@ def test_both_estimators_hold_the_target_rate_on_sst2(estimator, samples):
 
 def test_warm_start_distils_an_attribution_top_k():
     """Fitting the gates to the top-k words of given scores (here: the planted phrase) makes the
-X
+    generator's k most probable words those words on unseen texts (before: on about a third of them)."""
     adapter = ModelAdapter(*tiny_model("bert"))
     train, test = planted_data(200, seed=5), planted_data(100, seed=99)
     generator = _tiny_generator(adapter, estimator="hardkuma", target_rate=2 / 15)  # k = 2 for 12-18 words
