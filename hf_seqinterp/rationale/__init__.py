@@ -23,7 +23,9 @@ from .objectives import HardKumaObjective, ReinforceObjective
 AutoConfig.register(RationaleGeneratorConfig.model_type, RationaleGeneratorConfig, exist_ok=True)
 AutoModel.register(RationaleGeneratorConfig, RationaleGenerator, exist_ok=True)
 
-_TRAINING = ("RationaleTrainingArguments", "RationaleTrainingResult", "predicted_labels", "train_rationale_generator")
+_TRAINING = (
+    "RationaleTrainingArguments", "RationaleTrainingResult", "distil_word_scores", "predicted_labels", "train_rationale_generator",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +47,7 @@ __all__ = [
     "RationaleTrainingResult",
     "ReinforceObjective",
     "WordBatch",
+    "distil_word_scores",
     "load_generator",
     "predicted_labels",
     "tokenizer_fingerprint",

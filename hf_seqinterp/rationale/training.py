@@ -416,3 +416,71 @@ class _Loop:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         epoch, done = int(state["epoch"]), int(state["batches_done"])
         return (epoch, done) if done < len(self.loader) else (epoch + 1, 0)
+
+
+def distil_word_scores(
+    generator: RationaleGenerator,
+    predictor: ModelAdapter,
+    texts: Sequence[str],
+    word_scores: Sequence[np.ndarray],
+    *,
+    epochs: int = 3,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    rank_by: str = "signed",
+    seed: int = 0,
+) -> list[float]:
+    r"""Warm start: fit the generator's selection probabilities p_j = P(z_j > 0) to the top-k words
+    of an attribution method (k = round(target_rate · n) per text of n words; y_j = 1 for those),
+
+        loss = − Σ_j [y_j log p_j + (1 − y_j) log(1 − p_j)] / n,
+
+    before training with the objective (`train_rationale_generator`), e.g. with the word scores of
+    integrated gradients or erasure (`Explanation.word_attributions()` values) computed once.
+    Returns the mean loss of each epoch; the generator is left in eval mode.
+    """
+    from ..metrics.plausibility import top_k_mask
+
+    rate = generator.config.target_rate
+    if rate is None:
+        raise InvalidParameterError("distil_word_scores selects round(target_rate · n) words: give the generator a target_rate.")
+    generator.check_tokenizer(predictor.tokenizer)
+    encodings = predictor.encode(texts)
+    if len(word_scores) != len(encodings):
+        raise InvalidInputError(f"Got {len(word_scores)} word-score arrays for {len(encodings)} texts; give one per text.")
+    words = generator.word_batch(encodings)
+    labels = torch.zeros(words.word_mask.shape)
+    for row, (scores, groups) in enumerate(zip(word_scores, words.groups)):
+        if len(scores) != len(groups):
+            raise InvalidInputError(
+                f"Text {row} has {len(groups)} words but {len(scores)} scores; score the words of "
+                "`predictor.encode(text)` (word_attributions() of an explanation of that text)."
+            )
+        k = round(rate * len(groups))
+        labels[row, : len(groups)] = torch.from_numpy(top_k_mask(np.asarray(scores), k, np.ones(len(groups), bool), rank_by))
+    labels = labels.to(generator.device)
+    params = [p for p in generator.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate)
+    sampler = LengthGroupedSampler([len(e) for e in encodings], batch_size, seed)
+    history = []
+    generator.train()
+    try:
+        with progress_bar(epochs * len(sampler), "warm start", unit="step") as bar:
+            for epoch in range(epochs):
+                sampler.set_epoch(epoch)
+                total = 0.0
+                for group in sampler:
+                    batch = generator.word_batch([encodings[i] for i in group])
+                    p = generator.gate(batch).selection_probability().clamp(1e-6, 1 - 1e-6)
+                    mask = batch.word_mask.to(p.dtype)
+                    bce = F.binary_cross_entropy(p, labels[group][:, : p.shape[1]], reduction="none")
+                    loss = (bce * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+                    optimizer.zero_grad()
+                    loss.mean().backward()
+                    optimizer.step()
+                    total += float(loss.detach().sum())
+                    bar.update(1)
+                history.append(total / len(encodings))
+    finally:
+        generator.eval()
+    return history
