@@ -251,12 +251,13 @@ def _json_rows(texts: Sequence[str], results: dict[int, list], n_methods: int) -
 
 # ----------------------------------------------------------------------------- methods
 def add_methods_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--series", action="store_true", help="list the time-series methods (explain-series) instead")
 
 
 def run_methods(args: argparse.Namespace) -> int:
-    width = max(map(len, METHODS))
-    for name, facts in METHODS.items():
+    table = SERIES_METHODS if args.series else METHODS
+    width = max(map(len, table))
+    for name, facts in table.items():
         params = ", ".join(f"{key}={default}" if default else key for key, default in facts["parameters"].items())
         default = "  (default method)" if name == DEFAULT_METHOD else ""
         print(f"{name:<{width}}  {facts['summary']}{default}")
@@ -684,7 +685,8 @@ def _log_to_stderr(name: str) -> Iterator[None]:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "explain": ("explain texts with a method and show a heat map", add_explain_arguments, run_explain),
-    "methods": ("list the registered explanation methods", add_methods_arguments, run_methods),
+    "methods": ("list the registered explanation methods (--series: the time-series ones)", add_methods_arguments,
+                run_methods),
     "explain-dataset": (
         (
             "explain a whole dataset (resumable; multi-process under accelerate launch / torchrun) and "

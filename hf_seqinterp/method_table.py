@@ -151,8 +151,8 @@ SERIES_METHODS: dict[str, dict] = {
         "parameters": {"score": "'auto'", "max_batch_series": "256"},
     },
     "channel_erasure": {
-        "summary": "Channel erasure: a whole variable replaced by the baseline; its score Δ_c "
-        "= f(x) − f(x with channel c",
+        "summary": "Channel erasure: each whole variable replaced by the baseline, its drop "
+        "spread over its steps.",
         "parameters": {"baseline": "'mean'", "sigma": "2.0", "score": "'auto'", "max_batch_series": "256"},
     },
     "gradient_x_input": {
@@ -204,8 +204,7 @@ SERIES_METHODS: dict[str, dict] = {
         "parameters": {"score": "'auto'", "max_batch_series": "256"},
     },
     "shapley_sampling": {
-        "summary": "Shapley value sampling over (window × channel) groups (Castro et al. "
-        "2009): the mean marginal gain",
+        "summary": "Shapley value sampling over (window × channel) groups (Castro et al. 2009).",
         "parameters": {
             "n_samples": "None",
             "window": "10",

@@ -52,6 +52,7 @@ def test_method_table_equals_the_live_registry():
         (["evaluate", "data.tsv", "--methods", "saliency,lim"], "'lim' is not a registered explanation method"),
         (["explain-dataset", "x.tsv", "--output-dir", "o", "--exclude-nothing"], "unrecognized arguments"),
         (["methods"], "integrated_gradients"),
+        (["methods", "--series"], "Channel erasure: each whole variable replaced by the baseline"),
         (["explain-series", "--help"], "kernel_shap"),
         (["explain-series", "x.npy", "--model", "m", "--method", "kernelshap"], "Did you mean 'kernel_shap'?"),
         (["explain-series", "x.npy", "--model", "m", "--method", "occlusion", "-p", "windw=4"], "Did you mean 'window'?"),

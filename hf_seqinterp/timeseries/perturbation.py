@@ -101,8 +101,10 @@ class SeriesOcclusion(_SeriesPerturbation):
 
 @register_series_method("channel_erasure")
 class ChannelErasure(_SeriesPerturbation):
-    r"""Channel erasure: a whole variable replaced by the baseline; its score Δ_c = f(x) − f(x with channel c
-    replaced) spread evenly over its steps, so `channel_totals()[c] = Δ_c`. Cost: C + 1 forwards per series.
+    r"""Channel erasure: each whole variable replaced by the baseline, its drop spread over its steps.
+
+    Δ_c = f(x) − f(x with channel c replaced), spread evenly over its steps, so
+    `channel_totals()[c] = Δ_c`. Cost: C + 1 forwards per series.
 
     Variable-level importance as in the leave-one-covariate-out tradition (Lei et al. 2018,
     arXiv:1604.04173). On channel-independent models with a linear head (PatchTST, PatchTSMixer
@@ -186,8 +188,10 @@ class SeriesKernelShap(_GroupGame):
 
 @register_series_method("shapley_sampling")
 class SeriesShapleySampling(_GroupGame):
-    r"""Shapley value sampling over (window × channel) groups (Castro et al. 2009): the mean marginal gain
-    v(prefix ∪ {g}) − v(prefix) over `n_samples` random orderings; Σ_g φ_g = f(x) − v(∅) exactly.
+    r"""Shapley value sampling over (window × channel) groups (Castro et al. 2009).
+
+    φ_g is the mean marginal gain v(prefix ∪ {g}) − v(prefix) over `n_samples` random orderings;
+    Σ_g φ_g = f(x) − v(∅) exactly.
     Cost: n_samples (default 25) · (M − 1) + 2 forwards per series (repeated prefixes scored once).
     Reference: doi:10.1016/j.cor.2008.04.004.
     """
