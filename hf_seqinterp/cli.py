@@ -596,6 +596,7 @@ def run_explain_series(args: argparse.Namespace) -> int:
         save_series_html,
     )
     from .timeseries.data import channel_names as recorded_channels
+    from .timeseries.runs import series_inputs
     from .visualize import terminal_safe
 
     specs = method_params(list(dict.fromkeys(args.method or [DEFAULT_METHOD])), args.param)
@@ -633,12 +634,10 @@ def run_explain_series(args: argparse.Namespace) -> int:
     else:
         if args.push_to_hub:
             raise SeqInterpError("--push-to-hub needs --output-dir (the run that is published).")
-        import numpy as np
-
-        values = [np.asarray(v, dtype=np.float32) for v in dataset["past_values"]]
+        series = series_inputs(dataset, adapter)  # arrays, or dicts with a forecaster's covariate columns
         per_method = [
             get_series_method(name).create(adapter, **params).explain(
-                values, args.target, batch_size=args.batch_size, progress=not args.no_progress
+                series, args.target, batch_size=args.batch_size, progress=not args.no_progress
             )
             for name, params in specs.items()
         ]

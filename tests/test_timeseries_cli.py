@@ -79,3 +79,21 @@ def test_errors_are_clear(model_dir, tmp_path, capsys):
     assert "takes (time, 3) arrays" in capsys.readouterr().err
     assert main(["explain-series", str(tmp_path / "x.npy"), "--model", str(model_dir), "--push-to-hub", "u/r"]) == 2
     assert "--push-to-hub needs --output-dir" in capsys.readouterr().err
+
+
+def test_forecaster_covariates_come_from_the_dataset_columns(tmp_path):
+    """Without --output-dir too, a forecaster's time features are read from the columns of its input names."""
+    import datasets
+    from timeseries_models import forecaster_inputs, tiny_forecaster
+
+    model = tiny_forecaster("time_series_transformer")
+    model.save_pretrained(tmp_path / "tst")
+    items = forecaster_inputs(2, seed=4)
+    datasets.Dataset.from_dict({name: [item[name] for item in items] for name in items[0]}).save_to_disk(str(tmp_path / "data"))
+    argv = ["explain-series", str(tmp_path / "data"), "--model", str(tmp_path / "tst"), "--method", "saliency",
+            "--target", "1,all", "--json", str(tmp_path / "e.json"), "--no-progress"]
+    assert main(argv) == 0
+    got = [SeriesExplanation.from_dict(d) for d in json.loads((tmp_path / "e.json").read_text())]
+    want = explain_series(SeriesAdapter(model), items, "saliency", target=(1, None))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.attributions, b.attributions, atol=1e-6)

@@ -92,7 +92,7 @@ def explain_series_dataset(
     adapter.model.to(accelerator.device)
     explainers = {name: get_series_method(name).create(adapter, **params) for name, params in specs.items()}
 
-    items = _series(dataset, values_column, adapter)
+    items = series_inputs(dataset, adapter, values_column)
     targets = list(dataset[target_column]) if target_column else [target] * len(items)
     labels = list(dataset[label_column]) if label_column else None
     adapter.prepare(items, targets)  # every series and target checked before any work
@@ -126,7 +126,7 @@ def explain_series_dataset(
                        features=SERIES_FEATURES, overwrite=overwrite, progress=progress, started=started)
 
 
-def _series(dataset: datasets.Dataset, values_column: str, adapter: SeriesAdapter) -> list[Any]:
+def series_inputs(dataset: datasets.Dataset, adapter: SeriesAdapter, values_column: str = "past_values") -> list[Any]:
     """Each row's series as the adapter takes it: an array, or a dict with the model's covariates."""
     missing = [name for name in adapter.covariates if name not in dataset.column_names]
     if missing:
