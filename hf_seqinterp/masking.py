@@ -35,7 +35,8 @@ from .utils import length_grouped_batches, progress_bar
 
 Replacement = Literal["delete", "mask", "pad", "unk", "attention", "zero_embedding"]
 REPLACEMENTS: tuple[str, ...] = ("delete", "mask", "pad", "unk", "attention", "zero_embedding")
-FeatureLevel = Literal["token", "word"]
+FeatureLevel = Literal["token", "word", "phrase", "sentence"]
+FEATURE_LEVELS: tuple[str, ...] = ("token", "word", "phrase", "sentence")
 EmptyInput = Literal["error", "pad"]
 
 
@@ -68,12 +69,21 @@ def resolve_replacement(adapter: ModelAdapter, replacement: str) -> str:
     return check_replacement(adapter, "zero_embedding")
 
 
+def check_level(level: str) -> str:
+    """`level` if it is a feature level, else a clear error."""
+    if level not in FEATURE_LEVELS:
+        raise InvalidParameterError(f"level={level!r}; use one of {', '.join(map(repr, FEATURE_LEVELS))}.")
+    return level
+
+
 def feature_groups(text: TokenizedText, level: FeatureLevel = "token") -> list[np.ndarray]:
-    """Token positions of each feature: one per non-special token, or one per word."""
-    if level not in ("token", "word"):
-        raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
+    """Token positions of each feature: one per non-special token, word, phrase or sentence
+    (`TokenizedText.unit_groups`)."""
+    check_level(level)
     if level == "word":
         return [np.asarray(group.positions, dtype=np.int64) for group in text.word_groups()]
+    if level in ("phrase", "sentence"):
+        return [np.asarray(positions, dtype=np.int64) for positions in text.unit_groups(level)]
     return [np.asarray([pos], dtype=np.int64) for pos, special in enumerate(text.special_tokens_mask) if not special]
 
 

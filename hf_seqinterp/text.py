@@ -13,6 +13,7 @@ offsets index into its own segment's string, `segment_ids[t]` says which (0 = `t
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -20,6 +21,11 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from .errors import InvalidInputError, InvalidParameterError
+
+#: a word that ends a sentence / a phrase (closing quotes and brackets may follow the mark)
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+PHRASE_END = re.compile(r"[.!?…,;:][\"'”’)\]]*$")
+CLOSING = re.compile(r"[\"'”’)\]]+")
 
 
 class WordGroup(NamedTuple):
@@ -125,6 +131,25 @@ class TokenizedText:
             key = (self.segment_of(pos), wid if wid is not None else -1 - pos)
             groups.setdefault(key, []).append(pos)
         return [WordGroup(seg, wid, tuple(pos)) for (seg, wid), pos in groups.items()]
+
+    def unit_groups(self, unit: Literal["phrase", "sentence"]) -> list[tuple[int, ...]]:
+        """Token positions of each sentence (or phrase) in token order: runs of consecutive words that
+        end after a word ending in . ! ? … (phrases also , ; :) and the closing quotes or brackets
+        right after it, at a line break between words, and at the end of a segment."""
+        end = {"sentence": SENTENCE_END, "phrase": PHRASE_END}[unit]
+        units: list[list[int]] = []
+        last: tuple[int, int] | None = None  # the previous word's segment and last character
+        ended = False  # whether the previous word ended a unit
+        for group in self.word_groups():
+            start, stop = self.word_span(group)
+            source = self.segment_text(group.segment)
+            word = source[start:stop]
+            if last is None or last[0] != group.segment or "\n" in source[last[1]:start] or ended and not (start == last[1] and CLOSING.fullmatch(word)):
+                units.append([])
+            units[-1].extend(group.positions)
+            ended = bool(end.search(word)) or (ended and start == last[1] and bool(CLOSING.fullmatch(word)))
+            last = (group.segment, stop)
+        return [tuple(positions) for positions in units]
 
     def word_span(self, group: WordGroup) -> tuple[int, int]:
         """[start, end) characters of a word in its segment, surrounding whitespace excluded."""

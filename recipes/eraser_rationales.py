@@ -1,35 +1,43 @@
-"""Rationales for movie reviews: train a rationale generator against a sentiment classifier
-(optionally fine-tuned on the reviews first) on ERASER Movie Reviews, and compare its rationales with
-gradient × input, leave-one-out and random selections at the same selection rate on the validation
-reviews, against the human evidence.
+"""Rationales for movie reviews: train rationale generators on ERASER Movie Reviews (both estimators,
+several seeds) and compare their rationales with integrated gradients, word-level erasure and
+random words at the same selection rate, against the human evidence.
 
-1. Inputs. Reviews have 600–1,000+ words; to fit 2 CPU cores each review is cut to its last
-   `--max-tokens` tokens (default 128, about 100 words; the verdict usually sits at the end: 41% of
-   the validation evidence lies in the last 220 words, 25% in the first 220). Human evidence spans
-   are shifted into the window; evidence outside it is dropped (reviews left without any are
-   skipped by the plausibility metrics). The generator trains on a seeded random subset of
-   `--limit-train` training reviews (default 800 of 1,600).
-2. Predictor. By default the bundled default model (3-layer BERT distilled for SST-2) as it is: 78.5%
-   accuracy on the 128-token validation windows. `--finetune-epochs N` fine-tunes it on the training
-   windows first, with half of each batch's reviews getting a random fraction of their words
-   [MASK]ed, so that a mostly-[MASK] rationale is in its training distribution (Madsen et al. 2023,
-   "faithfulness measurable models"); that costs about 5 s per batch of 16 on a busy 2-core CPU.
-3. Generator. `RationaleGenerator.for_predictor` (embeddings: the classifier's, reduced to 128
-   principal components, frozen; a BiGRU of 64 units per direction) trained with HardKuma and a
-   Lagrangian target selection rate (default 0.1, roughly the human evidence's share of the
-   windows) against the frozen classifier: the target is the classifier's own prediction.
-4. Evaluation on the 200 validation windows: task accuracy and fidelity from the rationale alone,
-   selection rate, token F1 / IOU-F1 / AUPRC against the human evidence, comprehensiveness and
-   sufficiency (probabilities; unselected words [MASK]ed as in training, and deleted as in ERASER),
-   for the generator, top-k gradient × input and random words with k = the generator's selected
-   word count per review, and the human evidence itself. Word-level leave-one-out costs one forward
-   per word, so it runs on the first `--loo-docs` reviews (a second table compares all methods there).
+1. Inputs. Each review is cut to its first `--max-tokens` tokens (default 510, with [CLS] and [SEP]
+   the predictor's 512; `--window tail` keeps the end instead). Human evidence spans are clipped to
+   the window; reviews left without any are skipped by the plausibility metrics. Training uses a
+   fixed random subset of `--limit-train` training reviews (default 300 of 1,600, both classes).
+2. Predictor. The bundled default model (6-layer MiniLM-style BERT distilled for SST-2), fine-tuned
+   for `--finetune-epochs` (default 2) on the training windows with half of each batch's reviews
+   getting a random share of their words [MASK]ed, so that a mostly-[MASK] rationale is in its
+   input distribution (Madsen et al. 2023, "faithfulness measurable models"); `--finetune-epochs 0`
+   explains the SST-2 model as it is.
+3. Generators. `RationaleGenerator.for_predictor` (the predictor's embeddings reduced to 128
+   principal components, frozen; a BiGRU of 64 units per direction) selecting `--unit`s (default:
+   phrases, since the movie evidence is phrases), warm-started from the top words of
+   `--warm-start` (default gradient × input, one backward per training review) and trained with
+   each of `--estimators` for every seed in `--seeds`, holding the selection rate at
+   `--target-rate` (default 0.1 of the words; the human evidence covers about 6% of the windows).
+   `--setting post-hoc` (default) explains the frozen fine-tuned predictor: the target is its own
+   prediction. `--setting joint` trains a fresh copy of the predictor with each generator on the
+   gold labels from the rationale alone (Lei et al. 2016); its rows then report the task accuracy
+   of that jointly trained model from the rationale alone.
+4. Evaluation on the validation windows (all 200 unless `--limit-val`): the prediction from the
+   rationale alone (fidelity to the full-text prediction; accuracy against the gold label),
+   selection rate, token F1 / IOU-F1 / AUPRC against the human evidence, and comprehensiveness and
+   sufficiency (probabilities, unselected words replaced as `--replacements` say), for each
+   generator and, review by review at the generator's selected word count k, the top-k words of
+   integrated gradients (`--ig-steps`) and random words; word-level erasure ([MASK] one word at a
+   time: one forward per word, about 40 s per review on 2 cores) runs on the first
+   `--erasure-docs` reviews, where a second table compares all methods. Tables give the mean ±
+   standard deviation over the seeds.
 
-Everything is written under `--output` (default outputs/eraser, ignored by git): the classifier,
-the generator (with its checkpoints), results.md and results.json. `--reuse` skips the stages whose
-outputs exist. Run from the repository root (CPU time in docs/methods/rationales.md):
+Everything is written under `--output` (default outputs/eraser, ignored by git): the fine-tuned
+classifier, the cached attributions, one folder per generator (with its training history),
+results.md and results.json. `--reuse` skips the stages whose outputs exist. Run from the
+repository root (figures and CPU time in docs/methods/rationales.md):
 
-    HF_HUB_OFFLINE=1 python recipes/eraser_rationales.py --threads 1
+    HF_HUB_OFFLINE=1 python recipes/eraser_rationales.py
+    HF_HUB_OFFLINE=1 python recipes/eraser_rationales.py --setting joint --output outputs/eraser-joint --reuse
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import random
 import sys
 import time
@@ -54,6 +63,7 @@ from rationale_eval import (
     markdown,
     run_method,
     selected_words,
+    top_word_masks,
 )
 from tqdm.auto import tqdm
 from train_default_model import collate, length_sorted_batches
@@ -64,11 +74,12 @@ from transformers import (
     set_seed,
 )
 
-from hf_seqinterp import ModelAdapter, metrics
+from hf_seqinterp import Explanation, ModelAdapter, get_explainer, metrics
 from hf_seqinterp.metrics.plausibility import gold_rationale
 from hf_seqinterp.rationale import (
     RationaleGenerator,
     RationaleTrainingArguments,
+    distil_word_scores,
     predicted_labels,
     train_rationale_generator,
 )
@@ -82,32 +93,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eraser-dir", type=Path, default=REPO_ROOT / "../shared/data/eraser_movies")
     parser.add_argument("--base", type=Path, default=REPO_ROOT / "hf_seqinterp/default_model",
                         help="the predictor (a BERT-like *ForSequenceClassification folder; default: the bundled "
-                        "SST-2 model), used as is or fine-tuned on the reviews with --finetune-epochs")
+                        "SST-2 model), explained as is or fine-tuned on the reviews with --finetune-epochs")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "outputs/eraser")
-    parser.add_argument("--max-tokens", type=int, default=128, help="tokens per review window (its end)")
-    parser.add_argument("--finetune-epochs", type=int, default=1, help="0: use --base as is")
+    parser.add_argument("--setting", choices=("post-hoc", "joint"), default="post-hoc",
+                        help="post-hoc: explain the frozen predictor; joint: train the predictor on the rationales "
+                        "with the gold labels (Lei et al.)")
+    parser.add_argument("--window", choices=("head", "tail"), default="head", help="which end of each review to keep")
+    parser.add_argument("--max-tokens", type=int, default=510, help="tokens per review window (510 + [CLS], [SEP])")
+    parser.add_argument("--finetune-epochs", type=int, default=2, help="0: use --base as is")
     parser.add_argument("--finetune-lr", type=float, default=5e-5)
     parser.add_argument("--mask-augment", type=float, default=0.5,
                         help="fraction of fine-tuning examples with a random share of their words [MASK]ed")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--estimator", choices=("hardkuma", "reinforce"), default="reinforce")
-    parser.add_argument("--target-rate", type=float, default=0.1, help="HardKuma: selection rate bound")
-    parser.add_argument("--sparsity", type=float, default=0.4, help="REINFORCE: λ1 per selected word share")
-    parser.add_argument("--coherence", type=float, default=0.2, help="λ2 per transition per word boundary")
+    parser.add_argument("--estimators", nargs="+", choices=("hardkuma", "reinforce"), default=["hardkuma", "reinforce"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--unit", choices=("word", "phrase", "sentence"), default="phrase", help="what one gate selects")
+    parser.add_argument("--target-rate", type=float, default=0.1, help="share of words to select")
+    parser.add_argument("--coherence", type=float, default=0.0, help="λ2 per transition per unit boundary")
+    parser.add_argument("--warm-start", choices=("gradient_x_input", "integrated_gradients", "none"),
+                        default="gradient_x_input", help="distil this method's top words before training (none: off)")
+    parser.add_argument("--samples-per-text", type=int, default=2, help="REINFORCE draws per text (leave-one-out baseline)")
     parser.add_argument("--generator-epochs", type=int, default=2)
     parser.add_argument("--generator-lr", type=float, default=3e-3)
-    parser.add_argument("--lagrange-lr", type=float, default=0.5)
-    parser.add_argument("--lambda-max", type=float, default=30.0,
-                        help="HardKuma: the multiplier's cap (the rate's gradient per word shrinks as 1/words)")
-    parser.add_argument("--lambda-init", type=float, default=1.0,
-                        help="HardKuma: the initial multiplier (small values let the task loss open every gate first)")
-    parser.add_argument("--loo-docs", type=int, default=50, help="validation reviews for leave-one-out")
-    parser.add_argument("--limit-train", type=int, default=800, help="a seeded random subset of N training reviews "
+    parser.add_argument("--ig-steps", type=int, default=8, help="integrated gradients' Gauss-Legendre steps")
+    parser.add_argument("--erasure-docs", type=int, default=20,
+                        help="validation reviews for word-level erasure (one forward per word: ~40 s per review)")
+    parser.add_argument("--replacements", nargs="+", default=["mask"], choices=("mask", "delete"),
+                        help="how comprehensiveness and sufficiency remove words")
+    parser.add_argument("--limit-train", type=int, default=300, help="a seeded random subset of N training reviews "
                         "(0: all 1,600)")
     parser.add_argument("--limit-val", type=int, help="evaluate a seeded random subset of N validation reviews")
     parser.add_argument("--reuse", action="store_true", help="skip stages whose outputs exist in --output")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     return parser.parse_args(argv)
 
 
@@ -133,25 +150,40 @@ def tail_start(text: str, tokenizer, max_tokens: int) -> int:
     return starts[lo]
 
 
-def shift_spans(spans: Sequence[Span], start: int) -> list[Span]:
-    """Spans of the full text as spans of text[start:], clipped; those wholly before `start` dropped."""
-    return [(max(s, start) - start, e - start) for s, e in spans if e > start]
+def head_end(text: str, tokenizer, max_tokens: int) -> int:
+    """Character offset of the end of the longest head of `text` (whole words) that fits in `max_tokens`."""
+    ends = [e for _, e in metrics.word_char_spans(text)]
+    lo, hi = 1, len(ends)  # the largest word count whose head fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer(text[: ends[mid - 1]], add_special_tokens=False, verbose=False)["input_ids"]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return ends[lo - 1]
 
 
-def read_split(eraser_dir: Path, split: str, tokenizer, max_tokens: int, limit: int | None, seed: int) -> Split:
-    """The reviews of `split` cut to their last `max_tokens` tokens; `limit`: a seeded random subset
-    (the files list all negative reviews first, so their first N would all be negative)."""
+def shift_spans(spans: Sequence[Span], start: int, end: int) -> list[Span]:
+    """Spans of the full text as spans of text[start:end], clipped; those wholly outside dropped."""
+    return [(max(s, start) - start, min(e, end) - start) for s, e in spans if e > start and s < end]
+
+
+def read_split(eraser_dir: Path, split: str, tokenizer, args: argparse.Namespace, limit: int | None) -> Split:
+    """The reviews of `split` cut to their first (`--window head`) or last `max_tokens` tokens;
+    `limit`: a seeded random subset (the files list all negative reviews first)."""
     data = metrics.load_eraser(eraser_dir / f"{split}.jsonl", eraser_dir / "docs")
     records = [json.loads(line) for line in (eraser_dir / f"{split}.jsonl").read_text().splitlines() if line.strip()]
     label_of = {r["annotation_id"]: int(r["classification"] == "POS") for r in records}
     rows = range(len(data.texts))
     if limit is not None and limit < len(rows):
-        rows = sorted(random.Random(seed).sample(rows, limit))
+        rows = sorted(random.Random(0).sample(rows, limit))
     texts, evidence = [], []
     for i in rows:
-        start = tail_start(data.texts[i], tokenizer, max_tokens)
-        texts.append(data.texts[i][start:])
-        evidence.append(shift_spans(data.rationales[i], start))
+        text = data.texts[i]
+        start, end = (0, head_end(text, tokenizer, args.max_tokens)) if args.window == "head" else (
+            tail_start(text, tokenizer, args.max_tokens), len(text))
+        texts.append(text[start:end])
+        evidence.append(shift_spans(data.rationales[i], start, end))
     ids = [data.ids[i] for i in rows]
     return Split(texts, [label_of[i] for i in ids], evidence, ids)
 
@@ -169,7 +201,7 @@ def finetune(args: argparse.Namespace, train: Split, folder: Path) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(args.base, dtype=torch.float32)
     encoded = tokenizer(train.texts)
     ids, word_ids = encoded["input_ids"], [encoded.word_ids(i) for i in range(len(train.texts))]
-    rng = random.Random(args.seed)
+    rng = random.Random(0)
     total = args.finetune_epochs * math.ceil(len(ids) / args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.finetune_lr, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
@@ -201,22 +233,46 @@ def accuracy(adapter: ModelAdapter, split: Split) -> float:
     return float((predicted == np.asarray(split.labels)).mean())
 
 
+# ----------------------------------------------------------------------------- attributions
+def explanations(name: str, adapter: ModelAdapter, texts: Sequence[str], path: Path, reuse: bool, **params):
+    """An explainer's explanations of `texts`, cached in `path` (pickle) and the seconds they took."""
+    if reuse and path.exists():
+        return pickle.loads(path.read_bytes())
+    start = time.perf_counter()
+    found = get_explainer(name).create(adapter, **params).explain(list(texts), progress=True)
+    result = (found, time.perf_counter() - start)
+    path.write_bytes(pickle.dumps(result))
+    return result
+
+
+def word_scores(found: Sequence[Explanation]) -> list[np.ndarray]:
+    return [np.asarray([w.score for w in e.to_words()]) for e in found]
+
+
 # ----------------------------------------------------------------------------- generator
-def train_generator(args: argparse.Namespace, adapter: ModelAdapter, train: Split, folder: Path) -> dict:
-    torch.manual_seed(args.seed)
+def train_generator(
+    args: argparse.Namespace, adapter: ModelAdapter, train: Split, warm: list[np.ndarray] | None,
+    estimator: str, seed: int, folder: Path,
+) -> dict:
+    """One generator (and, in the joint setting, the predictor trained with it), saved in `folder`."""
+    torch.manual_seed(seed)
     generator = RationaleGenerator.for_predictor(
-        adapter, estimator=args.estimator, target_rate=args.target_rate, sparsity=args.sparsity,
-        coherence=args.coherence, hidden_size=64, embedding_size=128,
+        adapter, estimator=estimator, target_rate=args.target_rate, coherence=args.coherence, unit=args.unit,
+        hidden_size=64, embedding_size=128,
     )
+    started = time.perf_counter()
+    if warm is not None:
+        distil_word_scores(generator, adapter, train.texts, warm, epochs=3, batch_size=args.batch_size, seed=seed)
+    joint = args.setting == "joint"
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
-        learning_rate=args.generator_lr, lagrange_lr=args.lagrange_lr, lambda_init=args.lambda_init,
-        lambda_max=args.lambda_max, seed=args.seed,
-        logging_steps=10,
+        learning_rate=args.generator_lr, samples_per_text=args.samples_per_text if estimator == "reinforce" else 1,
+        train_predictor=joint, seed=seed, logging_steps=5, save_steps=10**9,
     )
-    result = train_rationale_generator(adapter, train.texts, generator=generator, args=settings)
+    result = train_rationale_generator(adapter, train.texts, train.labels if joint else None,
+                                       generator=generator, args=settings)
     (folder / "history.json").write_text(json.dumps(result.history, indent=1))
-    return {"steps": result.global_step, "seconds": result.seconds, "last": result.history[-1]}
+    return {"steps": result.global_step, "seconds": time.perf_counter() - started, "last": result.history[-1]}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -230,21 +286,43 @@ def head(method: MethodRationales, n: int) -> MethodRationales:
                             method.seconds * n / len(method.masks), method.scores[:n])
 
 
-def evaluate(args: argparse.Namespace, adapter: ModelAdapter, val: Split, generator: Path) -> dict:
+def at_counts(name: str, found: tuple[list[Explanation], float], counts: Sequence[int]) -> MethodRationales:
+    """The top `counts[i]` words of each cached explanation."""
+    explained, seconds = found
+    return MethodRationales(name, explained, top_word_masks(explained, counts), seconds,
+                            [e.attributions.astype(np.float64) for e in explained])
+
+
+def evaluate(args: argparse.Namespace, adapter: ModelAdapter, val: Split, generator: Path, seed: int,
+             baselines: dict[str, tuple[list[Explanation], float]]) -> dict:
+    """Every method's rationales at the generator's word counts, on all validation reviews and on the
+    first `--erasure-docs` (where word-level erasure was computed)."""
     produced = generator_rationales(adapter, val.texts, str(generator))
     counts = [selected_words(e, m) for e, m in zip(produced.explanations, produced.masks)]
-    gxi = run_method("gradient_x_input", adapter, val.texts, counts, at="word_embeddings")  # as in the docs tables
-    gxi.name = "gradient × input, top-k words"
-    rand = run_method("random", adapter, val.texts, counts, seed=args.seed)
-    rand.name = "random words"
-    human = human_rationales(produced, val.evidence)
-    everything = compare(adapter, [produced, gxi, rand, human], val.labels, val.evidence)
-    n = min(args.loo_docs, len(val.texts))
-    loo = run_method("erasure", adapter, val.texts[:n], counts[:n], level="word", replacement="mask")
-    loo.name = "leave-one-out (word, [MASK]), top-k words"
-    subset = compare(adapter, [head(produced, n), head(gxi, n), loo, head(rand, n), head(human, n)],
-                     val.labels[:n], val.evidence[:n])
-    return {"all": everything, "loo_subset": subset, "loo_docs": n}
+    methods = [produced]
+    if "integrated_gradients" in baselines:
+        methods.append(at_counts("integrated gradients, top-k words", baselines["integrated_gradients"], counts))
+    methods.append(run_method("random", adapter, val.texts, counts, seed=seed))
+    methods[-1].name = "random words"
+    results = {"all": compare(adapter, methods, val.labels, val.evidence, args.replacements)}
+    if "erasure" in baselines:
+        n = len(baselines["erasure"][0])
+        subset = [head(m, n) for m in methods] + [at_counts("erasure, top-k words", baselines["erasure"], counts[:n])]
+        results["erasure_subset"] = compare(adapter, subset, val.labels[:n], val.evidence[:n], args.replacements)
+    return results
+
+
+def summarise(runs: Sequence[dict], table: str) -> list[dict[str, str]]:
+    """Mean ± standard deviation over the runs (seeds) of each method's metrics in `table`."""
+    rows = []
+    for i, first in enumerate(runs[0][table]):
+        row: dict[str, str] = {"method": str(first["method"])}
+        for key, value in first.items():
+            if isinstance(value, float) and key != "explain s/text":
+                values = np.asarray([run[table][i][key] for run in runs], dtype=np.float64)
+                row[key] = f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f}"
+        rows.append(row)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -252,13 +330,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not (args.eraser_dir / "val.jsonl").exists():
         sys.exit(f"ERASER movies not found at {args.eraser_dir} (see --eraser-dir)")
     torch.set_num_threads(args.threads)
-    set_seed(args.seed)
+    set_seed(0)
     args.output.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    train = read_split(args.eraser_dir, "train", tokenizer, args.max_tokens, args.limit_train or None, args.seed)
-    val = read_split(args.eraser_dir, "val", tokenizer, args.max_tokens, args.limit_val, args.seed)
+    train = read_split(args.eraser_dir, "train", tokenizer, args, args.limit_train or None)
+    val = read_split(args.eraser_dir, "val", tokenizer, args, args.limit_val)
     times["data"] = time.perf_counter() - started
 
     classifier = args.base
@@ -272,27 +350,58 @@ def main(argv: Sequence[str] | None = None) -> None:
     facts = {"val_accuracy_full_window": accuracy(adapter, val), "train_reviews": len(train.texts)}
     print(f"classifier accuracy on the validation windows: {facts['val_accuracy_full_window']:.3f}")
 
-    generator = args.output / "generator"
-    if not (args.reuse and (generator / "config.json").exists()):
-        stage = time.perf_counter()
-        facts["generator_training"] = train_generator(args, adapter, train, generator)
-        times["generator training"] = time.perf_counter() - stage
     stage = time.perf_counter()
-    results = evaluate(args, adapter, val, generator)
-    times["evaluation"] = time.perf_counter() - stage
+    warm = None
+    if args.warm_start != "none":
+        params = {"n_steps": args.ig_steps} if args.warm_start == "integrated_gradients" else {}
+        warm = word_scores(explanations(args.warm_start, adapter, train.texts, args.output / "warm_start.pkl",
+                                        args.reuse, **params)[0])
+    baselines = {}
+    if args.setting == "post-hoc":  # a jointly trained predictor is a different model in every run
+        baselines["integrated_gradients"] = explanations(
+            "integrated_gradients", adapter, val.texts, args.output / "integrated_gradients.pkl", args.reuse,
+            n_steps=args.ig_steps)
+        if args.erasure_docs:
+            baselines["erasure"] = explanations(
+                "erasure", adapter, val.texts[: args.erasure_docs], args.output / "erasure.pkl", args.reuse,
+                level="word", replacement="mask")
+    times["attributions"] = time.perf_counter() - stage
+    reference = MethodRationales("", baselines["integrated_gradients"][0], []) if baselines else None
+    human = compare(adapter, [human_rationales(reference, val.evidence)], val.labels, val.evidence,
+                    args.replacements) if reference else []
+
+    runs: dict[str, list[dict]] = {}
+    for estimator in args.estimators:
+        for seed in args.seeds:
+            folder = args.output / f"{args.setting}-{estimator}-seed{seed}"
+            run_adapter = adapter if args.setting == "post-hoc" else ModelAdapter.from_pretrained(str(classifier))
+            stage = time.perf_counter()
+            if not (args.reuse and (folder / "config.json").exists()):
+                facts[folder.name] = train_generator(args, run_adapter, train, warm, estimator, seed, folder)
+            times[f"training {folder.name}"] = time.perf_counter() - stage
+            stage = time.perf_counter()
+            runs.setdefault(estimator, []).append(evaluate(args, run_adapter, val, folder, seed, baselines))
+            times[f"evaluation {folder.name}"] = time.perf_counter() - stage
     times["total"] = time.perf_counter() - started
 
     report = [
-        (f"ERASER movies, validation ({len(val.texts)} reviews, last {args.max_tokens} tokens of each); "
-         f"classifier accuracy on the full windows {facts['val_accuracy_full_window']:.3f}."),
-        "", markdown(results["all"]), "",
-        f"First {results['loo_docs']} validation reviews, with word-level leave-one-out:", "",
-        markdown(results["loo_subset"]), "",
-        "Minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()),
+        (f"ERASER movies, validation ({len(val.texts)} reviews, {args.window} {args.max_tokens} tokens of each), "
+        f"{args.setting}; classifier accuracy on the full windows {facts['val_accuracy_full_window']:.3f}. "
+        f"Generators: unit {args.unit}, target rate {args.target_rate}, warm start {args.warm_start}, "
+        f"{len(train.texts)} training reviews; mean ± standard deviation over seeds {args.seeds}."),
     ]
+    if human:
+        report += ["", "The human evidence itself:", "", markdown(human)]
+    for estimator, found in runs.items():
+        report += ["", f"**{estimator}**, all validation reviews:", "", markdown(summarise(found, "all"))]
+        if "erasure_subset" in found[0]:
+            report += ["", (f"**{estimator}**, the first {len(baselines['erasure'][0])} reviews, with word-level "
+                       "erasure ([MASK]):"), "", markdown(summarise(found, "erasure_subset"))]
+    report += ["", "Minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items())]
     (args.output / "results.md").write_text("\n".join(report) + "\n")
     (args.output / "results.json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "facts": facts, "times_s": times, **results}, indent=1))
+        {"args": {k: str(v) for k, v in vars(args).items()}, "facts": facts, "times_s": times, "human": human,
+         "runs": runs}, indent=1))
     print("\n".join(report))
 
 

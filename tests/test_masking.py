@@ -42,8 +42,8 @@ def test_feature_groups_and_keep_masks(adapter):
     assert len(words) == len({w for w in enc.word_ids if w is not None})
     keep = keep_masks(enc, np.zeros((1, len(words)), dtype=bool), words)[0]
     assert keep.tolist() == enc.special_tokens_mask  # only special tokens stay
-    with pytest.raises(InvalidParameterError, match="level='sentence'"):
-        feature_groups(enc, "sentence")
+    with pytest.raises(InvalidParameterError, match="level='paragraph'"):
+        feature_groups(enc, "paragraph")
 
 
 @pytest.mark.parametrize("replacement", REPLACEMENTS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny_models import tiny_model
 
-from hf_seqinterp import InvalidParameterError, ModelAdapter
+from hf_seqinterp import InvalidParameterError, ModelAdapter, get_explainer
 from hf_seqinterp.masking import (
     feature_groups,
     keep_masks,
@@ -37,6 +37,34 @@ def test_span_groups_cover_overlapping_tokens(bert):
         span_groups(enc, [(1, 2, 3)])
     with pytest.raises(InvalidParameterError, match="spans is empty"):
         span_groups(enc, [])
+
+
+def _unit_texts(enc, level):
+    """Each unit's characters, from its first token's start to its last token's end, spaces removed."""
+    found = []
+    for group in feature_groups(enc, level):
+        source = enc.segment_text(enc.segment_of(int(group[0])))
+        found.append(source[enc.offsets[group[0]][0] : enc.offsets[group[-1]][1]].replace(" ", ""))
+    return found
+
+
+def test_sentences_and_phrases_are_runs_of_whole_words(bert):
+    text = 'the film is great, really.\nbut the ending "sucks!" (a lot); ok?\nno end'
+    enc = bert.encode([text])[0]
+    assert _unit_texts(enc, "sentence") == [
+        "thefilmisgreat,really.", 'buttheending"sucks!"', "(alot);ok?", "noend"]  # the closing quote stays
+    assert _unit_texts(enc, "phrase") == [
+        "thefilmisgreat,", "really.", 'buttheending"sucks!"', "(alot);", "ok?", "noend"]
+    words = feature_groups(enc, "word")
+    for level in ("phrase", "sentence"):  # each unit is whole words, in order, covering every word once
+        units = feature_groups(enc, level)
+        assert np.concatenate(units).tolist() == np.concatenate(words).tolist()
+        starts = {int(w[0]) for w in words}
+        assert all(int(u[0]) in starts for u in units)
+    pair = bert.encode([("one. two", "three")])[0]  # a new segment starts a new sentence
+    assert _unit_texts(pair, "sentence") == ["one.", "two", "three"]
+    with pytest.raises(InvalidParameterError, match="level='clause'"):
+        feature_groups(enc, "clause")
 
 
 def test_auto_replacement_follows_the_tokenizer(bert):
@@ -72,3 +100,18 @@ def test_last_token_classifier_reads_the_last_position_even_when_it_is_the_pad_i
         hidden = model.transformer(input_ids=torch.tensor([ids])).last_hidden_state
         expected = model.score(hidden[:, -1])
     np.testing.assert_allclose(ours.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_sentence_level_erasure_scores_each_sentence_by_its_removal(bert):
+    text = "a superb film. the cast is dreadful!\nan overlong ending"
+    expl = get_explainer("erasure").create(bert, level="sentence", replacement="mask").explain(text)
+    (enc,) = bert.encode([text])
+    sentences = feature_groups(enc, "sentence")
+    assert len(sentences) == 3
+    keeps = keep_masks(enc, ~np.eye(len(sentences), dtype=bool), sentences)
+    full = variant_logits(bert, [enc], [np.ones((1, len(enc.input_ids)), dtype=bool)], replacement="mask")[0][0]
+    without = variant_logits(bert, [enc], [keeps], replacement="mask")[0]
+    for j, positions in enumerate(sentences):  # a sentence's score, spread evenly over its tokens
+        drop = full[expl.target] - without[j][expl.target]
+        np.testing.assert_allclose(expl.attributions[positions].sum(), drop, atol=1e-5)
+        np.testing.assert_allclose(expl.attributions[positions], drop / len(positions), atol=1e-6)

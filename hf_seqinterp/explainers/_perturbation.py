@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from ..adapter import Batch, Encoding
-from ..errors import InvalidParameterError
-from ..masking import FeatureLevel, feature_groups, keep_masks, resolve_replacement, score_variants
+from ..masking import (
+    FeatureLevel,
+    check_level,
+    feature_groups,
+    keep_masks,
+    resolve_replacement,
+    score_variants,
+)
 from ..validation import check_seed, check_token_budget
 from .base import Explainer, RowResult, hidden_size
 
@@ -39,9 +45,7 @@ class PerturbationExplainer(Explainer):
         max_batch_tokens: int = 8192,
         score: str = "logit",
     ):
-        if level not in ("token", "word"):
-            raise InvalidParameterError(f"level={level!r}; use 'token' or 'word'.")
-        self.level = level
+        self.level = check_level(level)
         self.replacement = resolve_replacement(adapter, replacement)
         self.max_batch_tokens = check_token_budget("max_batch_tokens", max_batch_tokens, hidden_size(adapter))
         super().__init__(adapter, score=score)

@@ -13,6 +13,7 @@ from ..errors import InvalidParameterError
 from ..masking import check_replacement, feature_groups, keep_masks, variant_logits
 from ..rationale import RationaleGenerator, load_generator
 from ..rationale.gates import select_words
+from ..rationale.modeling import unit_sizes
 from ..validation import check_float
 from .base import Explainer, RowResult, register_explainer
 
@@ -21,14 +22,15 @@ from .base import Explainer, RowResult, register_explainer
 class Rationale(Explainer):
     r"""Rationale: the words a trained generator selects as enough for the prediction (Lei et al. 2016).
 
-    A `RationaleGenerator` gives every word j a selection probability p_j = P(z_j > 0); the rationale
-    is deterministic: the round(Σ_j p_j) most probable words (threshold="expected", the generator's
-    default), or z_j = 1[p_j > threshold] for a number. Every
-    token of a selected word gets attribution 1, all other tokens 0; special tokens are never
-    selected (and always kept when the model reads the rationale).
+    A `RationaleGenerator` gives every unit j (a word; a phrase or sentence for generators trained
+    with `unit`) a selection probability p_j = P(z_j > 0); the rationale is deterministic: the
+    most probable units up to about Σ_j m_j p_j words, m_j the words of unit j (threshold="expected",
+    the generator's default), or z_j = 1[p_j > threshold] for a number. Every token of a selected
+    unit gets attribution 1, all other tokens 0; special tokens are never selected (and always kept
+    when the model reads the rationale).
 
-    `extras`: `spans` (the selected runs of words as {start, end, text} character spans),
-    `selection_rate` (selected words / words), `word_probabilities` (p_j), and the model on the
+    `extras`: `spans` (the selected runs of units as {start, end, text} character spans),
+    `selection_rate` (selected words / words), `word_probabilities` (each word's unit's p_j), and the model on the
     rationale alone, unselected words replaced as `replacement` says (default: as in training):
     `rationale_prediction`, `rationale_label`, `rationale_probabilities`, `rationale_score` (the
     target's score there). The selection does not depend on `target`, which only picks the class
@@ -69,8 +71,10 @@ class Rationale(Explainer):
         logits = self._unperturbed_logits(batch)
         chosen, _ = self._targets(logits, targets)
         probabilities = self._generator.selection_probabilities(batch.encodings)
-        groups = [feature_groups(enc, "word") for enc in batch.encodings]
-        selected = [select_words(p, self.threshold) for p in probabilities]
+        unit = self._generator.config.unit
+        groups = [feature_groups(enc, unit) for enc in batch.encodings]
+        sizes = [np.asarray(unit_sizes(enc, g)) for enc, g in zip(batch.encodings, groups)]
+        selected = [select_words(p, self.threshold, m) for p, m in zip(probabilities, sizes)]
         keeps = [keep_masks(enc, s[None], g) for enc, s, g in zip(batch.encodings, selected, groups)]
         alone = np.concatenate(variant_logits(adapter, batch.encodings, keeps, replacement=self.replacement))
         alone_t = torch.as_tensor(alone, dtype=logits.dtype, device=logits.device)
@@ -84,8 +88,8 @@ class Rationale(Explainer):
             predicted = int(alone[i].argmax())
             extras.append({
                 "spans": selected_spans(enc, groups[i], selected[i]),
-                "selection_rate": float(selected[i].mean()) if len(selected[i]) else 0.0,
-                "word_probabilities": [float(p) for p in probabilities[i]],
+                "selection_rate": float(sizes[i] @ selected[i] / sizes[i].sum()) if len(selected[i]) else 0.0,
+                "word_probabilities": [float(p) for p in np.repeat(probabilities[i], sizes[i])],
                 "rationale_prediction": predicted,
                 "rationale_label": labels[predicted] if predicted < len(labels) else None,
                 "rationale_probabilities": [float(p) for p in alone_probs[i]],

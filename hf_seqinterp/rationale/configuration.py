@@ -18,6 +18,8 @@ from ..errors import InvalidParameterError
 ESTIMATORS: tuple[str, ...] = ("reinforce", "hardkuma")
 #: how the predictor sees unselected words (the `masking.REPLACEMENTS` that keep the sequence length)
 GENERATOR_REPLACEMENTS: tuple[str, ...] = ("mask", "pad", "unk", "zero_embedding", "attention")
+#: what one gate selects: a word, a phrase (ends at , ; : . ! ?) or a sentence (`TokenizedText.unit_groups`)
+UNITS: tuple[str, ...] = ("word", "phrase", "sentence")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
@@ -36,7 +38,8 @@ class RationaleGeneratorConfig(PreTrainedConfig):
 
     Architecture: token embeddings (`embedding_size`, optionally initialised from the predictor's and
     frozen), a bidirectional GRU (`hidden_size` per direction, `num_layers`), mean-pooling of each
-    word's sub-tokens, and a linear head giving each word a Bernoulli logit (`estimator="reinforce"`)
+    word's sub-tokens (of each phrase or sentence with `unit`), and a linear head giving each unit a
+    Bernoulli logit (`estimator="reinforce"`)
     or the two shape parameters of a HardKuma gate (`estimator="hardkuma"`).
 
     Objective (see `hf_seqinterp.rationale.objectives`): task loss of the predictor on the selected
@@ -44,9 +47,10 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     for REINFORCE, a `sparsity` > 0 instead gives Lei et al.'s fixed λ1 × selection rate), plus
     `coherence` (λ2) × transitions per word boundary. A new generator's head starts at
     `target_rate` (every gate's P(z > 0) = target_rate before training). `replacement` says how
-    the predictor sees unselected words. At inference the round(Σ P(z > 0)) most probable words are
-    selected (`threshold="expected"`, the default: as many as a draw selects on average), or, with a
-    number, the words with P(z > 0) > `threshold`.
+    the predictor sees unselected words. Rates count words: a unit of m words weighs m. At
+    inference the most probable units are selected until they hold about Σ_j m_j P(z_j > 0) words
+    (`threshold="expected"`, the default: as many as a draw selects on average), or, with a number,
+    the units with P(z > 0) > `threshold`.
 
     `tokenizer_*` identify the tokenizer the generator was trained for; `predictor_name` and
     `predictor_labels` the classifier it was trained against.
@@ -61,6 +65,7 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     dropout: float = 0.1
     freeze_embeddings: bool = True
     estimator: str = "hardkuma"
+    unit: str = "word"
     replacement: str = "mask"
     sparsity: float = 0.0
     coherence: float = 0.0
@@ -77,6 +82,8 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         if self.estimator not in ESTIMATORS:
             raise InvalidParameterError(f"estimator={self.estimator!r} is not one of {', '.join(ESTIMATORS)}.")
+        if self.unit not in UNITS:
+            raise InvalidParameterError(f"unit={self.unit!r} is not one of {', '.join(UNITS)}.")
         if self.replacement not in GENERATOR_REPLACEMENTS:
             raise InvalidParameterError(
                 f"replacement={self.replacement!r} is not one of {', '.join(GENERATOR_REPLACEMENTS)} "

@@ -98,12 +98,24 @@ class HardKumaGate:
 Gate = BernoulliGate | HardKumaGate
 
 
-def select_words(probabilities: np.ndarray, threshold: float | str) -> np.ndarray:
-    """The deterministic selection from P(z_j > 0): p_j > threshold, or with "expected" the
-    round(Σ_j p_j) largest (ties: the earlier word)."""
+def select_words(probabilities: np.ndarray, threshold: float | str, sizes: np.ndarray | None = None) -> np.ndarray:
+    """The deterministic selection of units (words unless `sizes`, each unit's number of words, is
+    given) from P(z_j > 0): p_j > threshold, or with "expected" `top_units` up to Σ_j m_j p_j words
+    (the ⌈Σ_j p_j − ½⌉ most probable words when every unit is one word)."""
     if threshold != "expected":
         return probabilities > threshold
-    count = round(float(probabilities.sum()))
-    selected = np.zeros(len(probabilities), dtype=bool)
-    selected[np.argsort(-probabilities, kind="stable")[:count]] = True
+    sizes = np.ones(len(probabilities)) if sizes is None else np.asarray(sizes, dtype=np.float64)
+    return top_units(probabilities, sizes, float(np.dot(sizes, probabilities)))
+
+
+def top_units(scores: np.ndarray, sizes: np.ndarray, words: float) -> np.ndarray:
+    """The best-scored units (ties: the earlier one), taken while each brings the number of
+    selected words closer to `words` (the first that would overshoot by more than half of it stops)."""
+    selected = np.zeros(len(scores), dtype=bool)
+    count = 0.0
+    for j in np.argsort(-np.asarray(scores), kind="stable"):
+        if count + sizes[j] / 2 >= words:
+            break
+        selected[j] = True
+        count += sizes[j]
     return selected

@@ -1,10 +1,11 @@
 r"""`RationaleGenerator`: scores every word of an input and selects a rationale (Lei et al. 2016).
 
     h = BiGRU(E_g(x))                       token states (E_g: the generator's own embeddings)
-    w_j = mean_{t ∈ word j} h_t             one state per word (sub-tokens pooled via word ids)
+    w_j = mean_{t ∈ unit j} h_t             one state per unit (sub-tokens pooled)
     s_j = head(w_j)                         a Bernoulli logit, or the raw HardKuma shapes (a, b)
 
-Selections are made per word, never per sub-token, and special tokens are never scored: they are
+A unit is a word (the default), or with `unit="phrase"`/`"sentence"` a phrase or a sentence
+(`TokenizedText.unit_groups`): selections are made per unit, never per sub-token, and special tokens are never scored: they are
 always kept. The generator is a `PreTrainedModel`, so `save_pretrained`, `from_pretrained` (also
 through `AutoModel` once hf_seqinterp is imported) and `push_to_hub` work as for any model.
 """
@@ -33,10 +34,12 @@ from .gates import BernoulliGate, Gate, HardKumaGate
 
 @dataclass
 class WordBatch:
-    """Right-padded generator inputs for tokenised texts, with each token's word.
+    """Right-padded generator inputs for tokenised texts, with the selection unit of each token.
 
-    `word_index[i, t]` is the index of the word of token t of text i, −1 at special tokens and
-    padding; `groups[i][j]` are the token positions of word j of text i.
+    Units are words, or with `unit` "phrase"/"sentence" runs of words (`masking.feature_groups`).
+    `word_index[i, t]` is the index of the unit of token t of text i, −1 at special tokens and
+    padding; `groups[i][j]` are the token positions of unit j of text i; `sizes[i, j]` its number of
+    words (0 at padding), the weights of the selection rate in words.
     """
 
     input_ids: torch.Tensor
@@ -44,32 +47,30 @@ class WordBatch:
     word_index: torch.Tensor
     word_mask: torch.Tensor
     groups: list[list[np.ndarray]]
+    sizes: torch.Tensor
 
     @classmethod
-    def from_texts(cls, texts: Sequence[TokenizedText], pad_id: int, device: torch.device | str) -> WordBatch:
-        groups = [feature_groups(text, "word") for text in texts]
+    def from_texts(
+        cls, texts: Sequence[TokenizedText], pad_id: int, device: torch.device | str, unit: str = "word"
+    ) -> WordBatch:
+        groups = [feature_groups(text, unit) for text in texts]
         lengths = [len(text.input_ids) for text in texts]
-        width, n_words = max(lengths), max(1, max(len(g) for g in groups))
+        width, n_units = max(lengths), max(1, max(len(g) for g in groups))
         input_ids = torch.full((len(texts), width), pad_id, dtype=torch.long)
         word_index = torch.full((len(texts), width), -1, dtype=torch.long)
-        word_mask = torch.zeros((len(texts), n_words), dtype=torch.bool)
-        for row, (text, words) in enumerate(zip(texts, groups)):
+        sizes = torch.zeros((len(texts), n_units))
+        for row, (text, units) in enumerate(zip(texts, groups)):
             input_ids[row, : lengths[row]] = torch.as_tensor(text.input_ids, dtype=torch.long)
-            for j, positions in enumerate(words):
+            for j, positions in enumerate(units):
                 word_index[row, torch.from_numpy(positions)] = j
-            word_mask[row, : len(words)] = True
-        return cls(
-            input_ids.to(device),
-            torch.as_tensor(lengths, dtype=torch.long),
-            word_index.to(device),
-            word_mask.to(device),
-            groups,
-        )
+            sizes[row, : len(units)] = torch.as_tensor(unit_sizes(text, units), dtype=sizes.dtype)
+        return cls(input_ids.to(device), torch.as_tensor(lengths, dtype=torch.long), word_index.to(device),
+                   (sizes > 0).to(device), groups, sizes.to(device))
 
     def repeated(self, times: int) -> WordBatch:
         """The batch's texts `times` times over (rows text-minor: copy k of text i is row k·n + i)."""
         return WordBatch(self.input_ids.repeat(times, 1), self.lengths.repeat(times), self.word_index.repeat(times, 1),
-                         self.word_mask.repeat(times, 1), self.groups * times)
+                         self.word_mask.repeat(times, 1), self.groups * times, self.sizes.repeat(times, 1))
 
     def token_values(self, word_values: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         """Per-token values from per-word values (rows, words): each token gets its word's value,
@@ -85,6 +86,12 @@ class WordBatch:
         inside = (source >= 0) & (source < self.lengths.to(tokens.device)[:, None])
         picked = tokens.gather(1, source.clamp(0, tokens.shape[1] - 1))
         return torch.where(inside, picked, torch.ones_like(picked))
+
+
+def unit_sizes(text: TokenizedText, units: Sequence[np.ndarray]) -> list[int]:
+    """The number of words each unit (token positions) covers."""
+    word_of = {int(p): j for j, positions in enumerate(feature_groups(text, "word")) for p in positions}
+    return [len({word_of[int(p)] for p in positions}) for positions in units]
 
 
 def initial_head_bias(config: RationaleGeneratorConfig) -> torch.Tensor:
@@ -216,11 +223,11 @@ class RationaleGenerator(PreTrainedModel):
         return HardKumaGate.from_raw(out, *self.config.stretch)
 
     def word_batch(self, texts: Sequence[TokenizedText]) -> WordBatch:
-        return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device)
+        return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device, self.config.unit)
 
     @torch.no_grad()
     def selection_probabilities(self, texts: Sequence[TokenizedText]) -> list[np.ndarray]:
-        """P(z_j > 0) for every word j of each text (dropout off), as float64 arrays."""
+        """P(z_j > 0) for every unit j (word, phrase or sentence) of each text (dropout off), as float64 arrays."""
         was_training = self.training
         self.eval()
         try:

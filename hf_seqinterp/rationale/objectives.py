@@ -42,19 +42,21 @@ import torch
 from .gates import BernoulliGate, Gate, HardKumaGate
 
 
-def selection_rate(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """ρ per row: mean of z over the real words (mask)."""
-    mask = mask.to(z.dtype)
-    return (z * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+def selection_rate(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """ρ per row: the share of words selected, Σ_j m_j z_j / Σ_j m_j, with `weights` m_j the words of
+    unit j (0 at padding; a bool mask of the real words when every unit is a word)."""
+    weights = weights.to(z.dtype)
+    return (z * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
 
 
 def _per_boundary(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask > 0
     pairs = (mask[:, 1:] & mask[:, :-1]).to(values.dtype)
     return (values * pairs).sum(-1) / pairs.sum(-1).clamp(min=1.0)
 
 
 def transitions(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """τ per row: Σ|z_t − z_{t−1}| over consecutive real words, divided by their number of boundaries."""
+    """τ per row: Σ|z_t − z_{t−1}| over consecutive real units (mask > 0), divided by their number of boundaries."""
     return _per_boundary((z[:, 1:] - z[:, :-1]).abs(), mask)
 
 
@@ -114,20 +116,22 @@ class ReinforceObjective:
         self.baseline: float | None = None
 
     def loss(
-        self, task: torch.Tensor, gate: Gate, z: torch.Tensor, mask: torch.Tensor, train_predictor: bool, samples: int = 1
+        self, task: torch.Tensor, gate: Gate, z: torch.Tensor, weights: torch.Tensor, train_predictor: bool, samples: int = 1
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Surrogate loss whose gradient is the REINFORCE estimate (plus ∇L for a joint predictor).
-        With `samples` > 1, the rows are `samples` draws for each text, sample-major."""
+        `weights`: words per unit (`selection_rate`). With `samples` > 1, the rows are `samples`
+        draws for each text, sample-major."""
         if not isinstance(gate, BernoulliGate):
             raise TypeError("ReinforceObjective trains Bernoulli gates (estimator='reinforce').")
-        rate, trans = selection_rate(z, mask), transitions(z, mask)
+        mask = weights > 0
+        rate, trans = selection_rate(z, weights), transitions(z, mask)
         stats = {"task_loss": task.mean(), "selection_rate": rate.mean(), "transitions": trans.mean()}
         if self.lagrangian is None:
             cost = task.detach() + self.sparsity * rate + self.coherence * trans
             extra = torch.zeros(())
         else:
             p = gate.selection_probability()
-            expected_rate = selection_rate(p, mask).mean()
+            expected_rate = selection_rate(p, weights).mean()
             penalty, constraint = self.lagrangian.penalty(expected_rate)
             extra = penalty + self.coherence * expected_transitions(1 - p, mask).mean()
             cost = task.detach()
@@ -172,19 +176,21 @@ class HardKumaObjective:
         return self.lagrangian.target_rate
 
     def loss(
-        self, task: torch.Tensor, gate: Gate, z: torch.Tensor, mask: torch.Tensor, train_predictor: bool, samples: int = 1
+        self, task: torch.Tensor, gate: Gate, z: torch.Tensor, weights: torch.Tensor, train_predictor: bool, samples: int = 1
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """L + λ0·(ρ̄ − target) + λ2·τ̄ (a frozen predictor passes gradients but is not updated)."""
+        """L + λ0·(ρ̄ − target) + λ2·τ̄ (a frozen predictor passes gradients but is not updated);
+        `weights`: words per unit (`selection_rate`)."""
         if not isinstance(gate, HardKumaGate):
             raise TypeError("HardKumaObjective trains HardKuma gates (estimator='hardkuma').")
         p0 = gate.prob_zero()
-        expected_rate = selection_rate(1 - p0, mask).mean()
+        mask = weights > 0
+        expected_rate = selection_rate(1 - p0, weights).mean()
         penalty, constraint = self.lagrangian.penalty(expected_rate)
         trans = expected_transitions(p0, mask).mean()
         loss = task.mean() + penalty + self.coherence * trans
         stats = {
             "task_loss": task.mean(),
-            "selection_rate": selection_rate((z > 0).to(z.dtype), mask).mean(),
+            "selection_rate": selection_rate((z > 0).to(z.dtype), weights).mean(),
             "expected_rate": expected_rate,
             "transitions": trans,
             "constraint": constraint,

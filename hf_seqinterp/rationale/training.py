@@ -33,8 +33,9 @@ from torch import nn
 
 from ..adapter import Encoding, ModelAdapter, Target
 from ..errors import InvalidInputError, InvalidParameterError, UnsupportedModelError
-from ..masking import soft_masked_logits
+from ..masking import feature_groups, soft_masked_logits
 from ..utils import length_grouped_batches, progress_bar
+from .gates import top_units
 from .modeling import RationaleGenerator
 from .objectives import HardKumaObjective, RateLagrangian, ReinforceObjective
 
@@ -156,7 +157,7 @@ class _RationaleSystem(nn.Module):
         batch = self._adapter.collate(encodings)
         logits = soft_masked_logits(self._adapter, batch, words.token_values(z, batch), self.generator.config.replacement)
         task = F.cross_entropy(logits, targets, reduction="none")
-        loss, stats = self._objective.loss(task, gate, z, words.word_mask, self._train_predictor, samples)
+        loss, stats = self._objective.loss(task, gate, z, words.sizes, self._train_predictor, samples)
         stats["fidelity"] = (logits.detach().argmax(-1) == targets).float().mean()
         return loss, stats
 
@@ -436,11 +437,11 @@ def distil_word_scores(
         loss = − Σ_j [y_j log p_j + (1 − y_j) log(1 − p_j)] / n,
 
     before training with the objective (`train_rationale_generator`), e.g. with the word scores of
-    integrated gradients or erasure (`Explanation.word_attributions()` values) computed once.
+    integrated gradients or erasure (`Explanation.word_attributions()` values) computed once. For a
+    generator of phrases or sentences, a unit scores the mean of its words and y marks the best
+    units up to target_rate · n words (`gates.top_units`). `rank_by="abs"` ranks by |score|.
     Returns the mean loss of each epoch; the generator is left in eval mode.
     """
-    from ..metrics.plausibility import top_k_mask
-
     rate = generator.config.target_rate
     if rate is None:
         raise InvalidParameterError("distil_word_scores selects round(target_rate · n) words: give the generator a target_rate.")
@@ -450,14 +451,20 @@ def distil_word_scores(
         raise InvalidInputError(f"Got {len(word_scores)} word-score arrays for {len(encodings)} texts; give one per text.")
     words = generator.word_batch(encodings)
     labels = torch.zeros(words.word_mask.shape)
-    for row, (scores, groups) in enumerate(zip(word_scores, words.groups)):
-        if len(scores) != len(groups):
+    for row, (scores, encoding, units) in enumerate(zip(word_scores, encodings, words.groups)):
+        scores = np.asarray(scores, dtype=np.float64)
+        word_groups = feature_groups(encoding, "word")
+        if len(scores) != len(word_groups):
             raise InvalidInputError(
-                f"Text {row} has {len(groups)} words but {len(scores)} scores; score the words of "
+                f"Text {row} has {len(word_groups)} words but {len(scores)} scores; score the words of "
                 "`predictor.encode(text)` (word_attributions() of an explanation of that text)."
             )
-        k = round(rate * len(groups))
-        labels[row, : len(groups)] = torch.from_numpy(top_k_mask(np.asarray(scores), k, np.ones(len(groups), bool), rank_by))
+        scores = np.abs(scores) if rank_by == "abs" else scores
+        sizes = words.sizes[row, : len(units)].cpu().numpy()
+        word_of = {int(p): j for j, positions in enumerate(word_groups) for p in positions}
+        unit_scores = [scores[sorted({word_of[int(p)] for p in positions})].mean() for positions in units]
+        chosen = top_units(np.asarray(unit_scores), sizes, round(rate * len(word_groups)))
+        labels[row, : len(units)] = torch.from_numpy(chosen.astype(np.float32))
     labels = labels.to(generator.device)
     params = [p for p in generator.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate)

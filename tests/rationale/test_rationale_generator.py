@@ -14,6 +14,8 @@ import hf_seqinterp as hsi
 from hf_seqinterp import InvalidParameterError, ModelAdapter, applicable_explainers, metrics
 from hf_seqinterp.masking import feature_groups, keep_masks, soft_masked_logits, variant_logits
 from hf_seqinterp.rationale import RationaleGenerator, RationaleGeneratorConfig, WordBatch
+from hf_seqinterp.rationale.gates import select_words
+from hf_seqinterp.rationale.objectives import selection_rate
 
 TEXTS = ["a superb splendid film", "dreadful, tedious and overlong", "the cast", *random_texts(9, seed=4)]
 
@@ -38,6 +40,7 @@ def generator_for(adapter, **kwargs):
         ({"estimator": "hardkuma", "target_rate": None}, "needs target_rate"),
         ({"target_rate": 1.5}, "target_rate=1.5"),
         ({"threshold": 1.0}, "threshold=1.0"),
+        ({"unit": "clause"}, "unit='clause' is not one of word, phrase, sentence"),
         ({"sparsity": -1.0}, "sparsity=-1.0 must be >= 0"),
         ({"stretch": (0.1, 1.1)}, "l < 0 and r > 1"),
     ],
@@ -217,3 +220,42 @@ def test_batch_equals_one_by_one(bert):
         assert alone.attributions.tolist() == expl.attributions.tolist()
         np.testing.assert_allclose(alone.extras["rationale_probabilities"], expl.extras["rationale_probabilities"],
                                    atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- phrases and sentences
+def test_expected_selection_takes_units_until_the_expected_number_of_words():
+    probabilities = np.array([0.9, 0.2, 0.6, 0.1])
+    # units of 3, 1, 4, 2 words: 5.5 words expected; the 3- and 4-word units (7 words) are closer than 3
+    assert select_words(probabilities, "expected", np.array([3, 1, 4, 2])).tolist() == [True, False, True, False]
+    # 6.6 words expected: a 10-word unit after the two 2-word ones would overshoot, so the selection stops there
+    assert select_words(np.array([0.9, 0.8, 0.3, 0.1]), "expected", np.array([2, 2, 10, 2])).tolist() == [
+        True, True, False, False]
+    for total in (0.4, 0.6, 1.4, 2.6):  # one-word units: the ⌈Σp − ½⌉ most probable
+        p = np.array([0.5, 0.3, 0.2, 0.0]) * total
+        assert select_words(p, "expected").sum() == int(np.ceil(total - 0.5))
+    assert select_words(probabilities, 0.5, np.array([3, 1, 4, 2])).tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("unit", ["phrase", "sentence"])
+def test_unit_generators_select_whole_units_and_count_words(bert, unit):
+    texts = ["a superb, splendid film; the cast shines. dreadful, tedious and overlong!", "the cast. a film, again",
+             *random_texts(4, seed=2)]
+    generator = generator_for(bert, estimator="hardkuma", target_rate=0.4, unit=unit)
+    encodings = bert.encode(texts)
+    explanations = hsi.explain(texts, bert, method="rationale", generator=generator)
+    batch = generator.word_batch(encodings)
+    for row, (enc, expl, probs) in enumerate(zip(encodings, explanations, generator.selection_probabilities(encodings))):
+        units, words = feature_groups(enc, unit), feature_groups(enc, "word")
+        sizes = np.array([sum(set(w.tolist()) <= set(u.tolist()) for w in words) for u in units])
+        assert len(probs) == len(units) and batch.sizes[row, : len(units)].tolist() == sizes.tolist()
+        selected = select_words(probs, "expected", sizes)
+        expected = keep_masks(enc, selected[None], units)[0] & ~np.asarray(enc.special_tokens_mask)
+        assert expl.attributions.tolist() == expected.astype(float).tolist()
+        assert expl.extras["selection_rate"] == pytest.approx(sizes[selected].sum() / len(words))
+        assert expl.extras["word_probabilities"] == pytest.approx(np.repeat(probs, sizes).tolist())
+    rate = selection_rate(batch.word_mask.float(), batch.sizes)  # everything selected: every word counted
+    assert rate.tolist() == pytest.approx([1.0] * len(texts))
+    z = torch.zeros_like(batch.sizes)
+    z[:, 0] = 1.0  # the first unit alone: its share of the words
+    words_per_text = torch.tensor([len(feature_groups(e, "word")) for e in encodings], dtype=torch.float32)
+    assert selection_rate(z, batch.sizes).tolist() == pytest.approx((batch.sizes[:, 0] / words_per_text).tolist())

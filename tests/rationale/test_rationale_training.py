@@ -216,3 +216,36 @@ def test_warm_start_distils_an_attribution_top_k():
     assert before < 0.5 and recovered() >= 0.95, (before, recovered())
     with pytest.raises(InvalidInputError, match="one per text"):
         distil_word_scores(generator, adapter, train.texts, scores[:3])
+
+
+def test_warm_start_of_a_phrase_generator_marks_the_best_phrases():
+    """With phrase units, a phrase scores the mean of its words and the labels are the best phrases up
+    to round(target_rate · n) words: here the planted pair, a phrase of its own among 2-3-word filler
+    phrases, which becomes each unseen text's most probable phrase."""
+    adapter = ModelAdapter(*tiny_model("bert"))
+    rng = np.random.default_rng(3)
+    filler = ["the film", "a cast", "the plot is", "this scene", "an actor was", "the music"]
+
+    def texts_with_pair(n):
+        texts, where = [], []
+        for _ in range(n):
+            phrases = list(rng.choice(filler, size=rng.integers(4, 7)))
+            at = int(rng.integers(0, len(phrases) + 1))
+            phrases.insert(at, "superb splendid")
+            texts.append(", ".join(phrases))
+            where.append(at)
+        return texts, where
+
+    train, _ = texts_with_pair(120)
+    test, where = texts_with_pair(60)
+    scores = [np.array([float(e.text[slice(*e.word_span(g))] in ("superb", "splendid")) for g in e.word_groups()])
+              for e in adapter.encode(train)]
+    generator = _tiny_generator(adapter, estimator="hardkuma", target_rate=0.12, unit="phrase")
+
+    def recovered() -> float:
+        probabilities = generator.selection_probabilities(adapter.encode(test))
+        return float(np.mean([int(np.argmax(p)) == at for p, at in zip(probabilities, where)]))
+
+    before = recovered()
+    distil_word_scores(generator, adapter, train, scores, epochs=8, learning_rate=0.02, batch_size=20)
+    assert before < 0.5 and recovered() >= 0.95, (before, recovered())
