@@ -393,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if human:
         report += ["", "The human evidence itself:", "", markdown(human)]
     for estimator, found in runs.items():
-        report += ["", f"**{estimator}**, all validation reviews:", "", markdown(summarise(found, "all"))]
+        per_seed = ", ".join(f"seed {seed}: {run['all'][0]['selection rate']:.3f}" for seed, run in zip(args.seeds, found))
+        report += ["", f"**{estimator}**, all validation reviews (generator's selection rate by seed: {per_seed}):", "",
+                   markdown(summarise(found, "all"))]
         if "erasure_subset" in found[0]:
             report += ["", (f"**{estimator}**, the first {len(baselines['erasure'][0])} reviews, with word-level "
                        "erasure ([MASK]):"), "", markdown(summarise(found, "erasure_subset"))]

@@ -113,8 +113,8 @@ def test_errors_name_the_problem(bow):
         get_explainer("erasure").create(bow, relative=True)
     with pytest.raises(InvalidParameterError, match="window must be an integer >= 1, got 0"):
         get_explainer("occlusion").create(bow, window=0)
-    with pytest.raises(InvalidParameterError, match="level='sentence'"):
-        get_explainer("erasure").create(bow, level="sentence")
+    with pytest.raises(InvalidParameterError, match="level='paragraph'"):
+        get_explainer("erasure").create(bow, level="paragraph")
     with pytest.raises(InvalidParameterError, match="replacement='blank' is not one of"):
         get_explainer("erasure").create(bow, replacement="blank")
 
