@@ -144,10 +144,11 @@ class TokenizedText:
             start, stop = self.word_span(group)
             source = self.segment_text(group.segment)
             word = source[start:stop]
-            if last is None or last[0] != group.segment or "\n" in source[last[1]:start] or ended and not (start == last[1] and CLOSING.fullmatch(word)):
+            closes = last is not None and start == last[1] and CLOSING.fullmatch(word) is not None
+            if last is None or last[0] != group.segment or "\n" in source[last[1] : start] or (ended and not closes):
                 units.append([])
             units[-1].extend(group.positions)
-            ended = bool(end.search(word)) or (ended and start == last[1] and bool(CLOSING.fullmatch(word)))
+            ended = end.search(word) is not None or (ended and closes)
             last = (group.segment, stop)
         return [tuple(positions) for positions in units]
 

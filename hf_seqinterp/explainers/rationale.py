@@ -10,10 +10,9 @@ import torch
 
 from ..adapter import Batch, Encoding
 from ..errors import InvalidParameterError
-from ..masking import check_replacement, feature_groups, keep_masks, variant_logits
+from ..masking import check_replacement, keep_masks, variant_logits
 from ..rationale import RationaleGenerator, load_generator
 from ..rationale.gates import select_words
-from ..rationale.modeling import unit_sizes
 from ..validation import check_float
 from .base import Explainer, RowResult, register_explainer
 
@@ -70,10 +69,10 @@ class Rationale(Explainer):
         adapter = self.adapter
         logits = self._unperturbed_logits(batch)
         chosen, _ = self._targets(logits, targets)
-        probabilities = self._generator.selection_probabilities(batch.encodings)
-        unit = self._generator.config.unit
-        groups = [feature_groups(enc, unit) for enc in batch.encodings]
-        sizes = [np.asarray(unit_sizes(enc, g)) for enc, g in zip(batch.encodings, groups)]
+        words = self._generator.word_batch(batch.encodings)
+        probabilities = self._generator.selection_probabilities(words)
+        groups = words.groups
+        sizes = [words.sizes[i, : len(g)].long().cpu().numpy() for i, g in enumerate(groups)]
         selected = [select_words(p, self.threshold, m) for p, m in zip(probabilities, sizes)]
         keeps = [keep_masks(enc, s[None], g) for enc, s, g in zip(batch.encodings, selected, groups)]
         alone = np.concatenate(variant_logits(adapter, batch.encodings, keeps, replacement=self.replacement))

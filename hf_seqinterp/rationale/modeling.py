@@ -63,7 +63,7 @@ class WordBatch:
             input_ids[row, : lengths[row]] = torch.as_tensor(text.input_ids, dtype=torch.long)
             for j, positions in enumerate(units):
                 word_index[row, torch.from_numpy(positions)] = j
-            sizes[row, : len(units)] = torch.as_tensor(unit_sizes(text, units), dtype=sizes.dtype)
+            sizes[row, : len(units)] = torch.as_tensor([len(w) for w in unit_words(text, units)], dtype=sizes.dtype)
         return cls(input_ids.to(device), torch.as_tensor(lengths, dtype=torch.long), word_index.to(device),
                    (sizes > 0).to(device), groups, sizes.to(device))
 
@@ -88,10 +88,10 @@ class WordBatch:
         return torch.where(inside, picked, torch.ones_like(picked))
 
 
-def unit_sizes(text: TokenizedText, units: Sequence[np.ndarray]) -> list[int]:
-    """The number of words each unit (token positions) covers."""
+def unit_words(text: TokenizedText, units: Sequence[np.ndarray]) -> list[list[int]]:
+    """The indices of the words (`feature_groups(text, "word")`) each unit (token positions) covers."""
     word_of = {int(p): j for j, positions in enumerate(feature_groups(text, "word")) for p in positions}
-    return [len({word_of[int(p)] for p in positions}) for positions in units]
+    return [sorted({word_of[int(p)] for p in positions}) for positions in units]
 
 
 def initial_head_bias(config: RationaleGeneratorConfig) -> torch.Tensor:
@@ -226,12 +226,13 @@ class RationaleGenerator(PreTrainedModel):
         return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device, self.config.unit)
 
     @torch.no_grad()
-    def selection_probabilities(self, texts: Sequence[TokenizedText]) -> list[np.ndarray]:
-        """P(z_j > 0) for every unit j (word, phrase or sentence) of each text (dropout off), as float64 arrays."""
+    def selection_probabilities(self, texts: Sequence[TokenizedText] | WordBatch) -> list[np.ndarray]:
+        """P(z_j > 0) for every unit j (word, phrase or sentence) of each text (dropout off), as float64
+        arrays; `texts` may be their `word_batch`, already built."""
         was_training = self.training
         self.eval()
         try:
-            words = self.word_batch(texts)
+            words = texts if isinstance(texts, WordBatch) else self.word_batch(texts)
             probs = self.gate(words).selection_probability().double().cpu().numpy()
         finally:
             self.train(was_training)

@@ -50,13 +50,12 @@ def selection_rate(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def _per_boundary(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask > 0
     pairs = (mask[:, 1:] & mask[:, :-1]).to(values.dtype)
     return (values * pairs).sum(-1) / pairs.sum(-1).clamp(min=1.0)
 
 
 def transitions(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """τ per row: Σ|z_t − z_{t−1}| over consecutive real units (mask > 0), divided by their number of boundaries."""
+    """τ per row: Σ|z_t − z_{t−1}| over consecutive real units (a bool mask), divided by their number of boundaries."""
     return _per_boundary((z[:, 1:] - z[:, :-1]).abs(), mask)
 
 

@@ -36,7 +36,7 @@ from ..errors import InvalidInputError, InvalidParameterError, UnsupportedModelE
 from ..masking import feature_groups, soft_masked_logits
 from ..utils import length_grouped_batches, progress_bar
 from .gates import top_units
-from .modeling import RationaleGenerator
+from .modeling import RationaleGenerator, unit_words
 from .objectives import HardKumaObjective, RateLagrangian, ReinforceObjective
 
 logger = logging.getLogger(__name__)
@@ -461,8 +461,7 @@ def distil_word_scores(
             )
         scores = np.abs(scores) if rank_by == "abs" else scores
         sizes = words.sizes[row, : len(units)].cpu().numpy()
-        word_of = {int(p): j for j, positions in enumerate(word_groups) for p in positions}
-        unit_scores = [scores[sorted({word_of[int(p)] for p in positions})].mean() for positions in units]
+        unit_scores = [scores[members].mean() for members in unit_words(encoding, units)]
         chosen = top_units(np.asarray(unit_scores), sizes, round(rate * len(word_groups)))
         labels[row, : len(units)] = torch.from_numpy(chosen.astype(np.float32))
     labels = labels.to(generator.device)
