@@ -137,30 +137,23 @@ class Split:
     ids: list[str]
 
 
-def tail_start(text: str, tokenizer, max_tokens: int) -> int:
-    """Character offset of the first word of the longest tail of `text` that fits in `max_tokens`."""
-    starts = [s for s, _ in metrics.word_char_spans(text)]
-    lo, hi = 0, len(starts) - 1  # the smallest word index whose tail fits
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if len(tokenizer(text[starts[mid]:], verbose=False)["input_ids"]) <= max_tokens:
-            hi = mid
-        else:
-            lo = mid + 1
-    return starts[lo]
+def window(text: str, tokenizer, max_tokens: int, end: str) -> tuple[int, int]:
+    """[start, end) characters of the most whole words at the `end` ("head" or "tail") of `text`
+    whose tokens (special tokens not counted) fit in `max_tokens`."""
+    spans = metrics.word_char_spans(text)
 
+    def piece(n: int) -> tuple[int, int]:  # the first / last n words
+        return (0, spans[n - 1][1]) if end == "head" else (spans[-n][0], len(text))
 
-def head_end(text: str, tokenizer, max_tokens: int) -> int:
-    """Character offset of the end of the longest head of `text` (whole words) that fits in `max_tokens`."""
-    ends = [e for _, e in metrics.word_char_spans(text)]
-    lo, hi = 1, len(ends)  # the largest word count whose head fits
+    lo, hi = 1, len(spans)  # the most words that fit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if len(tokenizer(text[: ends[mid - 1]], add_special_tokens=False, verbose=False)["input_ids"]) <= max_tokens:
+        start, stop = piece(mid)
+        if len(tokenizer(text[start:stop], add_special_tokens=False, verbose=False)["input_ids"]) <= max_tokens:
             lo = mid
         else:
             hi = mid - 1
-    return ends[lo - 1]
+    return piece(lo)
 
 
 def shift_spans(spans: Sequence[Span], start: int, end: int) -> list[Span]:
@@ -180,8 +173,7 @@ def read_split(eraser_dir: Path, split: str, tokenizer, args: argparse.Namespace
     texts, evidence = [], []
     for i in rows:
         text = data.texts[i]
-        start, end = (0, head_end(text, tokenizer, args.max_tokens)) if args.window == "head" else (
-            tail_start(text, tokenizer, args.max_tokens), len(text))
+        start, end = window(text, tokenizer, args.max_tokens, args.window)
         texts.append(text[start:end])
         evidence.append(shift_spans(data.rationales[i], start, end))
     ids = [data.ids[i] for i in rows]
