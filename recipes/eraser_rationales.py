@@ -14,9 +14,12 @@ random words at the same selection rate, against the human evidence.
 3. Generators. `RationaleGenerator.for_predictor` (the predictor's embeddings reduced to 128
    principal components, frozen; a BiGRU of 64 units per direction) selecting `--unit`s (default:
    phrases, since the movie evidence is phrases), warm-started from the top words of
-   `--warm-start` (default gradient × input, one backward per training review) and trained with
+   `--warm-start` (default gradient × input, one backward per training review; integrated
+   gradients: `--ig-steps` backwards) for `--warm-start-epochs`, and trained with
    each of `--estimators` for every seed in `--seeds`, holding the selection rate at
    `--target-rate` (default 0.1 of the words; the human evidence covers about 6% of the windows).
+   `--features predictor` gives the generators the output of the predictor's last block instead of
+   token embeddings (post-hoc only).
    `--setting post-hoc` (default) explains the frozen fine-tuned predictor: the target is its own
    prediction. `--setting joint` trains a fresh copy of the predictor with each generator on the
    gold labels from the rationale alone (Lei et al. 2016); its rows then report the task accuracy
@@ -61,8 +64,10 @@ from rationale_eval import (
     compare,
     generator_rationales,
     markdown,
+    per_text,
     run_method,
     selected_words,
+    table,
     top_word_masks,
 )
 from tqdm.auto import tqdm
@@ -112,6 +117,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--coherence", type=float, default=0.0, help="λ2 per transition per unit boundary")
     parser.add_argument("--warm-start", choices=("gradient_x_input", "integrated_gradients", "none"),
                         default="gradient_x_input", help="distil this method's top words before training (none: off)")
+    parser.add_argument("--warm-start-epochs", type=int, default=3, help="epochs of fitting the warm start's top words")
+    parser.add_argument("--features", choices=("embeddings", "predictor"), default="embeddings",
+                        help="what the generator reads: its own token embeddings, or the output of the predictor's last "
+                        "block (post-hoc only)")
     parser.add_argument("--samples-per-text", type=int, default=2, help="REINFORCE draws per text (leave-one-out baseline)")
     parser.add_argument("--generator-epochs", type=int, default=2)
     parser.add_argument("--generator-lr", type=float, default=3e-3)
@@ -250,11 +259,12 @@ def train_generator(
     torch.manual_seed(seed)
     generator = RationaleGenerator.for_predictor(
         adapter, estimator=estimator, target_rate=args.target_rate, coherence=args.coherence, unit=args.unit,
-        hidden_size=64, embedding_size=128,
+        hidden_size=64, embedding_size=128, features=args.features,
     )
     started = time.perf_counter()
     if warm is not None:
-        distil_word_scores(generator, adapter, train.texts, warm, epochs=3, batch_size=args.batch_size, seed=seed)
+        distil_word_scores(generator, adapter, train.texts, warm, epochs=args.warm_start_epochs,
+                           batch_size=args.batch_size, seed=seed)
     joint = args.setting == "joint"
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
@@ -296,11 +306,15 @@ def evaluate(args: argparse.Namespace, adapter: ModelAdapter, val: Split, genera
         methods.append(at_counts("integrated gradients, top-k words", baselines["integrated_gradients"], counts))
     methods.append(run_method("random", adapter, val.texts, counts, seed=seed))
     methods[-1].name = "random words"
-    results = {"all": compare(adapter, methods, val.labels, val.evidence, args.replacements)}
-    if "erasure" in baselines:
+    values = per_text(adapter, methods, val.labels, args.replacements)
+    results = {"all": table(methods, values, val.evidence)}
+    if "erasure" in baselines:  # the same per-text values on the first n reviews, plus erasure's
         n = len(baselines["erasure"][0])
-        subset = [head(m, n) for m in methods] + [at_counts("erasure, top-k words", baselines["erasure"], counts[:n])]
-        results["erasure_subset"] = compare(adapter, subset, val.labels[:n], val.evidence[:n], args.replacements)
+        erased = at_counts("erasure, top-k words", baselines["erasure"], counts[:n])
+        subset = [head(m, n) for m in methods] + [erased]
+        subset_values = [{k: v[:n] for k, v in found.items()} for found in values]
+        subset_values += per_text(adapter, [erased], val.labels[:n], args.replacements)
+        results["erasure_subset"] = table(subset, subset_values, val.evidence[:n])
     return results
 
 
@@ -346,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     warm = None
     if args.warm_start != "none":
         params = {"n_steps": args.ig_steps} if args.warm_start == "integrated_gradients" else {}
-        warm = word_scores(explanations(args.warm_start, adapter, train.texts, args.output / "warm_start.pkl",
+        warm = word_scores(explanations(args.warm_start, adapter, train.texts, args.output / f"warm_start_{args.warm_start}.pkl",
                                         args.reuse, **params)[0])
     baselines = {}
     if args.setting == "post-hoc":  # a jointly trained predictor is a different model in every run

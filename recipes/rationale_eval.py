@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hf_seqinterp import Explanation, ModelAdapter, get_explainer, metrics
-from hf_seqinterp.masking import feature_groups, keep_masks, variant_logits
+from hf_seqinterp.masking import feature_groups, keep_masks
 from hf_seqinterp.metrics.plausibility import PlausibilityResult, gold_rationale, plausibility_arrays
 
 Span = tuple[int, int]
@@ -75,12 +75,6 @@ def generator_rationales(adapter: ModelAdapter, texts: Sequence[str], generator)
     return MethodRationales("rationale generator", explanations, masks, seconds, scores)
 
 
-def rationale_predictions(adapter: ModelAdapter, method: MethodRationales, replacement: str) -> np.ndarray:
-    keeps = [(m | np.asarray(e.special_tokens_mask))[None] for e, m in zip(method.explanations, method.masks)]
-    logits = variant_logits(adapter, method.explanations, keeps, replacement=replacement)
-    return np.asarray([row[0].argmax() for row in logits])
-
-
 def plausibility_of_masks(method: MethodRationales, gold_spans: Sequence[Sequence[Span]]) -> dict[str, float]:
     """Token F1, IOU-F1 (ERASER aggregation) of the binary rationales, AUPRC of the token scores."""
     parts = []
@@ -101,6 +95,65 @@ def plausibility_of_masks(method: MethodRationales, gold_spans: Sequence[Sequenc
     return merged.summary()
 
 
+def per_text(
+    adapter: ModelAdapter,
+    methods: Sequence[MethodRationales],
+    labels: Sequence[int] | None,
+    replacements: Sequence[str] = ("mask", "delete"),
+) -> list[dict[str, np.ndarray]]:
+    """Per method, per text: the selection rate; whether the prediction from the rationale alone
+    (unselected words replaced as `replacements[0]` says) is the full-text prediction ("fidelity")
+    and the gold label ("accuracy (rationale only)"); comprehensiveness and sufficiency for each
+    replacement. Every method's edited inputs go into one `metrics.faithfulness` run per
+    replacement, so each full text is scored once; the rationale-only prediction is read off the
+    sufficiency input, f(r) = f(x) − sufficiency, which for a binary classifier keeps the explained
+    class exactly when f(r) > 1/2."""
+    if adapter.num_labels != 2:
+        raise ValueError("per_text reads the rationale-only prediction off the sufficiency input: binary classifiers only.")
+    explanations = [e for m in methods for e in m.explanations]
+    masks = [mask for m in methods for mask in m.masks]
+    owner = np.repeat(np.arange(len(methods)), [len(m.explanations) for m in methods])
+    values: list[dict[str, np.ndarray]] = [{} for _ in methods]
+    for i, method in enumerate(methods):
+        values[i]["selection rate"] = np.asarray(
+            [selected_words(e, m) / len(feature_groups(e, "word")) for e, m in zip(method.explanations, method.masks)])
+    for r, replacement in enumerate(replacements):
+        result = metrics.faithfulness(explanations, adapter, ["comprehensiveness", "sufficiency"],
+                                      rationales=masks, replacement=replacement, score="prob")
+        for i in range(len(methods)):
+            values[i][f"comp. ({replacement})"] = result.values["comprehensiveness"][owner == i]
+            values[i][f"suff. ({replacement})"] = result.values["sufficiency"][owner == i]
+        if r == 0:
+            target = np.asarray([e.target for e in explanations])
+            alone = np.where(result.full_scores - result.values["sufficiency"] > 0.5, target, 1 - target)
+            for i, method in enumerate(methods):
+                values[i]["fidelity"] = (alone[owner == i] == np.asarray([e.predicted for e in method.explanations]))
+                if labels is not None:
+                    values[i]["accuracy (rationale only)"] = alone[owner == i] == np.asarray(labels)
+    return values
+
+
+def table(
+    methods: Sequence[MethodRationales],
+    values: Sequence[dict[str, np.ndarray]],
+    gold_spans: Sequence[Sequence[Span]] | None,
+) -> list[dict[str, float | str]]:
+    """One row per method: the means of its `per_text` values, and token F1 / IOU-F1 / AUPRC against
+    `gold_spans` when given."""
+    order = ["selection rate", "fidelity", "accuracy (rationale only)"]
+    rows = []
+    for method, found in zip(methods, values):
+        row: dict[str, float | str] = {"method": method.name}
+        row.update({key: float(np.mean(found[key])) for key in order if key in found})
+        if gold_spans is not None:
+            plausible = plausibility_of_masks(method, gold_spans)
+            row.update({"token F1": plausible["token_f1"], "IOU-F1": plausible["iou_f1"], "AUPRC": plausible["auprc"]})
+        row.update({key: float(np.mean(v)) for key, v in found.items() if key not in order})
+        row["explain s/text"] = method.seconds / len(method.explanations)
+        rows.append(row)
+    return rows
+
+
 def compare(
     adapter: ModelAdapter,
     methods: Sequence[MethodRationales],
@@ -108,29 +161,8 @@ def compare(
     gold_spans: Sequence[Sequence[Span]] | None,
     replacements: Sequence[str] = ("mask", "delete"),
 ) -> list[dict[str, float | str]]:
-    """One row of metrics per method."""
-    rows = []
-    for method in methods:
-        row: dict[str, float | str] = {"method": method.name}
-        rates = [selected_words(e, m) / len(feature_groups(e, "word")) for e, m in zip(method.explanations, method.masks)]
-        row["selection rate"] = float(np.mean(rates))
-        predicted = np.asarray([e.predicted for e in method.explanations])
-        alone = rationale_predictions(adapter, method, replacements[0])
-        row["fidelity"] = float(np.mean(alone == predicted))
-        if labels is not None:
-            row["accuracy (rationale only)"] = float(np.mean(alone == np.asarray(labels)))
-        if gold_spans is not None:
-            found = plausibility_of_masks(method, gold_spans)
-            row.update({"token F1": found["token_f1"], "IOU-F1": found["iou_f1"], "AUPRC": found["auprc"]})
-        for replacement in replacements:
-            result = metrics.faithfulness(method.explanations, adapter, ["comprehensiveness", "sufficiency"],
-                                          rationales=method.masks, replacement=replacement, score="prob")
-            summary = result.summary()
-            row[f"comp. ({replacement})"] = summary["comprehensiveness"]
-            row[f"suff. ({replacement})"] = summary["sufficiency"]
-        row["explain s/text"] = method.seconds / len(method.explanations)
-        rows.append(row)
-    return rows
+    """One row of metrics per method (`table` of `per_text`)."""
+    return table(methods, per_text(adapter, methods, labels, replacements), gold_spans)
 
 
 def markdown(rows: Sequence[dict[str, float | str]]) -> str:

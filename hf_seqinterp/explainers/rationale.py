@@ -33,7 +33,8 @@ class Rationale(Explainer):
     rationale alone, unselected words replaced as `replacement` says (default: as in training):
     `rationale_prediction`, `rationale_label`, `rationale_probabilities`, `rationale_score` (the
     target's score there). The selection does not depend on `target`, which only picks the class
-    whose rationale score is reported. Cost: 1 generator forward + 2 model forwards per batch.
+    whose rationale score is reported. Cost: 1 generator forward + 2 model forwards per batch
+    (3 for a generator that reads the predictor's states, `features="predictor"`).
     References: arXiv:1606.04155 (Lei et al.), arXiv:1905.08160 (HardKuma, Bastings et al.).
     """
 
@@ -69,7 +70,7 @@ class Rationale(Explainer):
         adapter = self.adapter
         logits = self._unperturbed_logits(batch)
         chosen, _ = self._targets(logits, targets)
-        words = self._generator.word_batch(batch.encodings)
+        words = self._generator.word_batch(batch.encodings, adapter)
         probabilities = self._generator.selection_probabilities(words)
         groups = words.groups
         sizes = [words.sizes[i, : len(g)].long().cpu().numpy() for i, g in enumerate(groups)]

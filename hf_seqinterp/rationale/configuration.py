@@ -20,6 +20,8 @@ ESTIMATORS: tuple[str, ...] = ("reinforce", "hardkuma")
 GENERATOR_REPLACEMENTS: tuple[str, ...] = ("mask", "pad", "unk", "zero_embedding", "attention")
 #: what one gate selects: a word, a phrase (ends at , ; : . ! ?) or a sentence (`TokenizedText.unit_groups`)
 UNITS: tuple[str, ...] = ("word", "phrase", "sentence")
+#: what the generator reads: its own token embeddings, or the output of the frozen predictor's last block
+FEATURES: tuple[str, ...] = ("embeddings", "predictor")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
@@ -37,7 +39,8 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     r"""Configuration of a `RationaleGenerator`.
 
     Architecture: token embeddings (`embedding_size`, optionally initialised from the predictor's and
-    frozen), a bidirectional GRU (`hidden_size` per direction, `num_layers`), mean-pooling of each
+    frozen) or, with `features="predictor"`, the output of the frozen predictor's last block
+    (`predictor_hidden_size`) projected to `embedding_size`; then a bidirectional GRU (`hidden_size` per direction, `num_layers`), mean-pooling of each
     word's sub-tokens (of each phrase or sentence with `unit`), and a linear head giving each unit a
     Bernoulli logit (`estimator="reinforce"`)
     or the two shape parameters of a HardKuma gate (`estimator="hardkuma"`).
@@ -66,6 +69,8 @@ class RationaleGeneratorConfig(PreTrainedConfig):
     freeze_embeddings: bool = True
     estimator: str = "hardkuma"
     unit: str = "word"
+    features: str = "embeddings"
+    predictor_hidden_size: int | None = None
     replacement: str = "mask"
     sparsity: float = 0.0
     coherence: float = 0.0
@@ -84,6 +89,13 @@ class RationaleGeneratorConfig(PreTrainedConfig):
             raise InvalidParameterError(f"estimator={self.estimator!r} is not one of {', '.join(ESTIMATORS)}.")
         if self.unit not in UNITS:
             raise InvalidParameterError(f"unit={self.unit!r} is not one of {', '.join(UNITS)}.")
+        if self.features not in FEATURES:
+            raise InvalidParameterError(f"features={self.features!r} is not one of {', '.join(FEATURES)}.")
+        if self.features == "predictor" and not (self.predictor_hidden_size or 0) > 0:
+            raise InvalidParameterError(
+                "features='predictor' reads the predictor's hidden states: give predictor_hidden_size (or build the "
+                "generator with RationaleGenerator.for_predictor, which reads it off the model)."
+            )
         if self.replacement not in GENERATOR_REPLACEMENTS:
             raise InvalidParameterError(
                 f"replacement={self.replacement!r} is not one of {', '.join(GENERATOR_REPLACEMENTS)} "

@@ -1,6 +1,8 @@
 r"""`RationaleGenerator`: scores every word of an input and selects a rationale (Lei et al. 2016).
 
     h = BiGRU(E_g(x))                       token states (E_g: the generator's own embeddings)
+    h = BiGRU(W·H_P(x))                     with features="predictor": the output H_P of the frozen
+                                            predictor's last block, projected
     w_j = mean_{t ∈ unit j} h_t             one state per unit (sub-tokens pooled)
     s_j = head(w_j)                         a Bernoulli logit, or the raw HardKuma shapes (a, b)
 
@@ -8,6 +10,11 @@ A unit is a word (the default), or with `unit="phrase"`/`"sentence"` a phrase or
 (`TokenizedText.unit_groups`): selections are made per unit, never per sub-token, and special tokens are never scored: they are
 always kept. The generator is a `PreTrainedModel`, so `save_pretrained`, `from_pretrained` (also
 through `AutoModel` once hf_seqinterp is imported) and `push_to_hub` work as for any model.
+
+A generator of the predictor's states (`features="predictor"`) reads what the classifier computed
+about each token, so it learns the classifier's evidence much faster than one that must infer it
+from token embeddings; it needs that same predictor wherever it runs (one more forward per batch)
+and is for a frozen predictor only (post-hoc explanation, not joint training).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..adapter import Batch, ModelAdapter
 from ..errors import InvalidParameterError, UnsupportedModelError
 from ..masking import feature_groups
 from ..text import TokenizedText
+from ..utils import length_grouped_batches
 from .configuration import RationaleGeneratorConfig, tokenizer_fingerprint
 from .gates import BernoulliGate, Gate, HardKumaGate
 
@@ -39,7 +47,8 @@ class WordBatch:
     Units are words, or with `unit` "phrase"/"sentence" runs of words (`masking.feature_groups`).
     `word_index[i, t]` is the index of the unit of token t of text i, −1 at special tokens and
     padding; `groups[i][j]` are the token positions of unit j of text i; `sizes[i, j]` its number of
-    words (0 at padding), the weights of the selection rate in words.
+    words (0 at padding), the weights of the selection rate in words; `features` the predictor's
+    hidden states (rows, tokens, hidden) for a generator that reads them, else None.
     """
 
     input_ids: torch.Tensor
@@ -48,11 +57,14 @@ class WordBatch:
     word_mask: torch.Tensor
     groups: list[list[np.ndarray]]
     sizes: torch.Tensor
+    features: torch.Tensor | None = None
 
     @classmethod
     def from_texts(
-        cls, texts: Sequence[TokenizedText], pad_id: int, device: torch.device | str, unit: str = "word"
+        cls, texts: Sequence[TokenizedText], pad_id: int, device: torch.device | str, unit: str = "word",
+        features: Sequence[torch.Tensor] | None = None,
     ) -> WordBatch:
+        """`features`: per text, one state per token (tokens, hidden), right-padded into the batch."""
         groups = [feature_groups(text, unit) for text in texts]
         lengths = [len(text.input_ids) for text in texts]
         width, n_units = max(lengths), max(1, max(len(g) for g in groups))
@@ -64,13 +76,20 @@ class WordBatch:
             for j, positions in enumerate(units):
                 word_index[row, torch.from_numpy(positions)] = j
             sizes[row, : len(units)] = torch.as_tensor([len(w) for w in unit_words(text, units)], dtype=sizes.dtype)
+        states = None
+        if features is not None:
+            states = features[0].new_zeros(len(texts), width, features[0].shape[-1])
+            for row, values in enumerate(features):
+                states[row, : len(values)] = values
+            states = states.to(device)
         return cls(input_ids.to(device), torch.as_tensor(lengths, dtype=torch.long), word_index.to(device),
-                   (sizes > 0).to(device), groups, sizes.to(device))
+                   (sizes > 0).to(device), groups, sizes.to(device), states)
 
     def repeated(self, times: int) -> WordBatch:
         """The batch's texts `times` times over (rows text-minor: copy k of text i is row k·n + i)."""
         return WordBatch(self.input_ids.repeat(times, 1), self.lengths.repeat(times), self.word_index.repeat(times, 1),
-                         self.word_mask.repeat(times, 1), self.groups * times, self.sizes.repeat(times, 1))
+                         self.word_mask.repeat(times, 1), self.groups * times, self.sizes.repeat(times, 1),
+                         None if self.features is None else self.features.repeat(times, 1, 1))
 
     def token_values(self, word_values: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
         """Per-token values from per-word values (rows, words): each token gets its word's value,
@@ -86,6 +105,34 @@ class WordBatch:
         inside = (source >= 0) & (source < self.lengths.to(tokens.device)[:, None])
         picked = tokens.gather(1, source.clamp(0, tokens.shape[1] - 1))
         return torch.where(inside, picked, torch.ones_like(picked))
+
+
+@torch.no_grad()
+def predictor_states(
+    adapter: ModelAdapter, texts: Sequence[TokenizedText], batch_size: int | None = None
+) -> list[torch.Tensor]:
+    """The output of the predictor's last transformer block for each text, one (tokens, hidden)
+    tensor per text, with dropout off; in length-grouped batches of `batch_size` (default: all
+    texts in one). Read by a forward hook removed afterwards, so the model is left as it was."""
+    texts = list(texts)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+    groups = length_grouped_batches([len(t.input_ids) for t in texts], batch_size) if batch_size else [range(len(texts))]
+    captured: list[torch.Tensor] = []
+    hook = adapter.layers[-1].register_forward_hook(
+        lambda _module, _args, output: captured.append(output[0] if isinstance(output, tuple) else output)
+    )
+    try:
+        with adapter.evaluating():
+            for group in groups:
+                batch = adapter.collate([texts[i] for i in group])
+                captured.clear()
+                adapter.forward(batch)
+                for row, i in enumerate(group):
+                    start = batch.starts[row]
+                    out[i] = captured[-1][row, start : start + len(texts[i].input_ids)]
+    finally:
+        hook.remove()
+    return out
 
 
 def unit_words(text: TokenizedText, units: Sequence[np.ndarray]) -> list[list[int]]:
@@ -139,7 +186,10 @@ class RationaleGenerator(PreTrainedModel):
 
     def __init__(self, config: RationaleGeneratorConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
+        if config.features == "predictor":
+            self.projection = nn.Linear(config.predictor_hidden_size, config.embedding_size)
+        else:
+            self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder = nn.GRU(
             config.embedding_size,
@@ -151,7 +201,8 @@ class RationaleGenerator(PreTrainedModel):
         )
         self.head = nn.Linear(2 * config.hidden_size, 1 if config.estimator == "reinforce" else 2)
         self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        if config.features == "embeddings":
+            self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding):
@@ -172,8 +223,20 @@ class RationaleGenerator(PreTrainedModel):
 
         With `init_embeddings`, its token embeddings are the predictor's input embeddings reduced to
         `embedding_size` principal components (default: min(128, the predictor's size)); other
-        keyword arguments are `RationaleGeneratorConfig` fields (estimator, target_rate, ...).
+        keyword arguments are `RationaleGeneratorConfig` fields (estimator, target_rate, ...). With
+        `features="predictor"` it reads the predictor's hidden states instead (their size is read
+        off the model's config) and has no embeddings to initialise.
         """
+        if config_kwargs.get("features") == "predictor":
+            hidden = getattr(adapter.model.config, "hidden_size", None)
+            if not isinstance(hidden, int):
+                raise UnsupportedModelError(
+                    f"{type(adapter.model).__name__}'s config has no hidden_size for a generator with "
+                    "features='predictor'; use features='embeddings'."
+                )
+            config_kwargs.setdefault("predictor_hidden_size", hidden)
+            config_kwargs.setdefault("embedding_size", min(128, hidden))
+            init_embeddings = False
         weight = getattr(adapter.embeddings, "weight", None)
         if init_embeddings and weight is None:
             raise UnsupportedModelError(
@@ -204,11 +267,21 @@ class RationaleGenerator(PreTrainedModel):
         return generator.to(adapter.device)
 
     # ----------------------------------------------------------------- scoring
-    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, word_index: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Head outputs per word: (rows, words) Bernoulli logits, or (rows, words, 2) raw HardKuma
-        shapes (before softplus). `lengths` are the real tokens per row (right padding)."""
+        shapes (before softplus). `lengths` are the real tokens per row (right padding); `features`
+        the predictor's states (rows, tokens, hidden) for a generator with features="predictor"."""
+        if (features is None) != (self.config.features == "embeddings"):
+            raise InvalidParameterError(
+                "This generator reads the predictor's hidden states: build its inputs with "
+                "word_batch(texts, predictor)." if features is None else
+                "This generator reads token embeddings, not predictor states."
+            )
         num_words = max(1, int(word_index.max()) + 1)
-        x = self.dropout(self.embeddings(input_ids))
+        x = self.dropout(self.embeddings(input_ids) if features is None else self.projection(features))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         states, _ = self.encoder(packed)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=input_ids.shape[1])
@@ -217,22 +290,42 @@ class RationaleGenerator(PreTrainedModel):
 
     def gate(self, words: WordBatch) -> Gate:
         """The selection distribution of every word of a WordBatch."""
-        out = self(words.input_ids, words.lengths, words.word_index)
+        out = self(words.input_ids, words.lengths, words.word_index, words.features)
         if self.config.estimator == "reinforce":
             return BernoulliGate(out)
         return HardKumaGate.from_raw(out, *self.config.stretch)
 
-    def word_batch(self, texts: Sequence[TokenizedText]) -> WordBatch:
-        return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device, self.config.unit)
+    def word_batch(
+        self, texts: Sequence[TokenizedText], predictor: ModelAdapter | None = None,
+        states: Sequence[torch.Tensor] | None = None,
+    ) -> WordBatch:
+        """The generator's inputs for `texts`; a generator with features="predictor" needs the
+        `predictor` it was built for (or its `predictor_states` of these texts, computed already)."""
+        if self.config.features == "predictor" and states is None:
+            if predictor is None:
+                raise InvalidParameterError(
+                    "This generator reads the predictor's hidden states (features='predictor'): pass the predictor "
+                    f"it was trained for ({self.config.predictor_name or 'a ModelAdapter'})."
+                )
+            states = predictor_states(predictor, texts)
+            if states and states[0].shape[-1] != self.config.predictor_hidden_size:
+                raise InvalidParameterError(
+                    f"This generator reads hidden states of size {self.config.predictor_hidden_size} (it was trained "
+                    f"for {self.config.predictor_name!r}), but {type(predictor.model).__name__}'s are "
+                    f"{states[0].shape[-1]}: use the predictor it was trained for."
+                )
+        return WordBatch.from_texts(texts, self.config.pad_token_id or 0, self.device, self.config.unit, states)
 
     @torch.no_grad()
-    def selection_probabilities(self, texts: Sequence[TokenizedText] | WordBatch) -> list[np.ndarray]:
+    def selection_probabilities(
+        self, texts: Sequence[TokenizedText] | WordBatch, predictor: ModelAdapter | None = None
+    ) -> list[np.ndarray]:
         """P(z_j > 0) for every unit j (word, phrase or sentence) of each text (dropout off), as float64
-        arrays; `texts` may be their `word_batch`, already built."""
+        arrays; `texts` may be their `word_batch`, already built (else `predictor` as for `word_batch`)."""
         was_training = self.training
         self.eval()
         try:
-            words = texts if isinstance(texts, WordBatch) else self.word_batch(texts)
+            words = texts if isinstance(texts, WordBatch) else self.word_batch(texts, predictor)
             probs = self.gate(words).selection_probability().double().cpu().numpy()
         finally:
             self.train(was_training)

@@ -36,7 +36,7 @@ from ..errors import InvalidInputError, InvalidParameterError, UnsupportedModelE
 from ..masking import feature_groups, soft_masked_logits
 from ..utils import length_grouped_batches, progress_bar
 from .gates import top_units
-from .modeling import RationaleGenerator, unit_words
+from .modeling import RationaleGenerator, WordBatch, predictor_states, unit_words
 from .objectives import HardKumaObjective, RateLagrangian, ReinforceObjective
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class _RationaleSystem(nn.Module):
 
     def forward(self, encodings: Sequence[Encoding], targets: torch.Tensor, samples: int = 1):
         """One step's loss; `samples` draws of the gates per text (rows sample-major)."""
-        words = self.generator.word_batch(encodings)
+        words = self.generator.word_batch(encodings, self._adapter)
         gate = self.generator.gate(words)
         if samples > 1:  # the same distributions, drawn `samples` times
             words, gate, encodings, targets = words.repeated(samples), gate.repeated(samples), list(encodings) * samples, targets.repeat(samples)
@@ -195,6 +195,11 @@ def check_training_setup(adapter: ModelAdapter, generator: RationaleGenerator, t
             ) from err
     if replacement in ("mask", "pad", "unk"):
         adapter.token_id(replacement)
+    if train_predictor and generator.config.features == "predictor":
+        raise InvalidParameterError(
+            "A generator with features='predictor' reads the frozen predictor's hidden states, so it explains a "
+            "fixed classifier; train_predictor=True (the joint setting) needs features='embeddings'."
+        )
     if not train_predictor and not any(p.requires_grad for p in generator.parameters()):
         raise InvalidParameterError("The generator has no trainable parameters.")
 
@@ -439,7 +444,9 @@ def distil_word_scores(
     before training with the objective (`train_rationale_generator`), e.g. with the word scores of
     integrated gradients or erasure (`Explanation.word_attributions()` values) computed once. For a
     generator of phrases or sentences, a unit scores the mean of its words and y marks the best
-    units up to target_rate · n words (`gates.top_units`). `rank_by="abs"` ranks by |score|.
+    units up to target_rate · n words (`gates.top_units`). `rank_by="abs"` ranks by |score|. A
+    generator with features="predictor" gets the predictor's states of every text once, kept for
+    all epochs.
     Returns the mean loss of each epoch; the generator is left in eval mode.
     """
     rate = generator.config.target_rate
@@ -449,7 +456,8 @@ def distil_word_scores(
     encodings = predictor.encode(texts)
     if len(word_scores) != len(encodings):
         raise InvalidInputError(f"Got {len(word_scores)} word-score arrays for {len(encodings)} texts; give one per text.")
-    words = generator.word_batch(encodings)
+    words = WordBatch.from_texts(encodings, 0, "cpu", generator.config.unit)  # the units and their sizes
+    states = predictor_states(predictor, encodings, batch_size) if generator.config.features == "predictor" else None
     labels = torch.zeros(words.word_mask.shape)
     for row, (scores, encoding, units) in enumerate(zip(word_scores, encodings, words.groups)):
         scores = np.asarray(scores, dtype=np.float64)
@@ -476,7 +484,8 @@ def distil_word_scores(
                 sampler.set_epoch(epoch)
                 total = 0.0
                 for group in sampler:
-                    batch = generator.word_batch([encodings[i] for i in group])
+                    batch = generator.word_batch(
+                        [encodings[i] for i in group], states=None if states is None else [states[i] for i in group])
                     p = generator.gate(batch).selection_probability().clamp(1e-6, 1 - 1e-6)
                     mask = batch.word_mask.to(p.dtype)
                     bce = F.binary_cross_entropy(p, labels[group][:, : p.shape[1]], reduction="none")

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from single_thread import one_thread  # noqa: F401 (autouse fixture)
 from tiny_models import random_texts, tiny_model
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, BertConfig, BertForSequenceClassification
 
 import hf_seqinterp as hsi
 from hf_seqinterp import InvalidParameterError, ModelAdapter, applicable_explainers, metrics
 from hf_seqinterp.masking import feature_groups, keep_masks, soft_masked_logits, variant_logits
 from hf_seqinterp.rationale import RationaleGenerator, RationaleGeneratorConfig, WordBatch
 from hf_seqinterp.rationale.gates import select_words
+from hf_seqinterp.rationale.modeling import predictor_states
 from hf_seqinterp.rationale.objectives import selection_rate
 
 TEXTS = ["a superb splendid film", "dreadful, tedious and overlong", "the cast", *random_texts(9, seed=4)]
@@ -41,6 +44,8 @@ def generator_for(adapter, **kwargs):
         ({"target_rate": 1.5}, "target_rate=1.5"),
         ({"threshold": 1.0}, "threshold=1.0"),
         ({"unit": "clause"}, "unit='clause' is not one of word, phrase, sentence"),
+        ({"features": "tokens"}, "features='tokens' is not one of embeddings, predictor"),
+        ({"features": "predictor"}, "give predictor_hidden_size"),
         ({"sparsity": -1.0}, "sparsity=-1.0 must be >= 0"),
         ({"stretch": (0.1, 1.1)}, "l < 0 and r > 1"),
     ],
@@ -154,6 +159,43 @@ def test_save_and_load_round_trip_through_auto_classes(bert, tmp_path):
     in_memory = hsi.explain(TEXTS, bert, method="rationale", generator=generator)
     assert [e.attributions.tolist() for e in from_path] == [e.attributions.tolist() for e in in_memory]
     assert from_path[0].params["generator"] == str(tmp_path) and from_path[0].params["threshold"] == 0.45
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])  # right and left padding
+def test_a_generator_of_predictor_states_reads_each_texts_own_last_states(kind, tmp_path):
+    """features="predictor": the states are the model's last hidden states of each text alone (not
+    of the padded batch), selections are batch-invariant, and saving and loading changes nothing."""
+    adapter = ModelAdapter(*tiny_model(kind))
+    generator = generator_for(adapter, features="predictor", target_rate=0.3, replacement="zero_embedding")
+    assert not hasattr(generator, "embeddings") and generator.config.predictor_hidden_size == adapter.model.config.hidden_size
+    encodings = adapter.encode(TEXTS)
+    reference = copy.deepcopy(adapter.model)  # output_hidden_states leaves transformers' recording hooks on a model
+    for enc, states in zip(encodings, predictor_states(adapter, encodings, batch_size=5)):
+        torch.testing.assert_close(states, predictor_states(adapter, [enc])[0], atol=1e-5, rtol=0)
+        if kind == "bert":  # its last hidden state is its last block's output
+            with torch.no_grad():
+                alone = reference(input_ids=torch.tensor([enc.input_ids]), output_hidden_states=True).hidden_states[-1][0]
+            torch.testing.assert_close(states, alone, atol=1e-5, rtol=0)
+    assert all(not m._forward_hooks for m in adapter.model.modules())
+    together = generator.selection_probabilities(encodings, adapter)
+    for enc, probs in zip(encodings, together):
+        np.testing.assert_allclose(generator.selection_probabilities([enc], adapter)[0], probs, atol=1e-6, rtol=0)
+    generator.save_pretrained(tmp_path)
+    from_path = hsi.explain(TEXTS, adapter, method="rationale", generator=str(tmp_path))
+    in_memory = hsi.explain(TEXTS, adapter, method="rationale", generator=generator, batch_size=4)
+    assert [e.attributions.tolist() for e in from_path] == [e.attributions.tolist() for e in in_memory]
+    assert 0 < np.mean([e.extras["selection_rate"] for e in in_memory]) < 1
+    with pytest.raises(InvalidParameterError, match="pass the predictor"):
+        generator.selection_probabilities(encodings)
+
+
+def test_a_generator_of_predictor_states_refuses_another_predictor(bert):
+    generator = generator_for(bert, features="predictor")
+    wider = BertForSequenceClassification(BertConfig(
+        vocab_size=len(bert.tokenizer), hidden_size=2 * bert.model.config.hidden_size, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=16)).eval()
+    with pytest.raises(InvalidParameterError, match=r"hidden states of size \d+ .* use the predictor it was trained for"):
+        hsi.explain(TEXTS[:2], ModelAdapter(wider, bert.tokenizer), method="rationale", generator=generator)
 
 
 # ----------------------------------------------------------------------------- explainer

@@ -34,14 +34,16 @@ def selected_words(explanations) -> list[set[int]]:
     return [{j for j, word in enumerate(e.to_words()) if word.score > 0} for e in explanations]
 
 
-@pytest.mark.parametrize("estimator", sorted(OBJECTIVES))
-def test_generator_recovers_the_planted_phrase(estimator, tmp_path):
+@pytest.mark.parametrize("estimator, features", [(e, "embeddings") for e in sorted(OBJECTIVES)] + [("reinforce", "predictor")])
+def test_generator_recovers_the_planted_phrase(estimator, features, tmp_path):
     """Each objective finds the two planted words (several WordPiece tokens each) among the filler,
-    and the rationale alone keeps the classifier's prediction; saving and loading changes nothing."""
+    and the rationale alone keeps the classifier's prediction; saving and loading changes nothing.
+    So does a generator reading the predictor's states instead of token embeddings."""
     adapter = planted_classifier()
     train, test = planted_data(320, seed=5), planted_data(200, seed=99)
     torch.manual_seed(0)
-    generator = RationaleGenerator.for_predictor(adapter, estimator=estimator, hidden_size=32, **OBJECTIVES[estimator])
+    generator = RationaleGenerator.for_predictor(adapter, estimator=estimator, hidden_size=32, features=features,
+                                                 **OBJECTIVES[estimator])
     args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, progress=False)
     result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
 
@@ -167,6 +169,9 @@ def test_bad_predictors_and_generators_get_clear_errors():
     regression = ModelAdapter(BertForSequenceClassification(config).eval(), tokenizer)
     with pytest.raises(UnsupportedModelError, match="single-label classifiers.*regression"):
         train_rationale_generator(regression, texts, args=args)
+    with pytest.raises(InvalidParameterError, match="features='predictor' reads the frozen predictor"):
+        train_rationale_generator(adapter, texts, [0, 1, 0, 1], generator=_tiny_generator(adapter, features="predictor"),
+                                  args=RationaleTrainingArguments(epochs=1, progress=False, train_predictor=True))
     with pytest.raises(InvalidParameterError, match="batch_size=0"):
         RationaleTrainingArguments(batch_size=0)
     with pytest.raises(InvalidParameterError, match="not a checkpoint folder"):
