@@ -107,31 +107,26 @@ class WordBatch:
         return torch.where(inside, picked, torch.ones_like(picked))
 
 
-@torch.no_grad()
 def predictor_states(
     adapter: ModelAdapter, texts: Sequence[TokenizedText], batch_size: int | None = None
 ) -> list[torch.Tensor]:
-    """The output of the predictor's last transformer block for each text, one (tokens, hidden)
-    tensor per text, with dropout off; in length-grouped batches of `batch_size` (default: all
-    texts in one). Read by a forward hook removed afterwards, so the model is left as it was."""
+    """The residual stream after the predictor's last block for each text, one (tokens, hidden)
+    float32 tensor per text, with dropout off; in length-grouped batches of `batch_size` (default:
+    all texts in one). Read with network analysis' `capture` (hooks removed afterwards)."""
+    from ..network.units import capture, run, unit_groups  # here: the network package imports `datasets`
+
     texts = list(texts)
     out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     groups = length_grouped_batches([len(t.input_ids) for t in texts], batch_size) if batch_size else [range(len(texts))]
-    captured: list[torch.Tensor] = []
-    hook = adapter.layers[-1].register_forward_hook(
-        lambda _module, _args, output: captured.append(output[0] if isinstance(output, tuple) else output)
-    )
-    try:
-        with adapter.evaluating():
-            for group in groups:
-                batch = adapter.collate([texts[i] for i in group])
-                captured.clear()
-                adapter.forward(batch)
-                for row, i in enumerate(group):
-                    start = batch.starts[row]
-                    out[i] = captured[-1][row, start : start + len(texts[i].input_ids)]
-    finally:
-        hook.remove()
+    (last,) = unit_groups(adapter, "residual", -1)
+    with adapter.evaluating(), capture(adapter, [last]) as captured:
+        for group in groups:
+            batch = adapter.collate([texts[i] for i in group])
+            run(adapter, batch)
+            for row, i in enumerate(group):
+                start = batch.starts[row]
+                # a copy made outside inference mode, so that a trained projection can read it
+                out[i] = captured[last.name][row, start : start + len(texts[i].input_ids)].clone()
     return out
 
 
@@ -224,16 +219,13 @@ class RationaleGenerator(PreTrainedModel):
         With `init_embeddings`, its token embeddings are the predictor's input embeddings reduced to
         `embedding_size` principal components (default: min(128, the predictor's size)); other
         keyword arguments are `RationaleGeneratorConfig` fields (estimator, target_rate, ...). With
-        `features="predictor"` it reads the predictor's hidden states instead (their size is read
-        off the model's config) and has no embeddings to initialise.
+        `features="predictor"` it reads the predictor's hidden states instead (of the width
+        `network.unit_groups` finds) and has no embeddings to initialise.
         """
         if config_kwargs.get("features") == "predictor":
-            hidden = getattr(adapter.model.config, "hidden_size", None)
-            if not isinstance(hidden, int):
-                raise UnsupportedModelError(
-                    f"{type(adapter.model).__name__}'s config has no hidden_size for a generator with "
-                    "features='predictor'; use features='embeddings'."
-                )
+            from ..network.units import unit_groups
+
+            hidden = unit_groups(adapter, "residual", -1)[0].size
             config_kwargs.setdefault("predictor_hidden_size", hidden)
             config_kwargs.setdefault("embedding_size", min(128, hidden))
             init_embeddings = False
