@@ -11,15 +11,17 @@ random words at the same selection rate, against the human evidence.
    getting a random share of their words [MASK]ed, so that a mostly-[MASK] rationale is in its
    input distribution (Madsen et al. 2023, "faithfulness measurable models"); `--finetune-epochs 0`
    explains the SST-2 model as it is.
-3. Generators. `RationaleGenerator.for_predictor` (the predictor's embeddings reduced to 128
-   principal components, frozen; a BiGRU of 64 units per direction) selecting `--unit`s (default:
-   phrases, since the movie evidence is phrases), warm-started from the top words of
-   `--warm-start` (default gradient × input, one backward per training review; integrated
-   gradients: `--ig-steps` backwards) for `--warm-start-epochs`, and trained with
-   each of `--estimators` for every seed in `--seeds`, holding the selection rate at
-   `--target-rate` (default 0.1 of the words; the human evidence covers about 6% of the windows).
-   `--features predictor` gives the generators the output of the predictor's last block instead of
-   token embeddings (post-hoc only).
+3. Generators. `RationaleGenerator.for_predictor` (a BiGRU of 64 units per direction over 128
+   features) selecting `--unit`s (default: phrases, since the movie evidence is phrases). What the
+   generator reads (`--features`): in the post-hoc setting the output of the frozen predictor's
+   last block, projected to 128 features (`predictor`, the default); in the joint setting, where
+   the predictor changes, the predictor's token embeddings reduced to 128 principal components
+   (`embeddings`). Each generator is warm-started from the top words of `--warm-start` (default:
+   integrated gradients with `--ig-steps`, computed once on the training reviews; gradient × input
+   is one backward per review) for `--warm-start-epochs`, then trained with each of `--estimators`
+   for every seed in `--seeds` for `--generator-epochs` at `--generator-lr`, holding the selection
+   rate at `--target-rate` (default 0.1 of the words; the human evidence covers about 6% of the
+   windows).
    `--setting post-hoc` (default) explains the frozen fine-tuned predictor: the target is its own
    prediction. `--setting joint` trains a fresh copy of the predictor with each generator on the
    gold labels from the rationale alone (Lei et al. 2016); its rows then report the task accuracy
@@ -90,6 +92,8 @@ from hf_seqinterp.rationale import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: HardKuma passes the task loss's gradient through every gate and drifts further per step
+GENERATOR_LR = {"reinforce": 1e-3, "hardkuma": 5e-4}
 Span = tuple[int, int]
 
 
@@ -116,14 +120,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-rate", type=float, default=0.1, help="share of words to select")
     parser.add_argument("--coherence", type=float, default=0.0, help="λ2 per transition per unit boundary")
     parser.add_argument("--warm-start", choices=("gradient_x_input", "integrated_gradients", "none"),
-                        default="gradient_x_input", help="distil this method's top words before training (none: off)")
-    parser.add_argument("--warm-start-epochs", type=int, default=3, help="epochs of fitting the warm start's top words")
-    parser.add_argument("--features", choices=("embeddings", "predictor"), default="embeddings",
-                        help="what the generator reads: its own token embeddings, or the output of the predictor's last "
-                        "block (post-hoc only)")
+                        default="integrated_gradients", help="distil this method's top words before training (none: off)")
+    parser.add_argument("--warm-start-epochs", type=int, default=6, help="epochs of fitting the warm start's top words")
+    parser.add_argument("--features", choices=("embeddings", "predictor"),
+                        help="what the generator reads: the output of the predictor's last block (post-hoc only; the "
+                        "post-hoc default) or token embeddings (the joint default)")
     parser.add_argument("--samples-per-text", type=int, default=2, help="REINFORCE draws per text (leave-one-out baseline)")
-    parser.add_argument("--generator-epochs", type=int, default=2)
-    parser.add_argument("--generator-lr", type=float, default=3e-3)
+    parser.add_argument("--generator-epochs", type=int, default=1)
+    parser.add_argument("--generator-lr", type=float,
+                        help=f"the generators' learning rate (default: {GENERATOR_LR} by estimator)")
     parser.add_argument("--ig-steps", type=int, default=8, help="integrated gradients' Gauss-Legendre steps")
     parser.add_argument("--erasure-docs", type=int, default=20,
                         help="validation reviews for word-level erasure (one forward per word: ~40 s per review)")
@@ -134,7 +139,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit-val", type=int, help="evaluate a seeded random subset of N validation reviews")
     parser.add_argument("--reuse", action="store_true", help="skip stages whose outputs exist in --output")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.features is None:
+        args.features = "predictor" if args.setting == "post-hoc" else "embeddings"
+    return args
 
 
 # ----------------------------------------------------------------------------- data
@@ -268,7 +276,7 @@ def train_generator(
     joint = args.setting == "joint"
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
-        learning_rate=args.generator_lr, samples_per_text=args.samples_per_text if estimator == "reinforce" else 1,
+        learning_rate=args.generator_lr or GENERATOR_LR[estimator], samples_per_text=args.samples_per_text if estimator == "reinforce" else 1,
         train_predictor=joint, seed=seed, logging_steps=5, save_steps=10**9,
     )
     result = train_rationale_generator(adapter, train.texts, train.labels if joint else None,
@@ -393,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = [
         (f"ERASER movies, validation ({len(val.texts)} reviews, {args.window} {args.max_tokens} tokens of each), "
         f"{args.setting}; classifier accuracy on the full windows {facts['val_accuracy_full_window']:.3f}. "
-        f"Generators: unit {args.unit}, target rate {args.target_rate}, warm start {args.warm_start}, "
+        f"Generators: unit {args.unit}, target rate {args.target_rate}, features {args.features}, "
+        f"warm start {args.warm_start} ({args.warm_start_epochs} epochs), {args.generator_epochs} epoch(s) at lr {args.generator_lr or GENERATOR_LR}, "
         f"{len(train.texts)} training reviews; mean ± standard deviation over seeds {args.seeds}."),
     ]
     if human:

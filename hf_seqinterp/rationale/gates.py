@@ -11,7 +11,8 @@ the point masses have closed forms with the Kumaraswamy CDF F_K(x) = 1 − (1 �
 
     P(z = 0) = F_K(−l / (r − l)),        P(z = 1) = 1 − F_K((1 − l) / (r − l)).
 
-Both gates expose P(z_t > 0) (`selection_probability`): the deterministic selection at inference is
+Both gates expose the log point masses log P(z_t = 0) and log P(z_t = 1) (`log_point_masses`; for a
+Bernoulli gate they are all its mass) and P(z_t > 0) (`selection_probability`): the deterministic selection at inference is
 z_t = 1[P(z_t > 0) > threshold], which at threshold 1/2 is "the gate's median is not zero", or
 (`threshold="expected"`) the round(Σ_t P(z_t > 0)) most probable words: as many as a draw selects on
 average, for generators whose gates are not confident (REINFORCE's often stay near the target rate).
@@ -40,6 +41,10 @@ class BernoulliGate:
 
     def selection_probability(self) -> torch.Tensor:
         return torch.sigmoid(self.logits)
+
+    def log_point_masses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log P(z = 0), log P(z = 1)) = (log σ(−s), log σ(s))."""
+        return F.logsigmoid(-self.logits), F.logsigmoid(self.logits)
 
     def sample(self) -> torch.Tensor:
         """A 0/1 sample (no gradient: train with REINFORCE through `log_prob`)."""
@@ -83,6 +88,20 @@ class HardKumaGate:
 
     def selection_probability(self) -> torch.Tensor:
         return 1.0 - self.prob_zero()
+
+    def log_point_masses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log P(z = 0), log P(z = 1)), finite and with a gradient also where a mass underflows:
+        log P(z = 1) = b · log(1 − x1^a), and with t = b · log(1 − x0^a) = log P(z ≠ 0),
+        log P(z = 0) = log(1 − e^t), or for |t| < 1e-4 its expansion log b + a·log x0 + (x0^a + t)/2."""
+        width = self.upper - self.lower
+        log_x0a = self.a * math.log(-self.lower / width)
+        x0a = torch.exp(log_x0a)
+        t = self.b * torch.log1p(-x0a)
+        small = t > -1e-4
+        log_zero = torch.where(small, torch.log(self.b) + log_x0a + (x0a + t) / 2,
+                               torch.log(-torch.expm1(t.clamp(max=-1e-4))))
+        log_one = self.b * torch.log1p(-torch.exp(self.a * math.log((1.0 - self.lower) / width)))
+        return log_zero, log_one
 
     def repeated(self, times: int) -> HardKumaGate:
         """The same gates for `times` copies of the rows (copy-major)."""

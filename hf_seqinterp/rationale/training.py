@@ -436,10 +436,14 @@ def distil_word_scores(
     rank_by: str = "signed",
     seed: int = 0,
 ) -> list[float]:
-    r"""Warm start: fit the generator's selection probabilities p_j = P(z_j > 0) to the top-k words
-    of an attribution method (k = round(target_rate · n) per text of n words; y_j = 1 for those),
+    r"""Warm start: fit the generator's gates to the top-k words of an attribution method
+    (k = round(target_rate · n) per text of n words; y_j = 1 for those), wholly selected or not at all,
 
-        loss = − Σ_j [y_j log p_j + (1 − y_j) log(1 − p_j)] / n,
+        loss = − Σ_j [y_j log P(z_j = 1) + (1 − y_j) log P(z_j = 0)] / n
+
+    (for Bernoulli gates, the cross-entropy of p_j = P(z_j = 1); a HardKuma gate fitted to P(z_j > 0)
+    alone could still pass a selected word at a fraction of its embedding, z_j ∈ (0, 1), which the
+    predictor never sees at inference),
 
     before training with the objective (`train_rationale_generator`), e.g. with the word scores of
     integrated gradients or erasure (`Explanation.word_attributions()` values) computed once. For a
@@ -486,10 +490,11 @@ def distil_word_scores(
                 for group in sampler:
                     batch = generator.word_batch(
                         [encodings[i] for i in group], states=None if states is None else [states[i] for i in group])
-                    p = generator.gate(batch).selection_probability().clamp(1e-6, 1 - 1e-6)
-                    mask = batch.word_mask.to(p.dtype)
-                    bce = F.binary_cross_entropy(p, labels[group][:, : p.shape[1]], reduction="none")
-                    loss = (bce * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+                    y = labels[group][:, : batch.word_mask.shape[1]]
+                    log_off, log_on = generator.gate(batch).log_point_masses()
+                    mask = batch.word_mask.to(log_on.dtype)
+                    nll = -(y * log_on + (1 - y) * log_off)
+                    loss = (nll * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
                     optimizer.zero_grad()
                     loss.mean().backward()
                     optimizer.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -47,6 +48,26 @@ def test_hardkuma_point_masses_match_samples():
     assert float(z.min()) >= 0.0 and float(z.max()) <= 1.0
     torch.testing.assert_close((z == 0).float().mean(0), gate.prob_zero()[0], atol=3e-3, rtol=0)
     torch.testing.assert_close((z == 1).float().mean(0), gate.prob_one()[0], atol=3e-3, rtol=0)
+
+
+def test_log_point_masses_are_the_logs_of_the_masses_and_keep_a_gradient_where_they_underflow():
+    a = torch.tensor([[0.3, 1.0, 2.5, 0.7, 60.0, 1e-3]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[0.5, 1.0, 0.8, 3.0, 40.0, 80.0]], dtype=torch.float64)
+    gate = HardKumaGate(a, b)
+    log_zero, log_one = gate.log_point_masses()
+    torch.testing.assert_close(log_zero[:, :4].exp(), gate.prob_zero()[:, :4])
+    torch.testing.assert_close(log_one[:, :4].exp(), gate.prob_one()[:, :4])
+    # a = 60, b = 40: P(z = 0) = 1 − (1 − (1/12)^60)^40 ≈ 40 · 12^−60, below float precision as a mass
+    assert float(gate.prob_zero()[0, 4]) == 0.0
+    assert log_zero[0, 4].item() == pytest.approx(math.log(40) - 60 * math.log(12), rel=1e-7)
+    # a = 1e-3, b = 80: P(z = 1) = (1 − (11/12)^0.001)^80 underflows too
+    assert log_one[0, 5].item() == pytest.approx(80 * math.log(1 - (11 / 12) ** 1e-3), rel=1e-7)
+    (log_zero[0, 4] + log_one[0, 5]).backward()
+    assert torch.isfinite(a.grad).all() and a.grad[0, 4] != 0 and a.grad[0, 5] != 0
+    logits = torch.tensor([[-3.0, 0.0, 2.0]])
+    log_zero, log_one = BernoulliGate(logits).log_point_masses()
+    torch.testing.assert_close(log_one.exp(), torch.sigmoid(logits))
+    torch.testing.assert_close(log_zero.exp() + log_one.exp(), torch.ones(1, 3))
 
 
 def test_hardkuma_sample_is_differentiable_in_the_shapes():
