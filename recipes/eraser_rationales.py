@@ -92,7 +92,7 @@ from hf_seqinterp.rationale import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: HardKuma passes the task loss's gradient through every gate and drifts further per step
+#: at 1e-3, HardKuma's selection rate on the validation reviews fell to 0.049 (seed 0; 0.074 at 5e-4)
 GENERATOR_LR = {"reinforce": 1e-3, "hardkuma": 5e-4}
 Span = tuple[int, int]
 

@@ -74,34 +74,41 @@ class HardKumaGate:
         shapes = F.softplus(raw).clamp(*SHAPE_RANGE)
         return cls(shapes[..., 0], shapes[..., 1], lower, upper)
 
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(x0, x1): the Kumaraswamy values that the stretch maps to 0 and to 1."""
+        width = self.upper - self.lower
+        return -self.lower / width, (1.0 - self.lower) / width
+
+    def log_kuma_survival(self, x: float) -> torch.Tensor:
+        """log(1 − F_K(x)) = b · log(1 − x^a) for a constant x in (0, 1), F_K(x) = 1 − (1 − x^a)^b."""
+        return self.b * torch.log1p(-torch.exp(self.a * math.log(x)))
+
     def kuma_cdf(self, x: float) -> torch.Tensor:
-        """F_K(x) = 1 − (1 − x^a)^b for a constant x in (0, 1), computed in log space."""
-        return 1.0 - torch.exp(self.b * torch.log1p(-torch.exp(self.a * math.log(x))))
+        """F_K(x), computed in log space."""
+        return 1.0 - torch.exp(self.log_kuma_survival(x))
 
     def prob_zero(self) -> torch.Tensor:
         """P(z = 0): the stretched sample falls below 0."""
-        return self.kuma_cdf(-self.lower / (self.upper - self.lower))
+        return self.kuma_cdf(self.thresholds[0])
 
     def prob_one(self) -> torch.Tensor:
         """P(z = 1): the stretched sample falls above 1."""
-        return 1.0 - self.kuma_cdf((1.0 - self.lower) / (self.upper - self.lower))
+        return torch.exp(self.log_kuma_survival(self.thresholds[1]))
 
     def selection_probability(self) -> torch.Tensor:
         return 1.0 - self.prob_zero()
 
     def log_point_masses(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(log P(z = 0), log P(z = 1)), finite and with a gradient also where a mass underflows:
-        log P(z = 1) = b · log(1 − x1^a), and with t = b · log(1 − x0^a) = log P(z ≠ 0),
+        log P(z = 1) = log(1 − F_K(x1)), and with t = log(1 − F_K(x0)) = log P(z ≠ 0),
         log P(z = 0) = log(1 − e^t), or for |t| < 1e-4 its expansion log b + a·log x0 + (x0^a + t)/2."""
-        width = self.upper - self.lower
-        log_x0a = self.a * math.log(-self.lower / width)
-        x0a = torch.exp(log_x0a)
-        t = self.b * torch.log1p(-x0a)
-        small = t > -1e-4
-        log_zero = torch.where(small, torch.log(self.b) + log_x0a + (x0a + t) / 2,
-                               torch.log(-torch.expm1(t.clamp(max=-1e-4))))
-        log_one = self.b * torch.log1p(-torch.exp(self.a * math.log((1.0 - self.lower) / width)))
-        return log_zero, log_one
+        x0, x1 = self.thresholds
+        t = self.log_kuma_survival(x0)
+        log_x0a = self.a * math.log(x0)
+        series = torch.log(self.b) + log_x0a + (torch.exp(log_x0a) + t) / 2
+        log_zero = torch.where(t > -1e-4, series, torch.log(-torch.expm1(t.clamp(max=-1e-4))))
+        return log_zero, self.log_kuma_survival(x1)
 
     def repeated(self, times: int) -> HardKumaGate:
         """The same gates for `times` copies of the rows (copy-major)."""
