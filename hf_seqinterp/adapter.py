@@ -668,7 +668,7 @@ class ModelAdapter:
         """One short input ("a b") as the head prepares it (with one generated output token where the
         head explains outputs), to trace what the model runs."""
         options = {"generation": {"max_new_tokens": 1}} if "generation" in self.head.options else {}
-        encodings, _ = self.prepare([self.head.probe_item], None, **options)
+        encodings, _ = self.prepare([self.head.probe_item], self.head.probe_target, **options)
         return self.collate(encodings)
 
     @functools.cached_property

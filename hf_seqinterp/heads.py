@@ -43,6 +43,8 @@ class OneSequenceHead:
     rows_text: ClassVar[str] = "several explained rows per input"
     #: a short input of this head, to trace what the model runs (`ModelAdapter._probe_batch`)
     probe_item: ClassVar[tuple[str, Any]] = ("a b", None)
+    #: the probe's target: one the head can explain whatever the model predicts on the probe
+    probe_target: ClassVar[Any] = None
 
     @classmethod
     def config_problem(cls, config: Any) -> str | None:
@@ -512,6 +514,7 @@ class TokenClassificationHead(ClassificationHead):
     auto_class: ClassVar[str] = "AutoModelForTokenClassification"
     hub_task: ClassVar[str] = "token-classification"
     options: ClassVar[tuple[str, ...]] = ("aggregation_strategy",)
+    probe_target: ClassVar[Any] = 0  # word 0 at its predicted label: the default target needs an entity
 
     def row_logits(self, output: Any, batch: Any) -> torch.Tensor:
         """(inputs, T, U, J, num_labels): the logits at every token of every part of every row."""

@@ -204,6 +204,21 @@ def test_no_predicted_entity_names_the_fix():
             model.classifier.bias.copy_(saved)
 
 
+@pytest.mark.parametrize("model_type", ["bert", "llama"])
+def test_a_model_that_predicts_no_entity_explains_the_words_named(model_type):
+    """The automatic baseline traces the model on a probe input; that must not need an entity."""
+    model, tokenizer = tiny_token_classifier(model_type)
+    head = model.classifier if model_type == "bert" else model.score
+    with torch.no_grad():
+        head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(0), len(NER_LABELS)).float() * 100)  # every token "O"
+    adapter = hsi.ModelAdapter(model, tokenizer)
+    expl = hsi.explain_with(adapter, TEXTS[1], "integrated_gradients", target=1, n_steps=32)
+    (row,) = expl.rows
+    assert row["label"] == "O"
+    gap = row["input_score"] - row["baseline_score"]
+    assert abs(float(expl.attributions[0].sum(dtype=np.float64)) - gap) <= 1e-2 * max(abs(gap), 1e-3)
+
+
 @pytest.mark.parametrize("method", OTHER_METHODS)
 def test_methods_without_rows_refuse_clearly(adapter, method):
     with pytest.raises(hsi.errors.UnsupportedModelError, match="token classification head"):
