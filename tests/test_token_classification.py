@@ -10,6 +10,7 @@ explains rows, and a clear refusal from every other one.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -208,6 +209,7 @@ def test_no_predicted_entity_names_the_fix():
 def test_a_model_that_predicts_no_entity_explains_the_words_named(model_type):
     """The automatic baseline traces the model on a probe input; that must not need an entity."""
     model, tokenizer = tiny_token_classifier(model_type)
+    model = copy.deepcopy(model)  # the builder's models are shared between tests
     head = model.classifier if model_type == "bert" else model.score
     with torch.no_grad():
         head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(0), len(NER_LABELS)).float() * 100)  # every token "O"
