@@ -44,7 +44,7 @@ from .errors import (
 from .heads import Target, head_for, saved_head
 from .text import KEPT_TOKENS, Encoding, side_copy, tokenize
 from .utils import length_grouped_batches
-from .validation import Item, normalize_inputs
+from .validation import normalize_inputs
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 

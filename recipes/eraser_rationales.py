@@ -88,6 +88,7 @@ from hf_seqinterp.rationale import (
     RationaleTrainingArguments,
     distil_word_scores,
     predicted_labels,
+    predictor_states,
     train_rationale_generator,
 )
 
@@ -261,9 +262,10 @@ def word_scores(found: Sequence[Explanation]) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------- generator
 def train_generator(
     args: argparse.Namespace, adapter: ModelAdapter, train: Split, warm: list[np.ndarray] | None,
-    estimator: str, seed: int, folder: Path,
+    estimator: str, seed: int, folder: Path, states: list[torch.Tensor] | None,
 ) -> dict:
-    """One generator (and, in the joint setting, the predictor trained with it), saved in `folder`."""
+    """One generator (and, in the joint setting, the predictor trained with it), saved in `folder`;
+    `states`: the frozen predictor's states of the training reviews, shared by the warm starts."""
     torch.manual_seed(seed)
     generator = RationaleGenerator.for_predictor(
         adapter, estimator=estimator, target_rate=args.target_rate, coherence=args.coherence, unit=args.unit,
@@ -272,7 +274,7 @@ def train_generator(
     started = time.perf_counter()
     if warm is not None:
         distil_word_scores(generator, adapter, train.texts, warm, epochs=args.warm_start_epochs,
-                           batch_size=args.batch_size, seed=seed)
+                           batch_size=args.batch_size, seed=seed, states=states)
     joint = args.setting == "joint"
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
@@ -384,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     human = compare(adapter, [human_rationales(reference, val.evidence)], val.labels, val.evidence,
                     args.replacements) if reference else []
 
+    states = None  # a frozen predictor's states of the training reviews, read once for every warm start
     runs: dict[str, list[dict]] = {}
     for estimator in args.estimators:
         for seed in args.seeds:
@@ -391,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_adapter = adapter if args.setting == "post-hoc" else ModelAdapter.from_pretrained(str(classifier))
             stage = time.perf_counter()
             if not (args.reuse and (folder / "config.json").exists()):
-                facts[folder.name] = train_generator(args, run_adapter, train, warm, estimator, seed, folder)
+                if states is None and warm is not None and args.features == "predictor":
+                    states = predictor_states(adapter, adapter.encode(train.texts), args.batch_size)[0]
+                facts[folder.name] = train_generator(args, run_adapter, train, warm, estimator, seed, folder, states)
             times[f"training {folder.name}"] = time.perf_counter() - stage
             stage = time.perf_counter()
             runs.setdefault(estimator, []).append(evaluate(args, run_adapter, val, folder, seed, baselines))

@@ -131,9 +131,11 @@ class _Stop(Exception):
 
 
 @contextlib.contextmanager
-def capture(adapter: ModelAdapter, groups: Sequence[UnitGroup]) -> Iterator[dict[str, torch.Tensor]]:
+def capture(adapter: ModelAdapter, groups: Sequence[UnitGroup], *, stop: bool = True) -> Iterator[dict[str, torch.Tensor]]:
     """Context in which `run(batch)` fills the yielded dict with {group.name: (B, L, size) float32}
-    for one forward; the hooks are removed on exit (also on error), leaving the model as it was."""
+    for one forward; the hooks are removed on exit (also on error), leaving the model as it was.
+    `stop=False`: the forward is not cut after the last hooked block, so any forward of the model
+    (one that returns the logits too) fills the dict."""
     captured: dict[str, torch.Tensor] = {}
     handles = []
     heads = _num_heads(adapter)
@@ -153,8 +155,8 @@ def capture(adapter: ModelAdapter, groups: Sequence[UnitGroup]) -> Iterator[dict
                 find = down_projection if group.kind == "ffn" else attention_output
                 module = find(adapter, group.layer)
                 handles.append(module.register_forward_pre_hook(lambda _m, args, g=group: keep(g, args[0])))
-        last = max(g.layer for g in groups)
-        handles.append(adapter.layers[last].register_forward_hook(_stop))
+        if stop:
+            handles.append(adapter.layers[max(g.layer for g in groups)].register_forward_hook(_stop))
         yield captured
     finally:
         for handle in handles:

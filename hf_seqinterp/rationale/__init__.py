@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration import ESTIMATORS, GENERATOR_REPLACEMENTS, RationaleGeneratorConfig, tokenizer_fingerprint
 from .gates import BernoulliGate, HardKumaGate
-from .modeling import RationaleGenerator, WordBatch, load_generator
+from .modeling import RationaleGenerator, WordBatch, load_generator, predictor_states
 from .objectives import HardKumaObjective, ReinforceObjective
 
 AutoConfig.register(RationaleGeneratorConfig.model_type, RationaleGeneratorConfig, exist_ok=True)
@@ -50,6 +50,7 @@ __all__ = [
     "distil_word_scores",
     "load_generator",
     "predicted_labels",
+    "predictor_states",
     "tokenizer_fingerprint",
     "train_rationale_generator",
 ]

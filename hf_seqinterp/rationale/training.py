@@ -147,9 +147,13 @@ class _RationaleSystem(nn.Module):
         self._objective = objective
         self._train_predictor = train_predictor
 
-    def forward(self, encodings: Sequence[Encoding], targets: torch.Tensor, samples: int = 1):
-        """One step's loss; `samples` draws of the gates per text (rows sample-major)."""
-        words = self.generator.word_batch(encodings, self._adapter)
+    def forward(
+        self, encodings: Sequence[Encoding], targets: torch.Tensor, samples: int = 1,
+        states: Sequence[torch.Tensor] | None = None,
+    ):
+        """One step's loss; `samples` draws of the gates per text (rows sample-major); `states`: the
+        texts' predictor states, read already (features="predictor")."""
+        words = self.generator.word_batch(encodings, self._adapter, states)
         gate = self.generator.gate(words)
         if samples > 1:  # the same distributions, drawn `samples` times
             words, gate, encodings, targets = words.repeated(samples), gate.repeated(samples), list(encodings) * samples, targets.repeat(samples)
@@ -205,8 +209,11 @@ def check_training_setup(adapter: ModelAdapter, generator: RationaleGenerator, t
 
 
 def _resolve_targets(
-    adapter: ModelAdapter, encodings: list[Encoding], labels: Sequence[Target] | None, train_predictor: bool, size: int
+    adapter: ModelAdapter, encodings: list[Encoding], labels: Sequence[Target] | None, train_predictor: bool, size: int,
+    logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Gold labels (joint training), else the predictor's predictions (`logits` of the texts, when
+    computed already)."""
     if train_predictor:
         if labels is None or len(labels) != len(encodings):
             raise InvalidInputError(
@@ -216,7 +223,7 @@ def _resolve_targets(
         return torch.tensor([adapter.check_target(label) for label in labels], dtype=torch.long)
     if labels is not None:
         logger.warning("labels are ignored: a frozen predictor is explained against its own predictions.")
-    return predicted_labels(adapter, encodings, size)
+    return logits.argmax(-1) if logits is not None else predicted_labels(adapter, encodings, size)
 
 
 @torch.no_grad()
@@ -246,6 +253,10 @@ def train_rationale_generator(
         labels: gold labels (ids or names), needed with `args.train_predictor`.
         generator: the generator to train (its config holds the estimator and objective knobs).
         args: optimisation settings.
+
+    A generator with features="predictor" gets the predictor's states of every text once, in the
+    forwards that predict the explained classes, and keeps them for all epochs (texts × tokens ×
+    hidden floats).
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -264,7 +275,10 @@ def train_rationale_generator(
     model = predictor.model
     model.to(accelerator.device)
     generator.to(accelerator.device)
-    targets = _resolve_targets(predictor, encodings, labels, args.train_predictor, args.batch_size)
+    states = logits = None
+    if generator.config.features == "predictor":  # the frozen predictor's states, read once with its predictions
+        states, logits = predictor_states(predictor, encodings, args.batch_size)
+    targets = _resolve_targets(predictor, encodings, labels, args.train_predictor, args.batch_size, logits)
     objective = make_objective(generator, args)
     frozen = {name: p.requires_grad for name, p in model.named_parameters()}
     was_training = model.training
@@ -284,7 +298,7 @@ def train_rationale_generator(
             generator=torch.Generator().manual_seed(args.seed),
         )
         prepared, optimizer, loader = accelerator.prepare(system, optimizer, loader)
-        loop = _Loop(accelerator, prepared, optimizer, loader, sampler, objective, encodings, targets, args)
+        loop = _Loop(accelerator, prepared, optimizer, loader, sampler, objective, encodings, targets, states, args)
         loop.run(generator, predictor)
     finally:
         for name, p in model.named_parameters():
@@ -302,10 +316,10 @@ def train_rationale_generator(
 class _Loop:
     """The optimisation loop: steps, logging, checkpoints and resuming."""
 
-    def __init__(self, accelerator, system, optimizer, loader, sampler, objective, encodings, targets, args):
+    def __init__(self, accelerator, system, optimizer, loader, sampler, objective, encodings, targets, states, args):
         self.accelerator, self.system, self.optimizer = accelerator, system, optimizer
         self.loader, self.sampler, self.objective = loader, sampler, objective
-        self.encodings, self.targets, self.args = encodings, targets, args
+        self.encodings, self.targets, self.states, self.args = encodings, targets, states, args
         self.history: list[dict[str, float]] = []
         self.step = 0
         self._pending: list[dict[str, float]] = []
@@ -348,7 +362,8 @@ class _Loop:
 
     def _step(self, rows: list[int], params: list[torch.nn.Parameter]) -> dict[str, float]:
         targets = self.targets[rows].to(self.accelerator.device)
-        loss, stats = self.system([self.encodings[i] for i in rows], targets, self.args.samples_per_text)
+        states = None if self.states is None else [self.states[i] for i in rows]
+        loss, stats = self.system([self.encodings[i] for i in rows], targets, self.args.samples_per_text, states)
         self.accelerator.backward(loss)
         if self.args.max_grad_norm is not None:
             self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
@@ -435,6 +450,7 @@ def distil_word_scores(
     learning_rate: float = 3e-3,
     rank_by: str = "signed",
     seed: int = 0,
+    states: Sequence[torch.Tensor] | None = None,
 ) -> list[float]:
     r"""Warm start: fit the generator's gates to the top-k words of an attribution method
     (k = round(target_rate · n) per text of n words; y_j = 1 for those), wholly selected or not at all,
@@ -450,7 +466,8 @@ def distil_word_scores(
     generator of phrases or sentences, a unit scores the mean of its words and y marks the best
     units up to target_rate · n words (`gates.top_units`). `rank_by="abs"` ranks by |score|. A
     generator with features="predictor" gets the predictor's states of every text once, kept for
-    all epochs.
+    all epochs, or takes `states` (`predictor_states(predictor, predictor.encode(texts))[0]`), read
+    already, e.g. for several generators of the same texts.
     Returns the mean loss of each epoch; the generator is left in eval mode.
     """
     rate = generator.config.target_rate
@@ -461,7 +478,10 @@ def distil_word_scores(
     if len(word_scores) != len(encodings):
         raise InvalidInputError(f"Got {len(word_scores)} word-score arrays for {len(encodings)} texts; give one per text.")
     words = WordBatch.from_texts(encodings, 0, "cpu", generator.config.unit)  # the units and their sizes
-    states = predictor_states(predictor, encodings, batch_size) if generator.config.features == "predictor" else None
+    if generator.config.features == "predictor" and states is None:
+        states = predictor_states(predictor, encodings, batch_size)[0]
+    elif states is not None and len(states) != len(encodings):
+        raise InvalidInputError(f"Got the states of {len(states)} texts for {len(encodings)} texts; give one per text.")
     labels = torch.zeros(words.word_mask.shape)
     for row, (scores, encoding, units) in enumerate(zip(word_scores, encodings, words.groups)):
         scores = np.asarray(scores, dtype=np.float64)

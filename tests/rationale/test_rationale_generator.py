@@ -17,7 +17,7 @@ from hf_seqinterp import InvalidParameterError, ModelAdapter, applicable_explain
 from hf_seqinterp.masking import feature_groups, keep_masks, soft_masked_logits, variant_logits
 from hf_seqinterp.rationale import RationaleGenerator, RationaleGeneratorConfig, WordBatch
 from hf_seqinterp.rationale.gates import select_words
-from hf_seqinterp.rationale.modeling import predictor_states
+from hf_seqinterp.rationale.modeling import bidirectional_gru, predictor_states
 from hf_seqinterp.rationale.objectives import selection_rate
 
 TEXTS = ["a superb splendid film", "dreadful, tedious and overlong", "the cast", *random_texts(9, seed=4)]
@@ -161,6 +161,26 @@ def test_save_and_load_round_trip_through_auto_classes(bert, tmp_path):
     assert from_path[0].params["generator"] == str(tmp_path) and from_path[0].params["threshold"] == 0.45
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_bidirectional_encoder_equals_a_packed_gru(layers):
+    """Each direction run on its own (the reverse one over each row reversed in place) gives what
+    packing the padded rows gives, values and gradients, at every real token; zeros at padding."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, num_layers=layers, batch_first=True, bidirectional=True).eval()
+    x = torch.randn(4, 9, 6, requires_grad=True)
+    lengths = torch.tensor([9, 3, 7, 1])
+    packed, _ = gru(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    reference, _ = pad_packed_sequence(packed, batch_first=True, total_length=9)
+    found = bidirectional_gru(gru, x, lengths)
+    torch.testing.assert_close(found, reference, atol=1e-6, rtol=0)
+    weights = torch.randn_like(reference)
+    expected = torch.autograd.grad((reference * weights).sum(), [x, *gru.parameters()])
+    for mine, theirs in zip(torch.autograd.grad((found * weights).sum(), [x, *gru.parameters()]), expected):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])  # right and left padding
 def test_a_generator_of_predictor_states_reads_each_texts_own_last_states(kind, tmp_path):
     """features="predictor": the states are the model's last hidden states of each text alone (not
@@ -170,12 +190,14 @@ def test_a_generator_of_predictor_states_reads_each_texts_own_last_states(kind, 
     assert not hasattr(generator, "embeddings") and generator.config.predictor_hidden_size == adapter.model.config.hidden_size
     encodings = adapter.encode(TEXTS)
     reference = copy.deepcopy(adapter.model)  # output_hidden_states leaves transformers' recording hooks on a model
-    for enc, states in zip(encodings, predictor_states(adapter, encodings, batch_size=5)):
-        torch.testing.assert_close(states, predictor_states(adapter, [enc])[0], atol=1e-5, rtol=0)
+    together, logits = predictor_states(adapter, encodings, batch_size=5)
+    for enc, states, row in zip(encodings, together, logits):
+        torch.testing.assert_close(states, predictor_states(adapter, [enc])[0][0], atol=1e-5, rtol=0)
+        with torch.no_grad():
+            alone = reference(input_ids=torch.tensor([enc.input_ids]), output_hidden_states=True)
+        torch.testing.assert_close(row, alone.logits[0], atol=1e-5, rtol=0)
         if kind == "bert":  # its last hidden state is its last block's output
-            with torch.no_grad():
-                alone = reference(input_ids=torch.tensor([enc.input_ids]), output_hidden_states=True).hidden_states[-1][0]
-            torch.testing.assert_close(states, alone, atol=1e-5, rtol=0)
+            torch.testing.assert_close(states, alone.hidden_states[-1][0], atol=1e-5, rtol=0)
     assert all(not m._forward_hooks for m in adapter.model.modules())
     together = generator.selection_probabilities(encodings, adapter)
     for enc, probs in zip(encodings, together):
@@ -185,6 +207,14 @@ def test_a_generator_of_predictor_states_reads_each_texts_own_last_states(kind, 
     in_memory = hsi.explain(TEXTS, adapter, method="rationale", generator=generator, batch_size=4)
     assert [e.attributions.tolist() for e in from_path] == [e.attributions.tolist() for e in in_memory]
     assert 0 < np.mean([e.extras["selection_rate"] for e in in_memory]) < 1
+    forwards = []
+    handle = adapter.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        again = hsi.explain(TEXTS, adapter, method="rationale", generator=generator, batch_size=len(TEXTS))
+    finally:
+        handle.remove()
+    assert len(forwards) == 2  # the full texts, which give the states too, and the rationales alone
+    assert [e.attributions.tolist() for e in again] == [e.attributions.tolist() for e in in_memory]
     with pytest.raises(InvalidParameterError, match="pass the predictor"):
         generator.selection_probabilities(encodings)
 

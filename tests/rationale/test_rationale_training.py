@@ -20,6 +20,7 @@ from hf_seqinterp.rationale import (
     RationaleGenerator,
     RationaleTrainingArguments,
     distil_word_scores,
+    predictor_states,
     train_rationale_generator,
 )
 
@@ -45,7 +46,14 @@ def test_generator_recovers_the_planted_phrase(estimator, features, tmp_path):
     generator = RationaleGenerator.for_predictor(adapter, estimator=estimator, hidden_size=32, features=features,
                                                  **OBJECTIVES[estimator])
     args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, progress=False)
-    result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
+    forwards = []
+    handle = adapter.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
+    finally:
+        handle.remove()
+    # the predictions it explains (with the states, read then) and one forward per step
+    assert len(forwards) == 320 // 20 + result.global_step
 
     explanations = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
     precision, recall = precision_recall(selected_words(explanations), test.planted)
@@ -221,6 +229,24 @@ def test_warm_start_distils_an_attribution_top_k():
     assert before < 0.5 and recovered() >= 0.95, (before, recovered())
     with pytest.raises(InvalidInputError, match="one per text"):
         distil_word_scores(generator, adapter, train.texts, scores[:3])
+
+
+def test_warm_start_takes_the_predictor_states_read_already():
+    """Several generators of the same texts can share one reading of the predictor's states."""
+    adapter = ModelAdapter(*tiny_model("bert"))
+    train = planted_data(60, seed=5)
+    scores = [np.isin(np.arange(len(t.split())), sorted(p)).astype(float) for t, p in zip(train.texts, train.planted)]
+    states, _ = predictor_states(adapter, adapter.encode(train.texts))
+    fits = []
+    for given in (None, states):
+        generator = _tiny_generator(adapter, estimator="reinforce", target_rate=2 / 15, features="predictor")
+        history = distil_word_scores(generator, adapter, train.texts, scores, epochs=2, batch_size=20, states=given)
+        fits.append((history, _state(generator)))
+    np.testing.assert_allclose(fits[0][0], fits[1][0], rtol=1e-5)
+    for name, value in fits[0][1].items():
+        torch.testing.assert_close(fits[1][1][name], value, atol=1e-5, rtol=1e-5)
+    with pytest.raises(InvalidInputError, match="states of 3 texts for 60"):
+        distil_word_scores(generator, adapter, train.texts, scores, states=states[:3])
 
 
 def test_warm_start_of_a_phrase_generator_marks_the_best_phrases():
