@@ -14,7 +14,8 @@ random words at the same selection rate, against the human evidence.
 3. Generators. `RationaleGenerator.for_predictor` (a BiGRU of 64 units per direction over 128
    features) selecting `--unit`s (default: phrases, since the movie evidence is phrases). What the
    generator reads (`--features`): in the post-hoc setting the output of the frozen predictor's
-   last block, projected to 128 features (`predictor`, the default); in the joint setting, where
+   last block, projected to 128 features (`predictor`, the default; read once for the training
+   reviews and shared by every warm start); in the joint setting, where
    the predictor changes, the predictor's token embeddings reduced to 128 principal components
    (`embeddings`). Each generator is warm-started from the top words of `--warm-start` (default:
    integrated gradients with `--ig-steps`, computed once on the training reviews; gradient × input
