@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 
 from ..adapter import Batch, ModelAdapter
 from ..concurrency import model_lock
-from ..errors import InvalidParameterError, UnsupportedModelError
+from ..errors import InvalidInputError, InvalidParameterError, UnsupportedModelError
 from ..masking import feature_groups
 from ..text import TokenizedText
 from ..utils import length_grouped_batches
@@ -115,7 +116,7 @@ class WordBatch:
 def reading_states(adapter: ModelAdapter) -> Iterator[Callable[[Batch], list[torch.Tensor]]]:
     """Context in which every forward of `adapter`'s model records the residual stream after its
     last block (network analysis' `capture`; hooks removed on exit, also on error; the model's lock
-    held, so no other thread's forward runs through them); the yielded
+    held, so no other thread that takes it runs a forward through them); the yielded
     `states(batch)` cuts the last forward's record into one (tokens, hidden) float32 tensor per
     text of `batch`. The forward runs whole, so the one that computes the logits gives the states."""
     from ..network.units import capture, unit_groups  # here: the network package imports `datasets`
@@ -135,23 +136,22 @@ def reading_states(adapter: ModelAdapter) -> Iterator[Callable[[Batch], list[tor
 @torch.no_grad()
 def predictor_states(
     adapter: ModelAdapter, texts: Sequence[TokenizedText], batch_size: int | None = None
-) -> tuple[list[torch.Tensor], torch.Tensor]:
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The residual stream after the predictor's last block for each text, one (tokens, hidden)
-    float32 tensor per text, and the (texts, labels) logits of the same forwards, with dropout off;
-    in length-grouped batches of `batch_size` (default: all texts in one)."""
+    float32 tensor per text, and each text's logits from the same forwards (`adapter.logits`, one
+    row each), with dropout off, on the CPU (kept there for a dataset, moved per batch); in
+    length-grouped batches of `batch_size` (default: all texts in one)."""
     texts = list(texts)
     out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    logits: torch.Tensor | None = None
+    logits: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     groups = length_grouped_batches([len(t.input_ids) for t in texts], batch_size) if batch_size else [range(len(texts))]
     with adapter.evaluating(), reading_states(adapter) as read:
         for group in groups:
             batch = adapter.collate([texts[i] for i in group])
             found = adapter.logits(batch).float().cpu()
-            logits = found.new_empty((len(texts), found.shape[-1])) if logits is None else logits
-            logits[list(group)] = found
-            for i, states in zip(group, read(batch)):
-                out[i] = states
-    return out, logits if logits is not None else torch.empty(0, adapter.num_labels)
+            for row, (i, states) in enumerate(zip(group, read(batch))):
+                out[i], logits[i] = states.cpu(), found[row]
+    return out, logits
 
 
 def unit_words(text: TokenizedText, units: Sequence[np.ndarray]) -> list[list[int]]:
@@ -191,7 +191,11 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> to
     (zeros at the padding): what packing the rows gives, without packing (which makes a CPU step
     about 3× slower). Each direction of each layer runs unidirectionally with its own weights; the
     reverse one over every row's tokens reversed in place, so that its padding, like the forward
-    direction's, comes after the real tokens and never reaches their states."""
+    direction's, comes after the real tokens and never reaches their states. Off the CPU, where
+    cuDNN runs packed rows fast and wants the GRU's weights in one flat buffer, rows are packed."""
+    if x.device.type != "cpu":
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
     width = x.shape[1]
     positions = torch.arange(width, device=x.device)[None, :]
     lengths = lengths.to(x.device)[:, None]
@@ -352,6 +356,15 @@ class RationaleGenerator(PreTrainedModel):
                         f"predictor it was trained for ({self.config.predictor_name or 'a ModelAdapter'})."
                     )
                 states, _ = predictor_states(predictor, texts)
+            mismatch = next((i for i, (text, values) in enumerate(zip(texts, states))
+                             if values.shape[0] != len(text.input_ids)), None)
+            if len(states) != len(texts) or mismatch is not None:
+                raise InvalidInputError(
+                    f"Got the states of {len(states)} texts for {len(texts)} texts; give one per text."
+                    if len(states) != len(texts) else
+                    f"Text {mismatch} has {len(texts[mismatch].input_ids)} tokens but {states[mismatch].shape[0]} "
+                    "states; give each text's own (`predictor_states` of these encodings)."
+                )
             if states and states[0].shape[-1] != self.config.predictor_hidden_size:
                 owner = f"{type(predictor.model).__name__}'s" if predictor is not None else "the states given"
                 raise InvalidParameterError(

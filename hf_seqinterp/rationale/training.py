@@ -210,7 +210,7 @@ def check_training_setup(adapter: ModelAdapter, generator: RationaleGenerator, t
 
 def _resolve_targets(
     adapter: ModelAdapter, encodings: list[Encoding], labels: Sequence[Target] | None, train_predictor: bool, size: int,
-    logits: torch.Tensor | None = None,
+    logits: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Gold labels (joint training), else the predictor's predictions (`logits` of the texts, when
     computed already)."""
@@ -223,7 +223,7 @@ def _resolve_targets(
         return torch.tensor([adapter.check_target(label) for label in labels], dtype=torch.long)
     if labels is not None:
         logger.warning("labels are ignored: a frozen predictor is explained against its own predictions.")
-    return logits.argmax(-1) if logits is not None else predicted_labels(adapter, encodings, size)
+    return torch.stack(logits).argmax(-1) if logits is not None else predicted_labels(adapter, encodings, size)
 
 
 @torch.no_grad()
@@ -478,6 +478,8 @@ def distil_word_scores(
     if len(word_scores) != len(encodings):
         raise InvalidInputError(f"Got {len(word_scores)} word-score arrays for {len(encodings)} texts; give one per text.")
     words = WordBatch.from_texts(encodings, 0, "cpu", generator.config.unit)  # the units and their sizes
+    if states is not None and generator.config.features != "predictor":
+        raise InvalidParameterError("states= is for a generator that reads the predictor's states (features='predictor').")
     if generator.config.features == "predictor" and states is None:
         states = predictor_states(predictor, encodings, batch_size)[0]
     elif states is not None and len(states) != len(encodings):

@@ -247,6 +247,10 @@ def test_warm_start_takes_the_predictor_states_read_already():
         torch.testing.assert_close(fits[1][1][name], value, atol=1e-5, rtol=1e-5)
     with pytest.raises(InvalidInputError, match="states of 3 texts for 60"):
         distil_word_scores(generator, adapter, train.texts, scores, states=states[:3])
+    with pytest.raises(InvalidInputError, match="Text 1 has .* tokens but .* states"):
+        generator.word_batch(adapter.encode(train.texts[:2]), states=[states[0], states[0][:-1]])
+    with pytest.raises(InvalidParameterError, match="states= is for a generator that reads the predictor's states"):
+        distil_word_scores(_tiny_generator(adapter, target_rate=0.1), adapter, train.texts, scores, states=states)
 
 
 def test_warm_start_of_a_phrase_generator_marks_the_best_phrases():
