@@ -27,7 +27,8 @@ random words at the same selection rate, against the human evidence.
    prediction. `--setting joint` trains a fresh copy of the predictor with each generator on the
    gold labels from the rationale alone (Lei et al. 2016); its rows then report the task accuracy
    of that jointly trained model from the rationale alone.
-4. Evaluation on the validation windows (all 200 unless `--limit-val`): the prediction from the
+4. Evaluation on the validation windows (all 200 unless `--limit-val`; with `--heldout-reviews N`
+   also on N training reviews outside the training subset): the prediction from the
    rationale alone (fidelity to the full-text prediction; accuracy against the gold label),
    selection rate, token F1 / IOU-F1 / AUPRC against the human evidence, and comprehensiveness and
    sufficiency (probabilities, unselected words replaced as `--replacements` say), for each
@@ -55,7 +56,7 @@ import pickle
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +128,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--features", choices=("embeddings", "predictor"),
                         help="what the generator reads: the output of the predictor's last block (post-hoc only; the "
                         "post-hoc default) or token embeddings (the joint default)")
-    parser.add_argument("--samples-per-text", type=int, default=2, help="REINFORCE draws per text (leave-one-out baseline)")
+    parser.add_argument("--samples-per-text", type=int, default=2,
+                        help="draws of the gates per text and step (REINFORCE: leave-one-out baseline; HardKuma: "
+                        "the relaxed gradient averaged over them)")
     parser.add_argument("--generator-epochs", type=int, default=1)
     parser.add_argument("--generator-lr", type=float,
                         help=f"the generators' learning rate (default: {GENERATOR_LR} by estimator)")
@@ -139,6 +142,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit-train", type=int, default=300, help="a seeded random subset of N training reviews "
                         "(0: all 1,600)")
     parser.add_argument("--limit-val", type=int, help="evaluate a seeded random subset of N validation reviews")
+    parser.add_argument("--heldout-reviews", type=int, default=0,
+                        help="also evaluate on a seeded random N of the training reviews outside --limit-train "
+                        "(used neither for training nor for choosing the settings)")
     parser.add_argument("--reuse", action="store_true", help="skip stages whose outputs exist in --output")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
@@ -180,13 +186,16 @@ def shift_spans(spans: Sequence[Span], start: int, end: int) -> list[Span]:
     return [(max(s, start) - start, min(e, end) - start) for s, e in spans if e > start and s < end]
 
 
-def read_split(eraser_dir: Path, split: str, tokenizer, args: argparse.Namespace, limit: int | None) -> Split:
-    """The reviews of `split` cut to their first (`--window head`) or last `max_tokens` tokens;
-    `limit`: a seeded random subset (the files list all negative reviews first)."""
+def read_split(
+    eraser_dir: Path, split: str, tokenizer, args: argparse.Namespace, limit: int | None, exclude: Collection[str] = (),
+) -> Split:
+    """The reviews of `split` but those whose ids are in `exclude`, cut to their first (`--window
+    head`) or last `max_tokens` tokens; `limit`: a seeded random subset (the files list all negative
+    reviews first)."""
     data = metrics.load_eraser(eraser_dir / f"{split}.jsonl", eraser_dir / "docs")
     records = [json.loads(line) for line in (eraser_dir / f"{split}.jsonl").read_text().splitlines() if line.strip()]
     label_of = {r["annotation_id"]: int(r["classification"] == "POS") for r in records}
-    rows = range(len(data.texts))
+    rows = [i for i, review in enumerate(data.ids) if review not in exclude]
     if limit is not None and limit < len(rows):
         rows = sorted(random.Random(0).sample(rows, limit))
     texts, evidence = [], []
@@ -279,7 +288,7 @@ def train_generator(
     joint = args.setting == "joint"
     settings = RationaleTrainingArguments(
         output_dir=str(folder), epochs=args.generator_epochs, batch_size=args.batch_size,
-        learning_rate=args.generator_lr or GENERATOR_LR[estimator], samples_per_text=args.samples_per_text if estimator == "reinforce" else 1,
+        learning_rate=args.generator_lr or GENERATOR_LR[estimator], samples_per_text=args.samples_per_text,
         train_predictor=joint, seed=seed, logging_steps=5, save_steps=10**9,
     )
     result = train_rationale_generator(adapter, train.texts, train.labels if joint else None,
@@ -354,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     train = read_split(args.eraser_dir, "train", tokenizer, args, args.limit_train or None)
     val = read_split(args.eraser_dir, "val", tokenizer, args, args.limit_val)
+    heldout = (read_split(args.eraser_dir, "train", tokenizer, args, args.heldout_reviews, exclude=set(train.ids))
+               if args.heldout_reviews else None)
     times["data"] = time.perf_counter() - started
 
     classifier = args.base
@@ -382,6 +393,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             baselines["erasure"] = explanations(
                 "erasure", adapter, val.texts[: args.erasure_docs], args.output / "erasure.pkl", args.reuse,
                 level="word", replacement="mask")
+    heldout_baselines = {}
+    if heldout and args.setting == "post-hoc":
+        heldout_baselines["integrated_gradients"] = explanations(
+            "integrated_gradients", adapter, heldout.texts,
+            args.output / f"heldout{len(heldout.texts)}_integrated_gradients.pkl", args.reuse, n_steps=args.ig_steps)
     times["attributions"] = time.perf_counter() - stage
     reference = MethodRationales("", baselines["integrated_gradients"][0], []) if baselines else None
     human = compare(adapter, [human_rationales(reference, val.evidence)], val.labels, val.evidence,
@@ -389,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     states = None  # a frozen predictor's states of the training reviews, read once for every warm start
     runs: dict[str, list[dict]] = {}
+    heldout_runs: dict[str, list[dict]] = {}
     for estimator in args.estimators:
         for seed in args.seeds:
             folder = args.output / f"{args.setting}-{estimator}-seed{seed}"
@@ -402,6 +419,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             stage = time.perf_counter()
             runs.setdefault(estimator, []).append(evaluate(args, run_adapter, val, folder, seed, baselines))
             times[f"evaluation {folder.name}"] = time.perf_counter() - stage
+            if heldout:
+                stage = time.perf_counter()
+                heldout_runs.setdefault(estimator, []).append(evaluate(args, run_adapter, heldout, folder, seed,
+                                                                       heldout_baselines))
+                times[f"held-out evaluation {folder.name}"] = time.perf_counter() - stage
     times["total"] = time.perf_counter() - started
 
     report = [
@@ -420,11 +442,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "erasure_subset" in found[0]:
             report += ["", (f"**{estimator}**, the first {len(baselines['erasure'][0])} reviews, with word-level "
                        "erasure ([MASK]):"), "", markdown(summarise(found, "erasure_subset"))]
+    for estimator, found in heldout_runs.items():
+        report += ["", (f"**{estimator}**, {len(heldout.texts)} held-out training reviews (used neither for training "
+                   "nor for choosing the settings):"), "", markdown(summarise(found, "all"))]
     report += ["", "Minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items())]
     (args.output / "results.md").write_text("\n".join(report) + "\n")
     (args.output / "results.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "facts": facts, "times_s": times, "human": human,
-         "runs": runs}, indent=1))
+         "runs": runs, "heldout_runs": heldout_runs}, indent=1))
     print("\n".join(report))
 
 

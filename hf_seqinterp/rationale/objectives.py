@@ -20,8 +20,9 @@ with b an exponential moving average of past costs: a baseline leaves the expect
 and reduces the variance. A jointly trained predictor gets ∇ L directly.
 
 HardKuma (Bastings, Aziz & Titov 2019, arXiv:1905.08160), relaxed gates: L is differentiated
-through the reparameterised sample; the expected selection rate ρ̄ = Σ_t P(z_t ≠ 0) / n is held at
-most `target_rate` by a Lagrangian, and λ2 weighs the expected transitions
+through the reparameterised sample (its mean over the draws, with several per text); the expected
+selection rate ρ̄ = Σ_t P(z_t ≠ 0) / n is held at `target_rate` by a Lagrangian, and λ2 weighs the
+expected transitions
 τ̄ = Σ_t [P0_t (1 − P0_{t+1}) + (1 − P0_t) P0_{t+1}] / (n − 1), P0_t = P(z_t = 0):
 
     loss = L(x ⊙ z) + λ0 · c + μ/2 · c² + λ2 · τ̄,    c = mean ρ̄ − target_rate

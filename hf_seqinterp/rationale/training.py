@@ -57,9 +57,10 @@ class RationaleTrainingArguments:
         max_grad_norm: gradient clipping (None: off).
         baseline_momentum: REINFORCE's moving-average baseline, b ← m·b + (1 − m)·mean cost (with one
             sample per text).
-        samples_per_text: REINFORCE draws per text and step; with more than one, each draw's baseline
-            is the mean cost of the text's other draws (leave-one-out), a lower-variance estimate for
-            that many predictor forwards.
+        samples_per_text: draws of the gates per text and step, all in one predictor forward; with
+            more than one, REINFORCE's baseline for each draw is the mean cost of the text's other
+            draws (leave-one-out), and HardKuma's task loss is the mean over the draws (a Monte Carlo
+            estimate of the relaxed gradient with less variance).
         lagrange_lr, lagrange_alpha, lambda_init, lambda_max, rate_penalty: the augmented Lagrangian
             that holds the selection rate at the generator's target_rate (η, α, the initial λ0, the
             bound |λ0| ≤ λ_max and the quadratic weight μ; see objectives.py).

@@ -35,25 +35,30 @@ def selected_words(explanations) -> list[set[int]]:
     return [{j for j, word in enumerate(e.to_words()) if word.score > 0} for e in explanations]
 
 
-@pytest.mark.parametrize("estimator, features", [(e, "embeddings") for e in sorted(OBJECTIVES)] + [("reinforce", "predictor")])
-def test_generator_recovers_the_planted_phrase(estimator, features, tmp_path):
+@pytest.mark.parametrize("estimator, features, samples", [(e, "embeddings", 1) for e in sorted(OBJECTIVES)]
+                         + [("reinforce", "predictor", 1), ("hardkuma", "embeddings", 2)])
+def test_generator_recovers_the_planted_phrase(estimator, features, samples, tmp_path):
     """Each objective finds the two planted words (several WordPiece tokens each) among the filler,
     and the rationale alone keeps the classifier's prediction; saving and loading changes nothing.
-    So does a generator reading the predictor's states instead of token embeddings."""
+    So does a generator reading the predictor's states instead of token embeddings, and one trained
+    on two draws per text (in the same forward)."""
     adapter = planted_classifier()
     train, test = planted_data(320, seed=5), planted_data(200, seed=99)
     torch.manual_seed(0)
     generator = RationaleGenerator.for_predictor(adapter, estimator=estimator, hidden_size=32, features=features,
                                                  **OBJECTIVES[estimator])
-    args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, progress=False)
-    forwards = []
-    handle = adapter.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, samples_per_text=samples,
+                                      progress=False)
+    forwards = []  # rows of each predictor forward
+    handle = adapter.model.register_forward_pre_hook(
+        lambda _, args, kwargs: forwards.append(len(next(v for v in [*args, *kwargs.values()] if torch.is_tensor(v)))),
+        with_kwargs=True)
     try:
         result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
     finally:
         handle.remove()
-    # the predictions it explains (with the states, read then) and one forward per step
-    assert len(forwards) == 320 // 20 + result.global_step
+    # the predictions it explains (with the states, read then), then one forward of every draw per step
+    assert forwards == [20] * (320 // 20) + [20 * samples] * result.global_step
 
     explanations = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
     precision, recall = precision_recall(selected_words(explanations), test.planted)
@@ -229,6 +234,33 @@ def test_warm_start_distils_an_attribution_top_k():
     assert before < 0.5 and recovered() >= 0.95, (before, recovered())
     with pytest.raises(InvalidInputError, match="one per text"):
         distil_word_scores(generator, adapter, train.texts, scores[:3])
+
+
+def test_hardkuma_on_the_predictors_states_sharpens_a_warm_start():
+    """A HardKuma generator of the predictor's states, warm-started from gradient x input's top words
+    (about half of them planted), trained with two draws per text: the rationale becomes the planted
+    phrase at its rate. (Started cold, the same generator selected every word of one class's texts
+    and none of the other's: the all-[MASK] text keeps one class's prediction.)"""
+    adapter = planted_classifier()
+    train, test = planted_data(320, seed=5), planted_data(200, seed=99)
+    torch.manual_seed(0)
+    generator = RationaleGenerator.for_predictor(adapter, estimator="hardkuma", hidden_size=32, features="predictor",
+                                                 target_rate=0.15)
+    found = hsi.explain(train.texts, adapter, method="gradient_x_input", progress=False)
+    distil_word_scores(generator, adapter, train.texts, [[w.score for w in e.to_words()] for e in found], epochs=3)
+
+    def selected() -> tuple[float, float, float]:
+        explained = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
+        return (*precision_recall(selected_words(explained), test.planted),
+                np.mean([e.extras["selection_rate"] for e in explained]))
+
+    before = selected()
+    args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, samples_per_text=2, progress=False)
+    train_rationale_generator(adapter, train.texts, generator=generator, args=args)
+    after = selected()
+    planted_rate = np.mean([2 / len(t.split()) for t in test.texts])
+    assert before[0] < 0.6, before
+    assert after[0] >= 0.9 and after[1] >= 0.9 and abs(after[2] - planted_rate) < 0.03, after
 
 
 def test_warm_start_takes_the_predictor_states_read_already():
