@@ -51,7 +51,7 @@ def test_generator_recovers_the_planted_phrase(estimator, features, samples, tmp
                                       progress=False)
     forwards = []  # rows of each predictor forward
     handle = adapter.model.register_forward_pre_hook(
-        lambda _, args, kwargs: forwards.append(len(next(v for v in [*args, *kwargs.values()] if torch.is_tensor(v)))),
+        lambda _, positional, named: forwards.append(len(next(v for v in [*positional, *named.values()] if torch.is_tensor(v)))),
         with_kwargs=True)
     try:
         result = train_rationale_generator(adapter, train.texts, generator=generator, args=args)
