@@ -15,6 +15,7 @@ import functools
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tiny_models import wordpiece_tokenizer
 from transformers import BertConfig, BertForSequenceClassification
@@ -34,6 +35,11 @@ class PlantedData:
     texts: list[str]
     labels: list[int]
     planted: list[set[int]]  # word indices of the planted phrase in each text
+
+    @property
+    def planted_rate(self) -> float:
+        """The mean share of a text's words that are planted."""
+        return float(np.mean([len(p) / len(t.split()) for t, p in zip(self.texts, self.planted)]))
 
 
 def planted_data(n: int, seed: int, min_filler: int = 10, max_filler: int = 16) -> PlantedData:

@@ -35,6 +35,12 @@ def selected_words(explanations) -> list[set[int]]:
     return [{j for j, word in enumerate(e.to_words()) if word.score > 0} for e in explanations]
 
 
+def planted_found(explanations, data) -> tuple[float, float, float]:
+    """Precision and recall of the selected words against `data`'s planted ones, and the mean selection rate."""
+    return (*precision_recall(selected_words(explanations), data.planted),
+            float(np.mean([e.extras["selection_rate"] for e in explanations])))
+
+
 @pytest.mark.parametrize("estimator, features, samples", [(e, "embeddings", 1) for e in sorted(OBJECTIVES)]
                          + [("reinforce", "predictor", 1), ("hardkuma", "embeddings", 2)])
 def test_generator_recovers_the_planted_phrase(estimator, features, samples, tmp_path):
@@ -61,12 +67,10 @@ def test_generator_recovers_the_planted_phrase(estimator, features, samples, tmp
     assert forwards == [20] * (320 // 20) + [20 * samples] * result.global_step
 
     explanations = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
-    precision, recall = precision_recall(selected_words(explanations), test.planted)
-    rate = np.mean([e.extras["selection_rate"] for e in explanations])
-    planted_rate = np.mean([2 / len(t.split()) for t in test.texts])
+    precision, recall, rate = planted_found(explanations, test)
     assert precision >= 0.9 and recall >= 0.8, (precision, recall, rate)
-    assert abs(rate - planted_rate) < 0.03  # converged to the phrase: about 2 words of 12-18
-    assert abs(result.history[-1]["selection_rate"] - planted_rate) < 0.03
+    assert abs(rate - test.planted_rate) < 0.03  # converged to the phrase: about 2 words of 12-18
+    assert abs(result.history[-1]["selection_rate"] - test.planted_rate) < 0.03
     kept = [e.extras["rationale_prediction"] == e.predicted for e in explanations]
     assert np.mean(kept) >= 0.95
 
@@ -249,18 +253,15 @@ def test_hardkuma_on_the_predictors_states_sharpens_a_warm_start():
     found = hsi.explain(train.texts, adapter, method="gradient_x_input", progress=False)
     distil_word_scores(generator, adapter, train.texts, [[w.score for w in e.to_words()] for e in found], epochs=3)
 
-    def selected() -> tuple[float, float, float]:
-        explained = hsi.explain(test.texts, adapter, method="rationale", generator=generator)
-        return (*precision_recall(selected_words(explained), test.planted),
-                np.mean([e.extras["selection_rate"] for e in explained]))
+    def found() -> tuple[float, float, float]:
+        return planted_found(hsi.explain(test.texts, adapter, method="rationale", generator=generator), test)
 
-    before = selected()
+    before = found()
     args = RationaleTrainingArguments(epochs=6, batch_size=20, learning_rate=0.01, samples_per_text=2, progress=False)
     train_rationale_generator(adapter, train.texts, generator=generator, args=args)
-    after = selected()
-    planted_rate = np.mean([2 / len(t.split()) for t in test.texts])
+    after = found()
     assert before[0] < 0.6, before
-    assert after[0] >= 0.9 and after[1] >= 0.9 and abs(after[2] - planted_rate) < 0.03, after
+    assert after[0] >= 0.9 and after[1] >= 0.9 and abs(after[2] - test.planted_rate) < 0.03, after
 
 
 def test_warm_start_takes_the_predictor_states_read_already():
